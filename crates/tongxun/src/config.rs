@@ -1,0 +1,87 @@
+//! Server configuration with documented, Node-compatible defaults.
+
+use std::time::Duration;
+
+/// Default path of the Socket.IO endpoint, as in Node's `socket.io`.
+pub const DEFAULT_PATH: &str = "/socket.io";
+/// Default interval between two Engine.IO pings: 25 s, as in Node.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
+/// Default time a client has to answer a ping: 20 s, as in Node.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default largest accepted HTTP long-polling payload: 1 MB, as in Node (`maxHttpBufferSize`).
+pub const DEFAULT_MAX_PAYLOAD: u64 = 1_000_000;
+/// Default time a client has to join a namespace after opening a session: 45 s, as in Node.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Default time the server waits for a client's acknowledgement: 5 s.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of packets that may wait in one client's outgoing queue.
+///
+/// socketioxide's own default is 128, which loses deliveries under bursts of broadcasts;
+/// the queue's memory is allocated as it fills, so a larger bound costs an idle client nothing.
+pub const DEFAULT_MAX_BUFFER_SIZE: usize = 1024;
+/// Default number of received events that may wait for an ordered handler, per socket.
+pub const DEFAULT_MAX_PENDING_EVENTS: usize = 10_000;
+/// Default time in-flight handlers get to finish on shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Configuration of a tongxun [`Server`](crate::Server).
+///
+/// Every field has a documented default matching Node's `socket.io` where one exists.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let mut config = tongxun::Config::default();
+/// config.ping_interval = Duration::from_secs(10);
+/// assert_eq!(config.path, "/socket.io");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Path of the Socket.IO endpoint. Defaults to [`DEFAULT_PATH`] (`/socket.io`).
+    pub path: String,
+    /// Interval between two pings. Defaults to [`DEFAULT_PING_INTERVAL`] (25 s).
+    pub ping_interval: Duration,
+    /// Time a client has to answer a ping before it is disconnected.
+    /// Defaults to [`DEFAULT_PING_TIMEOUT`] (20 s).
+    pub ping_timeout: Duration,
+    /// Largest accepted payload of one HTTP long-polling request or WebSocket message, in bytes.
+    /// Defaults to [`DEFAULT_MAX_PAYLOAD`] (1 MB).
+    pub max_payload: u64,
+    /// Time a client has to join a namespace after opening its session.
+    /// Defaults to [`DEFAULT_CONNECT_TIMEOUT`] (45 s).
+    pub connect_timeout: Duration,
+    /// Time the server waits for a client's acknowledgement.
+    /// Defaults to [`DEFAULT_ACK_TIMEOUT`] (5 s).
+    pub ack_timeout: Duration,
+    /// Packets that may wait in one client's outgoing queue.
+    /// Defaults to [`DEFAULT_MAX_BUFFER_SIZE`] (1024).
+    pub max_buffer_size: usize,
+    /// Received events that may wait for an ordered handler, per socket. An event past this bound
+    /// is refused: logged, and its acknowledgement (if requested) answered with an error.
+    /// Defaults to [`DEFAULT_MAX_PENDING_EVENTS`] (10 000).
+    pub max_pending_events: usize,
+    /// Whether the main namespace `/` accepts connections when no handler was registered for it.
+    /// Defaults to `true`, as in Node.
+    pub default_namespace: bool,
+    /// Time in-flight handlers get to finish on shutdown.
+    /// Defaults to [`DEFAULT_SHUTDOWN_TIMEOUT`] (10 s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_PATH.to_owned(),
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+            max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            default_namespace: true,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Per-socket event dispatch.
+//!
+//! socketioxide calls a socket's message handler synchronously, in arrival order, from the
+//! socket's receive path. tongxun registers one [`Dispatcher`] there: it queues each event and a
+//! single drain task per socket runs the listeners, so events from one socket are handled in the
+//! order they arrived even when handlers await. A namespace may opt out and run each event in a
+//! task of its own. The drain task only exists while events are waiting: an idle socket costs
+//! no task.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use futures_util::FutureExt;
+use socketioxide::extract::Event as RawEvent;
+use socketioxide::handler::{DisconnectHandler, FromMessageParts, MessageHandler};
+use socketioxide::socket::DisconnectReason;
+use socketioxide_core::Value;
+use tokio::sync::oneshot;
+
+use super::extract::{AckSlot, EventContext};
+use super::handler::{BoxedHandler, HandlerFailure};
+use super::namespace::NamespaceShared;
+use super::socket::{RawSocket, Socket};
+use super::store::Store;
+use super::RawAdapter;
+
+/// Identifies one registered listener, so that it can be removed with
+/// [`Socket::off_listener`](super::Socket::off_listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+static NEXT_LISTENER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ListenerId {
+    fn next() -> Self {
+        ListenerId(NEXT_LISTENER_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+struct Listener {
+    id: ListenerId,
+    once: bool,
+    handler: BoxedHandler,
+}
+
+pub(crate) type DisconnectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+pub(crate) type BoxedDisconnect = Arc<dyn Fn(Socket, DisconnectReason) -> DisconnectFuture + Send + Sync>;
+
+#[derive(Default)]
+struct Listeners {
+    by_event: HashMap<String, Vec<Listener>>,
+    any: Vec<Listener>,
+    disconnect: Vec<BoxedDisconnect>,
+}
+
+impl Listeners {
+    /// The handlers an event reaches: catch-all listeners first, as in Node, then the event's.
+    /// `once` listeners are removed here, so they fire once even when events run in parallel.
+    fn take_for(&mut self, event: &str) -> Vec<BoxedHandler> {
+        fn pick(list: &mut Vec<Listener>, out: &mut Vec<BoxedHandler>) {
+            out.extend(list.iter().map(|l| l.handler.clone()));
+            list.retain(|l| !l.once);
+        }
+        let mut handlers = Vec::new();
+        pick(&mut self.any, &mut handlers);
+        if let Some(list) = self.by_event.get_mut(event) {
+            pick(list, &mut handlers);
+            if list.is_empty() {
+                self.by_event.remove(event);
+            }
+        }
+        handlers
+    }
+}
+
+enum Job {
+    Event {
+        raw: Arc<RawSocket>,
+        value: Value,
+        ack_id: Option<i64>,
+    },
+    Disconnect {
+        raw: Arc<RawSocket>,
+        reason: DisconnectReason,
+        done: oneshot::Sender<()>,
+    },
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// A drain task is running.
+    running: bool,
+    /// The connect handler has finished registering listeners.
+    ready: bool,
+}
+
+/// What tongxun keeps for each socket: listeners, storage and the event queue.
+pub(crate) struct SocketState {
+    /// The socketioxide socket, held weakly: it owns this state through its extensions.
+    pub(crate) raw: std::sync::Weak<RawSocket>,
+    pub(crate) store: Store,
+    pub(crate) ns: Arc<NamespaceShared>,
+    listeners: RwLock<Listeners>,
+    queue: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for SocketState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketState")
+            .field("ns", &self.ns.path)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketState {
+    pub(crate) fn new(ns: Arc<NamespaceShared>, raw: &Arc<RawSocket>) -> Arc<Self> {
+        Arc::new(Self {
+            raw: Arc::downgrade(raw),
+            store: Store::new(ns.server.live_stores.clone()),
+            ns,
+            listeners: RwLock::default(),
+            queue: Mutex::default(),
+        })
+    }
+
+    fn listeners(&self) -> std::sync::RwLockWriteGuard<'_, Listeners> {
+        self.listeners.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn add_listener(&self, event: Option<&str>, once: bool, handler: BoxedHandler) -> ListenerId {
+        let id = ListenerId::next();
+        let listener = Listener { id, once, handler };
+        let mut listeners = self.listeners();
+        match event {
+            Some(event) => listeners.by_event.entry(event.to_owned()).or_default().push(listener),
+            None => listeners.any.push(listener),
+        }
+        id
+    }
+
+    pub(crate) fn remove_event(&self, event: &str) -> usize {
+        self.listeners().by_event.remove(event).map_or(0, |l| l.len())
+    }
+
+    pub(crate) fn remove_any(&self) -> usize {
+        std::mem::take(&mut self.listeners().any).len()
+    }
+
+    pub(crate) fn remove_listener(&self, id: ListenerId) -> bool {
+        let mut listeners = self.listeners();
+        let Listeners { by_event, any, .. } = &mut *listeners;
+        for list in by_event.values_mut().chain(std::iter::once(any)) {
+            if let Some(pos) = list.iter().position(|l| l.id == id) {
+                list.remove(pos);
+                return true;
+            }
+        }
+        false
+    }
+
+    pub(crate) fn listener_count(&self, event: &str) -> usize {
+        self.listeners.read().unwrap_or_else(|p| p.into_inner()).by_event.get(event).map_or(0, Vec::len)
+    }
+
+    pub(crate) fn add_disconnect(&self, handler: BoxedDisconnect) {
+        self.listeners().disconnect.push(handler);
+    }
+
+    /// Called once the connect handler returned: queued events may now be dispatched.
+    pub(crate) fn mark_ready(self: &Arc<Self>) {
+        let mut queue = self.queue();
+        queue.ready = true;
+        self.start_drain(&mut queue);
+    }
+
+    fn start_drain(self: &Arc<Self>, queue: &mut Queue) {
+        if queue.ready && !queue.running && !queue.jobs.is_empty() {
+            queue.running = true;
+            self.ns.server.tasks.spawn(self.clone().drain());
+        }
+    }
+
+    fn enqueue_event(self: &Arc<Self>, raw: Arc<RawSocket>, value: Value, ack_id: Option<i64>) {
+        let mut queue = self.queue();
+        let pending = queue.jobs.len();
+        if pending >= self.ns.server.config.max_pending_events {
+            drop(queue);
+            tracing::warn!(sid = %raw.id, ns = raw.ns(), pending, "too many pending events, refusing event");
+            let socket = Socket::new(raw, self.clone());
+            AckSlot::new(&socket, ack_id).fail("too many pending events");
+            return;
+        }
+        queue.jobs.push_back(Job::Event { raw, value, ack_id });
+        self.start_drain(&mut queue);
+    }
+
+    /// Queues the disconnect behind the events already received and waits until it was handled.
+    pub(crate) async fn disconnect(self: Arc<Self>, raw: Arc<RawSocket>, reason: DisconnectReason) {
+        let (done, finished) = oneshot::channel();
+        {
+            let mut queue = self.queue();
+            // A socket that disconnects while its connect handler still runs is handled
+            // once that handler returns.
+            queue.jobs.push_back(Job::Disconnect { raw, reason, done });
+            self.start_drain(&mut queue);
+        }
+        finished.await.ok();
+    }
+
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut queue = self.queue();
+                match queue.jobs.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        queue.running = false;
+                        return;
+                    }
+                }
+            };
+            match job {
+                Job::Event { raw, value, ack_id } if !self.ns.ordered => {
+                    let state = self.clone();
+                    self.ns.server.tasks.spawn(async move { state.run_event(raw, value, ack_id).await });
+                }
+                Job::Event { raw, value, ack_id } => self.clone().run_event(raw, value, ack_id).await,
+                Job::Disconnect { raw, reason, done } => {
+                    self.clone().run_disconnect(raw, reason).await;
+                    done.send(()).ok();
+                }
+            }
+        }
+    }
+
+    async fn run_event(self: Arc<Self>, raw: Arc<RawSocket>, mut value: Value, ack_id: Option<i64>) {
+        let event: Arc<str> = match RawEvent::from_message_parts(&raw, &mut value, &ack_id) {
+            Ok(RawEvent(name)) => name.into(),
+            Err(e) => {
+                tracing::warn!(sid = %raw.id, ns = raw.ns(), "unreadable event name: {e}");
+                return;
+            }
+        };
+        let socket = Socket::new(raw, self.clone());
+        let ack = Arc::new(AckSlot::new(&socket, ack_id));
+        let handlers = self.listeners().take_for(&event);
+        if handlers.is_empty() {
+            tracing::debug!(sid = %socket.id(), ns = socket.ns(), %event, "no listener for event");
+            ack.fail(&format!("no handler for event \"{event}\""));
+            return;
+        }
+        for handler in handlers {
+            let ctx = EventContext {
+                socket: socket.clone(),
+                event: event.clone(),
+                value: value.clone(),
+                ack: ack.clone(),
+            };
+            let outcome = AssertUnwindSafe(async move { handler(ctx).await }).catch_unwind().await;
+            let message = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(HandlerFailure::Extract(message))) => {
+                    tracing::warn!(sid = %socket.id(), ns = socket.ns(), %event, "{message}");
+                    message
+                }
+                Ok(Err(HandlerFailure::Returned(message))) => {
+                    tracing::debug!(sid = %socket.id(), ns = socket.ns(), %event, "handler returned an error: {message}");
+                    message
+                }
+                Err(panic) => {
+                    tracing::error!(sid = %socket.id(), ns = socket.ns(), %event, panic = panic_message(&panic), "event handler panicked");
+                    "internal server error".to_owned()
+                }
+            };
+            ack.fail(&message);
+        }
+        // Every listener returned and none kept the acknowledgement for later: the client would
+        // otherwise wait for an answer that can never come.
+        if Arc::strong_count(&ack) == 1 && ack.fail("event handled without an acknowledgement") {
+            tracing::warn!(sid = %socket.id(), ns = socket.ns(), %event, "handlers finished without answering the requested acknowledgement");
+        }
+    }
+
+    async fn run_disconnect(self: Arc<Self>, raw: Arc<RawSocket>, reason: DisconnectReason) {
+        let socket = Socket::new(raw, self.clone());
+        let handlers = std::mem::take(&mut self.listeners().disconnect);
+        for handler in handlers {
+            let fut = handler(socket.clone(), reason);
+            if let Err(panic) = AssertUnwindSafe(fut).catch_unwind().await {
+                tracing::error!(sid = %socket.id(), ns = socket.ns(), panic = panic_message(&panic), "disconnect handler panicked");
+            }
+        }
+        // Break the cycles a listener capturing its own socket would create, and free the store.
+        *self.listeners() = Listeners::default();
+        self.store.clear();
+        tracing::debug!(sid = %socket.id(), ns = socket.ns(), ?reason, "socket disconnected");
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
+}
+
+/// The message handler tongxun registers on every socketioxide socket.
+#[derive(Clone)]
+pub(crate) struct Dispatcher(pub(crate) Arc<SocketState>);
+
+impl MessageHandler<RawAdapter, Dispatcher> for Dispatcher {
+    fn call(&self, s: Arc<RawSocket>, v: Value, ack_id: Option<i64>) {
+        self.0.enqueue_event(s, v, ack_id);
+    }
+}
+
+impl DisconnectHandler<RawAdapter, Dispatcher> for Dispatcher {
+    fn call_with_defer(
+        &self,
+        s: Arc<RawSocket>,
+        reason: DisconnectReason,
+        defer: fn(Arc<RawSocket>),
+    ) {
+        // socketioxide keeps the socket's rooms until `defer` runs: the disconnect listeners
+        // still see them, as they see the socket's store.
+        let state = self.0.clone();
+        self.0.ns.server.tasks.spawn(async move {
+            state.disconnect(s.clone(), reason).await;
+            defer(s);
+        });
+    }
+}

@@ -1,0 +1,252 @@
+//! Extractors: the arguments an event handler can ask for.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketioxide::extract::AckSender;
+use socketioxide::handler::FromMessageParts;
+use socketioxide_core::Value;
+
+use super::socket::Socket;
+use crate::error::SendError;
+
+/// Everything known about one received event, from which handler arguments are extracted.
+#[derive(Debug)]
+pub struct EventContext {
+    pub(crate) socket: Socket,
+    pub(crate) event: Arc<str>,
+    pub(crate) value: Value,
+    pub(crate) ack: Arc<AckSlot>,
+}
+
+/// Why a handler argument could not be extracted from an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// The payload did not decode into the requested type.
+    #[error("invalid payload for event \"{event}\": {reason}")]
+    Decode {
+        /// The event's name.
+        event: String,
+        /// What did not match.
+        reason: String,
+    },
+}
+
+/// A handler argument that can be extracted from a received event.
+///
+/// Implemented by [`Socket`], [`Data`], [`TryData`], [`Event`], [`Ack`], [`Args`] and [`Bin`].
+pub trait FromEvent: Sized {
+    /// Extracts the argument. An error stops the handler; the client's ack (if requested) is
+    /// answered with `{"error": "<message>"}`.
+    ///
+    /// # Errors
+    /// When the event does not carry what the argument needs.
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError>;
+}
+
+impl FromEvent for Socket {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        Ok(ctx.socket.clone())
+    }
+}
+
+/// The event's arguments, decoded with serde.
+///
+/// A tuple type takes every argument the client sent (`socket.emit("move", x, y)` decodes into
+/// `Data<(i32, i32)>`); any other type takes the first argument. Binary arguments (an
+/// `ArrayBuffer`, a `Buffer`) decode into [`Bytes`] fields byte for byte.
+///
+/// When the payload does not decode, the handler is not called: tongxun logs a warning and
+/// answers the client's acknowledgement, if it asked for one, with `{"error": "..."}`. Use
+/// [`TryData`] to handle the error yourself.
+///
+/// # Examples
+/// ```
+/// use bytes::Bytes;
+/// use tongxun::{Data, Socket};
+///
+/// async fn on_connect(socket: Socket) {
+///     socket.on("move", |Data((x, y)): Data<(i32, i32)>| async move {
+///         println!("moved to {x},{y}");
+///     });
+///     socket.on("upload", |Data((name, file)): Data<(String, Bytes)>| async move {
+///         println!("{name}: {} bytes", file.len());
+///     });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Data<T>(pub T);
+
+impl<T: DeserializeOwned> FromEvent for Data<T> {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        decode(ctx).map(Data)
+    }
+}
+
+/// Like [`Data`], but hands a payload that does not decode to the handler as an error.
+#[derive(Debug)]
+pub struct TryData<T>(pub Result<T, ExtractError>);
+
+impl<T: DeserializeOwned> FromEvent for TryData<T> {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        Ok(TryData(decode(ctx)))
+    }
+}
+
+fn decode<T: DeserializeOwned>(ctx: &EventContext) -> Result<T, ExtractError> {
+    let mut value = ctx.value.clone();
+    let socketioxide::extract::TryData(decoded) =
+        socketioxide::extract::TryData::<T>::from_message_parts(ctx.socket.raw(), &mut value, &None)
+            .unwrap_or_else(|never| match never {});
+    decoded.map_err(|e| ExtractError::Decode {
+        event: ctx.event.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The name of the received event; most useful in a catch-all handler.
+#[derive(Debug, Clone)]
+pub struct Event(pub String);
+
+impl FromEvent for Event {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        Ok(Event(ctx.event.to_string()))
+    }
+}
+
+/// Every argument of the event as JSON values; binary arguments appear as
+/// `{"_placeholder": true, "num": N}` and are available through [`Bin`].
+#[derive(Debug, Clone)]
+pub struct Args(pub Vec<serde_json::Value>);
+
+impl FromEvent for Args {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        let text = ctx.value.as_str().map(|s| s.as_str()).unwrap_or("[]");
+        let mut all: Vec<serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| ExtractError::Decode {
+                event: ctx.event.to_string(),
+                reason: e.to_string(),
+            })?;
+        if !all.is_empty() {
+            all.remove(0); // the event name
+        }
+        Ok(Args(all))
+    }
+}
+
+/// The binary attachments of the event, in the order the client sent them.
+#[derive(Debug, Clone)]
+pub struct Bin(pub Vec<Bytes>);
+
+impl FromEvent for Bin {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        let bins = match &ctx.value {
+            Value::Str(_, Some(bins)) => bins.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Ok(Bin(bins))
+    }
+}
+
+/// Answers the client's acknowledgement callback (`socket.emit("event", data, (answer) => ...)`
+/// or `await socket.emitWithAck(...)` in JavaScript).
+///
+/// An acknowledgement is answered at most once: when several listeners of one event take an
+/// `Ack`, the first `send` wins. If the handler fails (its payload does not decode, it returns an
+/// error, or it panics) before answering, tongxun answers `{"error": "<message>"}` so that the
+/// client's callback is never left waiting.
+///
+/// # Examples
+/// ```
+/// use tongxun::{Ack, Data, Socket};
+///
+/// async fn on_connect(socket: Socket) {
+///     // JS: const total = await socket.emitWithAck("sum", [1, 2, 3]);
+///     socket.on("sum", |Data(numbers): Data<Vec<i64>>, ack: Ack| async move {
+///         ack.send(&numbers.iter().sum::<i64>())
+///     });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ack {
+    slot: Arc<AckSlot>,
+}
+
+impl Ack {
+    /// Whether the client asked for an acknowledgement.
+    pub fn requested(&self) -> bool {
+        self.slot.requested
+    }
+
+    /// Sends the answer. A tuple sends several arguments to the client's callback.
+    /// When the client asked for no acknowledgement this does nothing.
+    ///
+    /// # Errors
+    /// [`SendError::AlreadyAcknowledged`] when the acknowledgement was already answered, and the
+    /// errors of sending any message.
+    pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), SendError> {
+        self.slot.send(data)
+    }
+}
+
+impl FromEvent for Ack {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        Ok(Ack {
+            slot: ctx.ack.clone(),
+        })
+    }
+}
+
+/// The one-shot acknowledgement of an event, shared by every listener of that event.
+pub(crate) struct AckSlot {
+    requested: bool,
+    sender: Mutex<Option<AckSender<crate::io::RawAdapter>>>,
+}
+
+impl std::fmt::Debug for AckSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckSlot")
+            .field("requested", &self.requested)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AckSlot {
+    pub(crate) fn new(socket: &Socket, ack_id: Option<i64>) -> Self {
+        let mut empty = Value::Str(String::new().into(), None);
+        let sender = AckSender::from_message_parts(socket.raw(), &mut empty, &ack_id)
+            .unwrap_or_else(|never| match never {});
+        Self {
+            requested: ack_id.is_some(),
+            sender: Mutex::new(ack_id.map(|_| sender)),
+        }
+    }
+
+    pub(crate) fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), SendError> {
+        if !self.requested {
+            return Ok(());
+        }
+        let sender = self.take().ok_or(SendError::AlreadyAcknowledged)?;
+        sender.send(data).map_err(SendError::from)
+    }
+
+    /// Answers `{"error": message}` if the acknowledgement is still open; returns whether it did.
+    pub(crate) fn fail(&self, message: &str) -> bool {
+        match self.take() {
+            Some(sender) => sender
+                .send(&serde_json::json!({ "error": message }))
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    fn take(&self) -> Option<AckSender<crate::io::RawAdapter>> {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+

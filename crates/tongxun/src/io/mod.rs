@@ -1,0 +1,67 @@
+//! The Socket.IO layer over socketioxide: namespaces, sockets, event dispatch, storage and
+//! broadcasting.
+
+mod dispatch;
+mod extract;
+mod handler;
+mod namespace;
+mod socket;
+mod store;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub use dispatch::ListenerId;
+pub use extract::{Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromEvent, TryData};
+pub use handler::{EventHandler, IntoHandlerResult};
+pub use namespace::{ConnectError, Handshake, Namespace};
+pub use socket::Socket;
+pub use store::{Store, StoreError};
+
+use dispatch::SocketState;
+pub(crate) use namespace::ServerShared;
+
+/// The adapter socketioxide runs with.
+pub(crate) type RawAdapter = socketioxide::adapter::LocalAdapter;
+
+/// A handle on the Socket.IO side of a server, usable anywhere: an axum route, a timer, a task.
+///
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Io {
+    pub(crate) raw: socketioxide::SocketIo<RawAdapter>,
+    pub(crate) shared: Arc<ServerShared>,
+}
+
+impl std::fmt::Debug for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Io").finish_non_exhaustive()
+    }
+}
+
+impl Io {
+    /// The sockets of namespace `path` connected to this node, or `None` if no such namespace
+    /// exists.
+    pub fn sockets(&self, path: &str) -> Option<Vec<Socket>> {
+        let ns = self.raw.of(path)?;
+        Some(ns.sockets().into_iter().filter_map(|s| socket_of(&s)).collect())
+    }
+
+    /// How many per-socket stores are alive: a store is freed when its socket is gone, so after
+    /// every client left this returns to zero.
+    pub fn live_stores(&self) -> usize {
+        self.shared.live_stores.load(Ordering::Relaxed)
+    }
+
+    /// The underlying socketioxide handle, for what tongxun does not wrap.
+    pub fn raw(&self) -> &socketioxide::SocketIo<RawAdapter> {
+        &self.raw
+    }
+}
+
+/// The tongxun socket behind a socketioxide socket reference.
+pub(crate) fn socket_of(raw: &socketioxide::extract::SocketRef<RawAdapter>) -> Option<Socket> {
+    let state = raw.extensions.get::<Arc<SocketState>>()?;
+    let raw = state.raw.upgrade()?;
+    Some(Socket::new(raw, state))
+}

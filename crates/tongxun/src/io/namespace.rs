@@ -1,0 +1,321 @@
+//! Namespaces: their connect handler, auth at connect, and dispatch mode.
+
+use std::fmt::{self, Display};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketioxide::handler::{ConnectHandler, FromConnectParts};
+use socketioxide::socket::Sid;
+use socketioxide_core::Value;
+use tokio_util::task::TaskTracker;
+
+use super::RawAdapter;
+use super::dispatch::{Dispatcher, SocketState, panic_message};
+use super::extract::ExtractError;
+use super::socket::{RawSocket, Socket};
+use super::store::Store;
+use crate::Config;
+
+/// What every namespace of one server shares.
+#[derive(Debug)]
+pub(crate) struct ServerShared {
+    pub(crate) config: Config,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) live_stores: Arc<AtomicUsize>,
+}
+
+/// What every socket of one namespace shares.
+#[derive(Debug)]
+pub(crate) struct NamespaceShared {
+    pub(crate) path: String,
+    pub(crate) ordered: bool,
+    pub(crate) server: Arc<ServerShared>,
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type BoxedConnect = Arc<dyn Fn(Socket) -> ConnectFuture + Send + Sync>;
+type AuthFuture = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>>;
+type BoxedAuth = Arc<dyn Fn(Handshake) -> AuthFuture + Send + Sync>;
+
+/// A namespace's connect handler, with an optional auth step and its dispatch mode.
+///
+/// # Examples
+/// ```
+/// use tongxun::{ConnectError, Handshake, Namespace, Socket};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Auth { token: String }
+///
+/// async fn check(handshake: Handshake) -> Result<(), ConnectError> {
+///     let auth: Auth = handshake.auth().map_err(|_| ConnectError::new("missing token"))?;
+///     if auth.token != "s3cret" {
+///         return Err(ConnectError::new("invalid token"));
+///     }
+///     handshake.store().set("user", "ada").ok();
+///     Ok(())
+/// }
+///
+/// async fn on_admin(socket: Socket) { /* register listeners */ }
+///
+/// let server = tongxun::Server::builder()
+///     .namespace_with("/admin", Namespace::new(on_admin).auth(check))
+///     .build();
+/// ```
+#[derive(Clone)]
+pub struct Namespace {
+    on_connect: BoxedConnect,
+    auth: Option<BoxedAuth>,
+    ordered: bool,
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Namespace")
+            .field("auth", &self.auth.is_some())
+            .field("ordered", &self.ordered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    /// A namespace whose connected sockets are handed to `on_connect`.
+    ///
+    /// Events a client sends while `on_connect` still runs wait for it, so listeners registered
+    /// there see every event, even when `on_connect` awaits.
+    pub fn new<F, Fut>(on_connect: F) -> Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self {
+            on_connect: Arc::new(move |socket| -> ConnectFuture { Box::pin(on_connect(socket)) }),
+            auth: None,
+            ordered: true,
+        }
+    }
+
+    /// Runs `auth` before a client joins: `Err` refuses it with `connect_error`, whose message
+    /// the client sees as `err.message` (and the client does not retry on its own).
+    pub fn auth<F, Fut>(mut self, auth: F) -> Self
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.auth = Some(Arc::new(move |handshake| -> AuthFuture { Box::pin(auth(handshake)) }));
+        self
+    }
+
+    /// Handles each event in a task of its own instead of in arrival order.
+    ///
+    /// By default the events of one socket are handled one after the other, in the order they
+    /// arrived, even when a handler awaits. With `parallel`, a slow handler no longer delays the
+    /// socket's next events, and events may finish in any order.
+    pub fn parallel(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
+
+    pub(crate) fn into_handler(self, path: &str, server: Arc<ServerShared>) -> NamespaceHandler {
+        NamespaceHandler {
+            shared: Arc::new(NamespaceShared {
+                path: path.to_owned(),
+                ordered: self.ordered,
+                server,
+            }),
+            on_connect: self.on_connect,
+            auth: self.auth,
+        }
+    }
+}
+
+/// A refusal at connect. The client receives it as a `connect_error` and sees the message as
+/// `err.message`.
+///
+/// socketioxide 0.18 sends only a message, not Node's `err.data`. When data is attached with
+/// [`with_data`](Self::with_data), `err.message` is the JSON text
+/// `{"message": "...", "data": ...}`, which the client can `JSON.parse` (see
+/// `docs/compatibility.md`).
+///
+/// # Examples
+/// ```
+/// use tongxun::ConnectError;
+///
+/// let plain = ConnectError::new("invalid token");
+/// assert_eq!(plain.to_string(), "invalid token");
+///
+/// let detailed = ConnectError::new("banned").with_data(&serde_json::json!({ "until": 1700000000 }));
+/// assert_eq!(detailed.to_string(), r#"{"data":{"until":1700000000},"message":"banned"}"#);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectError {
+    message: String,
+    data: Option<serde_json::Value>,
+}
+
+impl ConnectError {
+    /// A refusal with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Attaches structured data. A value that does not serialize is sent as `null`.
+    pub fn with_data<T: Serialize + ?Sized>(mut self, data: &T) -> Self {
+        self.data = Some(serde_json::to_value(data).unwrap_or_default());
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.data {
+            None => f.write_str(&self.message),
+            Some(data) => {
+                let text = serde_json::json!({ "message": self.message, "data": data });
+                write!(f, "{text}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// What a client sent when joining a namespace, for auth.
+pub struct Handshake {
+    raw: Arc<RawSocket>,
+    auth: Option<Value>,
+    state: Arc<SocketState>,
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handshake")
+            .field("id", &self.raw.id)
+            .field("ns", &self.raw.ns())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handshake {
+    /// The client's `auth` payload (`io(url, { auth: {...} })`) decoded as `T`. A client that
+    /// sent none is read as `{}`.
+    ///
+    /// # Errors
+    /// [`ExtractError::Decode`] when the payload does not decode into `T`.
+    pub fn auth<T: DeserializeOwned>(&self) -> Result<T, ExtractError> {
+        socketioxide::extract::Data::<T>::from_connect_parts(&self.raw, &self.auth)
+            .map(|data| data.0)
+            .map_err(|e| ExtractError::Decode {
+                event: "connect".to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The headers of the HTTP request that opened the connection.
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.raw.req_parts().headers
+    }
+
+    /// The value of query parameter `name` in the connection URL (`io(url, { query: {...} })`).
+    pub fn query(&self, name: &str) -> Option<String> {
+        let query = self.raw.req_parts().uri.query()?;
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find_map(|(key, value)| (key == name).then_some(value))
+    }
+
+    /// The namespace the client joins, such as `/tenant/42`.
+    pub fn ns(&self) -> &str {
+        self.raw.ns()
+    }
+
+    /// The id the socket will have.
+    pub fn id(&self) -> Sid {
+        self.raw.id
+    }
+
+    /// The storage of the socket being connected: what auth learns (a user id) is there for the
+    /// handlers.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+}
+
+/// The socketioxide connect handler of a tongxun namespace.
+#[derive(Clone)]
+pub(crate) struct NamespaceHandler {
+    shared: Arc<NamespaceShared>,
+    on_connect: BoxedConnect,
+    auth: Option<BoxedAuth>,
+}
+
+type MiddlewareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Box<dyn Display + Send>>> + Send + 'a>>;
+
+impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
+    fn call(&self, s: Arc<RawSocket>, _: Option<Value>) {
+        let state = match s.extensions.get::<Arc<SocketState>>() {
+            Some(state) => state,
+            None => {
+                let state = SocketState::new(self.shared.clone(), &s);
+                s.extensions.insert(state.clone());
+                state
+            }
+        };
+        s.on_fallback(Dispatcher(state.clone()));
+        s.on_disconnect(Dispatcher(state.clone()));
+        s.join(s.id.to_string());
+        tracing::debug!(sid = %s.id, ns = s.ns(), "socket connected");
+
+        let socket = Socket::new(s, state.clone());
+        let on_connect = self.on_connect.clone();
+        self.shared.server.tasks.spawn(async move {
+            let (sid, ns) = (socket.id(), socket.ns().to_owned());
+            if let Err(panic) = AssertUnwindSafe(on_connect(socket)).catch_unwind().await {
+                tracing::error!(%sid, %ns, panic = panic_message(&panic), "connect handler panicked");
+            }
+            state.mark_ready();
+        });
+    }
+
+    fn call_middleware<'a>(&'a self, s: Arc<RawSocket>, auth: &'a Option<Value>) -> MiddlewareFuture<'a> {
+        let state = SocketState::new(self.shared.clone(), &s);
+        s.extensions.insert(state.clone());
+        let Some(check) = &self.auth else {
+            return Box::pin(std::future::ready(Ok(())));
+        };
+        let (sid, ns) = (s.id, s.ns().to_owned());
+        let handshake = Handshake {
+            raw: s,
+            auth: auth.clone(),
+            state,
+        };
+        let fut = check(handshake);
+        Box::pin(async move {
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(refusal)) => {
+                    tracing::debug!(%sid, %ns, %refusal, "connection refused");
+                    Err(Box::new(refusal) as Box<dyn Display + Send>)
+                }
+                Err(panic) => {
+                    tracing::error!(%sid, %ns, panic = panic_message(&panic), "auth handler panicked");
+                    Err(Box::new(ConnectError::new("internal server error")) as Box<dyn Display + Send>)
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! The socket handle handlers receive.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::{DisconnectReason, Sid};
+
+use super::RawAdapter;
+use super::dispatch::{DisconnectFuture, ListenerId, SocketState};
+use super::handler::{EventHandler, boxed};
+use super::store::Store;
+use crate::error::{AckError, SendError};
+
+pub(crate) type RawSocket = socketioxide::socket::Socket<RawAdapter>;
+
+/// A client connected to a namespace: register listeners, emit, acknowledge, join rooms and
+/// keep per-socket data.
+///
+/// Cheap to clone; every clone is the same socket.
+///
+/// # Examples
+/// ```
+/// use tongxun::{Ack, Data, Socket};
+///
+/// async fn on_chat(socket: Socket) {
+///     socket.on("say", |socket: Socket, Data(text): Data<String>, ack: Ack| async move {
+///         socket.emit("echo", &text)?;
+///         ack.send(&"delivered")
+///     });
+///     socket.once("hello", |socket: Socket| async move {
+///         socket.emit("welcome", &()).ok();
+///     });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/chat", on_chat);
+/// ```
+#[derive(Clone)]
+pub struct Socket {
+    raw: Arc<RawSocket>,
+    state: Arc<SocketState>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.raw.id)
+            .field("ns", &self.raw.ns())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Socket {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.raw, &other.raw)
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(raw: Arc<RawSocket>, state: Arc<SocketState>) -> Self {
+        Self { raw, state }
+    }
+
+    pub(crate) fn raw(&self) -> &Arc<RawSocket> {
+        &self.raw
+    }
+
+    /// The socket's id. Every socket is also in a room of that name, so
+    /// `io.of("/chat").unwrap().to(id)` reaches exactly this socket.
+    pub fn id(&self) -> Sid {
+        self.raw.id
+    }
+
+    /// The namespace path this socket is connected to, such as `/chat` or `/tenant/42`.
+    pub fn ns(&self) -> &str {
+        self.raw.ns()
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        self.raw.connected()
+    }
+
+    /// The HTTP request that opened the connection (headers, URI with its query).
+    pub fn req_parts(&self) -> &http::request::Parts {
+        self.raw.req_parts()
+    }
+
+    /// The transport in use (`Polling` or `Websocket`).
+    pub fn transport(&self) -> socketioxide::TransportType {
+        self.raw.transport_type()
+    }
+
+    /// The socket's key/value storage.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    // ---- listeners ----
+
+    /// Adds a listener for `event`. Several listeners of one event all run, in registration order.
+    pub fn on<H, T>(&self, event: impl AsRef<str>, handler: H) -> ListenerId
+    where
+        H: EventHandler<T>,
+        T: 'static,
+    {
+        self.state.add_listener(Some(event.as_ref()), false, boxed(handler))
+    }
+
+    /// Adds a listener for `event` that is removed after it ran once.
+    pub fn once<H, T>(&self, event: impl AsRef<str>, handler: H) -> ListenerId
+    where
+        H: EventHandler<T>,
+        T: 'static,
+    {
+        self.state.add_listener(Some(event.as_ref()), true, boxed(handler))
+    }
+
+    /// Adds a catch-all listener: it sees every incoming event, before that event's own
+    /// listeners (Node's `socket.onAny`). Take [`Event`](super::Event) for the name and
+    /// [`Args`](super::Args) or [`Data`](super::Data) for the arguments.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Args, Event, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on_any(|Event(name): Event, Args(args): Args| async move {
+    ///         tracing::info!(%name, ?args, "event received");
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
+    pub fn on_any<H, T>(&self, handler: H) -> ListenerId
+    where
+        H: EventHandler<T>,
+        T: 'static,
+    {
+        self.state.add_listener(None, false, boxed(handler))
+    }
+
+    /// Adds a listener for the `message` event, which clients send with `socket.send(...)`.
+    pub fn on_message<H, T>(&self, handler: H) -> ListenerId
+    where
+        H: EventHandler<T>,
+        T: 'static,
+    {
+        self.on("message", handler)
+    }
+
+    /// Removes every listener of `event`; returns how many there were.
+    pub fn off(&self, event: impl AsRef<str>) -> usize {
+        self.state.remove_event(event.as_ref())
+    }
+
+    /// Removes one listener (of an event or a catch-all); returns whether it existed.
+    pub fn off_listener(&self, id: ListenerId) -> bool {
+        self.state.remove_listener(id)
+    }
+
+    /// Removes every catch-all listener; returns how many there were.
+    pub fn off_any(&self) -> usize {
+        self.state.remove_any()
+    }
+
+    /// How many listeners `event` has (catch-all listeners not counted).
+    pub fn listener_count(&self, event: impl AsRef<str>) -> usize {
+        self.state.listener_count(event.as_ref())
+    }
+
+    /// Adds a listener run when the socket disconnects, with the reason. The store and rooms are
+    /// still readable there; the store is emptied after the last disconnect listener returned.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{DisconnectReason, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on_disconnect(|socket: Socket, reason: DisconnectReason| async move {
+    ///         let nick: String = socket.store().get("nick").unwrap_or_default();
+    ///         tracing::info!(%nick, %reason, "left");
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.state.add_disconnect(Arc::new(move |socket, reason| -> DisconnectFuture {
+            Box::pin(handler(socket, reason))
+        }));
+    }
+
+    // ---- emitting ----
+
+    /// Sends `event` to this client. A tuple sends several arguments; [`bytes::Bytes`] values
+    /// travel as binary attachments.
+    ///
+    /// # Errors
+    /// When the payload cannot be serialized, the socket is closed, or its queue is full.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) -> Result<(), SendError> {
+        self.raw.emit(event, data).map_err(SendError::from)
+    }
+
+    /// Sends a `message` event (the client's `socket.on("message", ...)`).
+    ///
+    /// # Errors
+    /// As [`emit`](Self::emit).
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), SendError> {
+        self.emit("message", data)
+    }
+
+    /// Sends `event` and waits for the client's acknowledgement, decoded as `R` (a tuple for
+    /// several arguments), for at most the configured `ack_timeout`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn ask_name(socket: Socket) -> Result<String, tongxun::AckError> {
+    ///     // JS: socket.on("name?", (cb) => cb("Ada"));
+    ///     socket.emit_with_ack("name?", &()).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`AckError::Timeout`], [`AckError::Disconnected`], [`AckError::Decode`] when the answer is
+    /// not an `R`, [`AckError::Send`] when the event could not be sent.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the answer; the event may already have been sent.
+    pub async fn emit_with_ack<T, R>(&self, event: impl AsRef<str>, data: &T) -> Result<R, AckError>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let timeout = self.state.ns.server.config.ack_timeout;
+        self.emit_with_ack_timeout(event, data, timeout).await
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack) with its own timeout.
+    ///
+    /// # Errors
+    /// As [`emit_with_ack`](Self::emit_with_ack).
+    pub async fn emit_with_ack_timeout<T, R>(
+        &self,
+        event: impl AsRef<str>,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<R, AckError>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let answer = self
+            .raw
+            .timeout(timeout)
+            .emit_with_ack::<T, R>(event, data)
+            .map_err(SendError::from)?;
+        answer.await.map_err(AckError::from)
+    }
+
+    // ---- rooms ----
+
+    /// Joins one room or several (`"general"`, `["a", "b"]`, a `Vec<String>`).
+    pub fn join(&self, rooms: impl socketioxide_core::adapter::RoomParam) {
+        self.raw.join(rooms);
+    }
+
+    /// Leaves one room or several.
+    pub fn leave(&self, rooms: impl socketioxide_core::adapter::RoomParam) {
+        self.raw.leave(rooms);
+    }
+
+    /// Leaves every room, including the one named by its own id.
+    pub fn leave_all(&self) {
+        self.raw.leave_all();
+    }
+
+    /// The rooms this socket is in, including the one named by its id.
+    pub fn rooms(&self) -> Vec<String> {
+        self.raw.rooms().into_iter().map(|r| r.to_string()).collect()
+    }
+
+    /// Disconnects the socket from its namespace; the client sees `io server disconnect` and
+    /// does not reconnect by itself.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] when it was already disconnected.
+    pub fn disconnect(&self) -> Result<(), SendError> {
+        SocketRef::from(self.raw.clone()).disconnect().map_err(SendError::from)
+    }
+}

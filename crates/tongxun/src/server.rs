@@ -1,0 +1,295 @@
+//! The server builder: mounts Socket.IO (and the WebSocket and SSE hubs) on an axum `Router`
+//! and serves it with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use axum::Router;
+use socketioxide::layer::SocketIoLayer;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::error::ServeError;
+use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
+use crate::Config;
+
+enum NamespaceKind {
+    Static,
+    Dynamic,
+}
+
+/// Builds a [`Server`]: configuration, namespaces, hubs and the app's own routes.
+///
+/// # Examples
+/// ```no_run
+/// use tongxun::{Data, Server, Socket};
+///
+/// async fn on_chat(socket: Socket) {
+///     socket.on("say", |socket: Socket, Data(text): Data<String>| async move {
+///         socket.emit("said", &text)
+///     });
+/// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Server::builder().namespace("/chat", on_chat).build();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct ServerBuilder {
+    config: Config,
+    namespaces: Vec<(String, Namespace, NamespaceKind)>,
+    routes: Router,
+    #[cfg(feature = "ws")]
+    ws: Option<crate::ws::WsHub>,
+    #[cfg(feature = "sse")]
+    sse: Option<crate::sse::SseHub>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("namespaces", &self.namespaces.iter().map(|n| &n.0).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Replaces the configuration (by default [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds namespace `path` (such as `/chat`); each socket that joins it is handed to
+    /// `on_connect`.
+    pub fn namespace<F, Fut>(self, path: impl Into<String>, on_connect: F) -> Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.namespace_with(path, Namespace::new(on_connect))
+    }
+
+    /// Adds namespace `path` with its auth step or dispatch mode (see [`Namespace`]).
+    pub fn namespace_with(mut self, path: impl Into<String>, namespace: Namespace) -> Self {
+        self.namespaces.push((path.into(), namespace, NamespaceKind::Static));
+        self
+    }
+
+    /// Adds namespaces matching `pattern`, such as `/tenant/{id}`: a client may join
+    /// `/tenant/42`, and [`Socket::ns`] tells which.
+    ///
+    /// # Panics
+    /// [`build`](Self::build) panics when the pattern is not valid.
+    pub fn dynamic_namespace(mut self, pattern: impl Into<String>, namespace: Namespace) -> Self {
+        self.namespaces.push((pattern.into(), namespace, NamespaceKind::Dynamic));
+        self
+    }
+
+    /// The app's own axum routes, served beside Socket.IO (the seed's Express integration).
+    pub fn routes(mut self, routes: Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Mounts a WebSocket hub.
+    #[cfg(feature = "ws")]
+    pub fn ws(mut self, hub: crate::ws::WsHub) -> Self {
+        self.ws = Some(hub);
+        self
+    }
+
+    /// Mounts a Server-Sent Events hub.
+    #[cfg(feature = "sse")]
+    pub fn sse(mut self, hub: crate::sse::SseHub) -> Self {
+        self.sse = Some(hub);
+        self
+    }
+
+    /// Builds the server.
+    ///
+    /// # Panics
+    /// When a namespace path is registered twice or a dynamic pattern is not valid.
+    pub fn build(self) -> Server {
+        let config = self.config;
+        let shared = Arc::new(ServerShared {
+            config: config.clone(),
+            tasks: TaskTracker::new(),
+            live_stores: Arc::new(AtomicUsize::new(0)),
+        });
+        let (layer, raw) = socketioxide::SocketIo::builder()
+            .req_path(config.path.clone())
+            .ping_interval(config.ping_interval)
+            .ping_timeout(config.ping_timeout)
+            .max_payload(config.max_payload)
+            .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
+            .connect_timeout(config.connect_timeout)
+            .ack_timeout(config.ack_timeout)
+            .max_buffer_size(config.max_buffer_size)
+            .build_layer();
+
+        let mut namespaces = self.namespaces;
+        if config.default_namespace && !namespaces.iter().any(|(path, ..)| path == "/") {
+            namespaces.push(("/".to_owned(), Namespace::new(|_| async {}), NamespaceKind::Static));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (path, namespace, kind) in namespaces {
+            assert!(seen.insert(path.clone()), "namespace {path:?} registered twice");
+            let handler = namespace.into_handler(&path, shared.clone());
+            match kind {
+                NamespaceKind::Static => raw.ns(path, handler),
+                NamespaceKind::Dynamic => {
+                    if let Err(e) = raw.dyn_ns(path.clone(), handler) {
+                        panic!("invalid dynamic namespace pattern {path:?}: {e}");
+                    }
+                }
+            }
+        }
+
+        let mut routes = self.routes;
+        #[cfg(feature = "ws")]
+        if let Some(hub) = &self.ws {
+            routes = routes.merge(hub.router());
+        }
+        #[cfg(feature = "sse")]
+        if let Some(hub) = &self.sse {
+            routes = routes.merge(hub.router());
+        }
+
+        Server {
+            io: Io { raw, shared },
+            layer,
+            routes,
+            #[cfg(feature = "ws")]
+            ws: self.ws,
+            #[cfg(feature = "sse")]
+            sse: self.sse,
+        }
+    }
+}
+
+/// A tongxun server: Socket.IO, the hubs and the app's routes on one axum `Router`.
+pub struct Server {
+    io: Io,
+    layer: SocketIoLayer<RawAdapter>,
+    routes: Router,
+    #[cfg(feature = "ws")]
+    ws: Option<crate::ws::WsHub>,
+    #[cfg(feature = "sse")]
+    sse: Option<crate::sse::SseHub>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts building a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            config: Config::default(),
+            namespaces: Vec::new(),
+            routes: Router::new(),
+            #[cfg(feature = "ws")]
+            ws: None,
+            #[cfg(feature = "sse")]
+            sse: None,
+        }
+    }
+
+    /// The handle to broadcast and inspect sockets from anywhere.
+    pub fn io(&self) -> Io {
+        self.io.clone()
+    }
+
+    /// Adds routes after the server was built, such as routes that need [`Server::io`].
+    ///
+    /// # Examples
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// let server = tongxun::Server::builder().build();
+    /// let io = server.io();
+    /// let server = server.merge(Router::new().route(
+    ///     "/online",
+    ///     get(move || { let io = io.clone(); async move { io.sockets("/").unwrap_or_default().len().to_string() } }),
+    /// ));
+    /// ```
+    #[must_use]
+    pub fn merge(mut self, routes: Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// The complete `Router`, for serving it yourself. Prefer [`serve`](Self::serve), which
+    /// also disconnects clients cleanly on shutdown.
+    pub fn into_router(self) -> Router {
+        self.routes.layer(self.layer)
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then shuts down gracefully: every
+    /// Socket.IO client is disconnected (it sees a disconnect, not an error), the hubs close
+    /// their clients, in-flight handlers get up to `Config::shutdown_timeout` to finish, and
+    /// the call returns.
+    ///
+    /// # Errors
+    /// [`ServeError::Io`] when the listener fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let io = self.io.clone();
+        #[cfg(feature = "ws")]
+        let ws = self.ws.clone();
+        #[cfg(feature = "sse")]
+        let sse = self.sse.clone();
+        let grace = io.shared.config.shutdown_timeout;
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = self.into_router();
+
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            #[cfg(feature = "ws")]
+            if let Some(hub) = ws {
+                hub.shutdown().await;
+            }
+            #[cfg(feature = "sse")]
+            if let Some(hub) = sse {
+                hub.shutdown().await;
+            }
+            io.raw.close().await;
+            let tasks = &io.shared.tasks;
+            tasks.close();
+            if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+                tracing::warn!(pending = tasks.len(), "handlers still running after the shutdown timeout");
+            }
+            stopped_tx.send(()).ok();
+        };
+
+        let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(graceful);
+        // Connections that outlive the shutdown timeout are not waited for.
+        let deadline = async move {
+            if stopped_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = serving => result?,
+            () = deadline => tracing::warn!("connections still open after the shutdown timeout"),
+        }
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Run with `cargo run -p example-echo`
+//!
+//! The smallest useful tongxun server: every event a client emits on `/` comes back to it under
+//! the same name, and an acknowledgement, if asked for, receives the same arguments.
+//!
+//! ```js
+//! const socket = io("http://localhost:3000");
+//! socket.on("hello", (...args) => console.log(args));   // ["world"]
+//! socket.emit("hello", "world");
+//! console.log(await socket.emitWithAck("sum", 1, 2));   // [1, 2]
+//! ```
+
+use tongxun::{Ack, Args, Event, Server, Socket};
+
+async fn on_connect(socket: Socket) {
+    socket.on_any(|socket: Socket, Event(event): Event, Args(args): Args, ack: Ack| async move {
+        if ack.requested() {
+            ack.send(&ArgsTuple(args))
+        } else {
+            socket.emit(&event, &ArgsTuple(args))
+        }
+    });
+}
+
+/// Sends a list of JSON values as separate arguments.
+struct ArgsTuple(Vec<serde_json::Value>);
+
+impl serde::Serialize for ArgsTuple {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for arg in &self.0 {
+            tuple.serialize_element(arg)?;
+        }
+        tuple.end()
+    }
+}
+
+fn app() -> Server {
+    Server::builder().namespace("/", on_connect).build()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "tongxun=info,socketioxide=info".into()),
+        )
+        .init();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    app()
+        .serve(listener, async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await?;
+    Ok(())
+}
