@@ -1,4 +1,91 @@
-#![doc = include_str!("../README.md")]
+//! # tongxun
+//!
+//! Socket.IO, WebSocket and Server-Sent Events from one axum server.
+//!
+//! The Socket.IO side is built on [socketioxide], so the stock `socket.io-client` works unchanged;
+//! tongxun adds the API Rust apps program against: ordered event dispatch, listeners that can be
+//! added and removed, acknowledgements that are never left hanging, per-socket storage, and the
+//! WebSocket and SSE hubs beside it.
+//!
+//! # Quick start
+//! ```no_run
+//! use tongxun::{Ack, Data, Server, Socket};
+//!
+//! async fn on_connect(socket: Socket) {
+//!     socket.on("echo", |Data(text): Data<String>, ack: Ack| async move { ack.send(&text) });
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder().namespace("/", on_connect).build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Namespaces and auth
+//! A namespace (`/`, `/chat`, or a pattern such as `/tenant/{id}`) hands each socket that joins
+//! it to its connect handler. `/` exists unless [`Config::default_namespace`] is off. An auth
+//! step ([`Namespace::auth`]) sees the client's `auth` payload, headers and query in a
+//! [`Handshake`]; refusing with a [`ConnectError`] sends the client a `connect_error` whose
+//! message it sees as `err.message`. What auth learns goes into the socket's [`Store`].
+//!
+//! # Events and acknowledgements
+//! [`Socket::on`] registers a listener: an async function whose arguments are extractors —
+//! [`Socket`], [`Data<T>`](Data) (the arguments decoded with serde: a tuple for several),
+//! [`TryData<T>`](TryData), [`Ack`], [`Event`], [`Args`], [`Bin`]. An event may have several
+//! listeners; [`Socket::once`] removes itself after one call; [`Socket::off`] and
+//! [`Socket::off_listener`] remove listeners; [`Socket::on_any`] sees every event before its own
+//! listeners. [`Socket::send`] and [`Socket::on_message`] are the `message` event.
+//!
+//! ```
+//! use tongxun::{Ack, Bin, Data, Socket};
+//!
+//! async fn on_connect(socket: Socket) {
+//!     // JS: socket.emit("resize", 640, 480, (area) => ...)
+//!     socket.on("resize", |Data((w, h)): Data<(u32, u32)>, ack: Ack| async move { ack.send(&(w * h)) });
+//!     // JS: socket.emit("upload", "a.png", buffer)
+//!     socket.on("upload", |Data(name): Data<String>, Bin(files): Bin| async move {
+//!         println!("{name}: {} bytes", files.iter().map(|f| f.len()).sum::<usize>());
+//!     });
+//!     // Server to client, with the client's answer:
+//!     socket.on("ready", |socket: Socket| async move {
+//!         let name: Result<String, _> = socket.emit_with_ack("name?", &()).await;
+//!         println!("{name:?}");
+//!     });
+//! }
+//! # let _ = tongxun::Server::builder().namespace("/", on_connect);
+//! ```
+//!
+//! **Ordering.** Events from one socket are handled one after the other, in arrival order, even
+//! when a handler awaits (socketioxide alone runs each in its own task, and they finish out of
+//! order). A namespace built with [`Namespace::parallel`] trades that for concurrency. Events a
+//! client sends while its connect handler still runs wait for it.
+//!
+//! **Failures never leave the client waiting.** When the payload does not decode into the
+//! handler's types, the handler returns an error, or it panics, tongxun logs it and answers the
+//! client's acknowledgement (if it asked for one and the handler had not answered) with
+//! `{"error": "<message>"}`. An event no listener handles, or whose listeners all returned
+//! without answering, is answered the same way. Handlers return `()` or
+//! `Result<(), E: Display>`; [`HandlerError`] lets `?` mix error types.
+//!
+//! # Storage and rooms
+//! [`Socket::store`] holds string keys and serde values for the life of the socket: readable in
+//! its disconnect listeners ([`Socket::on_disconnect`]), emptied after. Every socket is in a room
+//! named by its id; [`Socket::join`] and [`Socket::leave`] manage the others.
+//!
+//! # Shutdown
+//! [`Server::serve`] runs until its shutdown future completes, then disconnects every client,
+//! closes the hubs, and gives in-flight handlers [`Config::shutdown_timeout`] to finish.
+//!
+//! # Feature flags
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `ws` | yes | the plain WebSocket hub ([`ws`]) |
+//! | `sse` | yes | the Server-Sent Events hub ([`sse`]) |
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
 
 pub mod config;
 mod error;
@@ -12,8 +99,9 @@ pub mod ws;
 pub use config::Config;
 pub use error::{AckError, SendError, ServeError};
 pub use io::{
-    Ack, Args, Bin, ConnectError, Data, Event, EventContext, EventHandler, ExtractError, FromEvent, Handshake,
-    IntoHandlerResult, Io, ListenerId, Namespace, Socket, Store, StoreError, TryData,
+    Ack, Args, Bin, ConnectError, Data, Event, EventContext, EventHandler, ExtractError, FromEvent,
+    HandlerError, Handshake, IntoHandlerResult, Io, ListenerId, Namespace, Socket, Store,
+    StoreError, TryData,
 };
 pub use server::{Server, ServerBuilder};
 pub use socketioxide::TransportType;

@@ -11,9 +11,9 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::Config;
 use crate::error::ServeError;
 use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
-use crate::Config;
 
 enum NamespaceKind {
     Static,
@@ -53,7 +53,10 @@ impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("config", &self.config)
-            .field("namespaces", &self.namespaces.iter().map(|n| &n.0).collect::<Vec<_>>())
+            .field(
+                "namespaces",
+                &self.namespaces.iter().map(|n| &n.0).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -77,7 +80,8 @@ impl ServerBuilder {
 
     /// Adds namespace `path` with its auth step or dispatch mode (see [`Namespace`]).
     pub fn namespace_with(mut self, path: impl Into<String>, namespace: Namespace) -> Self {
-        self.namespaces.push((path.into(), namespace, NamespaceKind::Static));
+        self.namespaces
+            .push((path.into(), namespace, NamespaceKind::Static));
         self
     }
 
@@ -87,7 +91,8 @@ impl ServerBuilder {
     /// # Panics
     /// [`build`](Self::build) panics when the pattern is not valid.
     pub fn dynamic_namespace(mut self, pattern: impl Into<String>, namespace: Namespace) -> Self {
-        self.namespaces.push((pattern.into(), namespace, NamespaceKind::Dynamic));
+        self.namespaces
+            .push((pattern.into(), namespace, NamespaceKind::Dynamic));
         self
     }
 
@@ -135,11 +140,18 @@ impl ServerBuilder {
 
         let mut namespaces = self.namespaces;
         if config.default_namespace && !namespaces.iter().any(|(path, ..)| path == "/") {
-            namespaces.push(("/".to_owned(), Namespace::new(|_| async {}), NamespaceKind::Static));
+            namespaces.push((
+                "/".to_owned(),
+                Namespace::new(|_| async {}),
+                NamespaceKind::Static,
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (path, namespace, kind) in namespaces {
-            assert!(seen.insert(path.clone()), "namespace {path:?} registered twice");
+            assert!(
+                seen.insert(path.clone()),
+                "namespace {path:?} registered twice"
+            );
             let handler = namespace.into_handler(&path, shared.clone());
             match kind {
                 NamespaceKind::Static => raw.ns(path, handler),
@@ -270,13 +282,19 @@ impl Server {
             let tasks = &io.shared.tasks;
             tasks.close();
             if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
-                tracing::warn!(pending = tasks.len(), "handlers still running after the shutdown timeout");
+                tracing::warn!(
+                    pending = tasks.len(),
+                    "handlers still running after the shutdown timeout"
+                );
             }
             stopped_tx.send(()).ok();
         };
 
-        let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(graceful);
+        let serving = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
         // Connections that outlive the shutdown timeout are not waited for.
         let deadline = async move {
             if stopped_rx.await.is_ok() {

@@ -10,16 +10,18 @@
 //! console.log(await socket.emitWithAck("sum", 1, 2));   // [1, 2]
 //! ```
 
-use tongxun::{Ack, Args, Event, Server, Socket};
+use tongxun::{Ack, Event, Server, Socket};
 
 async fn on_connect(socket: Socket) {
-    socket.on_any(|socket: Socket, Event(event): Event, Args(args): Args, ack: Ack| async move {
-        if ack.requested() {
-            ack.send(&ArgsTuple(args))
-        } else {
-            socket.emit(&event, &ArgsTuple(args))
-        }
-    });
+    socket.on_any(
+        |socket: Socket, Event(event): Event, tongxun::Args(args): tongxun::Args, ack: Ack| async move {
+            if ack.requested() {
+                ack.send(&ArgsTuple(args))
+            } else {
+                socket.emit(&event, &ArgsTuple(args))
+            }
+        },
+    );
 }
 
 /// Sends a list of JSON values as separate arguments.
@@ -40,15 +42,24 @@ fn app() -> Server {
     Server::builder().namespace("/", on_connect).build()
 }
 
+/// A Socket.IO echo server.
+#[derive(clap::Parser)]
+struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "tongxun=info,socketioxide=info".into()),
         )
         .init();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     app()
         .serve(listener, async {

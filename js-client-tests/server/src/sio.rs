@@ -1,11 +1,196 @@
 //! The Socket.IO namespaces and events the `socket.io-client` tests use.
 
-use tongxun::{Server, ServerBuilder};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tongxun::{
+    Ack, Args, ConnectError, Data, Event, HandlerError, Handshake, Namespace, Server,
+    ServerBuilder, Socket, TryData,
+};
 
 pub(crate) fn builder() -> ServerBuilder {
     Server::builder()
+        .namespace("/", on_main)
+        .namespace("/chat", on_chat)
+        .namespace_with("/auth", Namespace::new(on_auth).auth(check_token))
+        .namespace_with("/parallel", Namespace::new(on_main).parallel())
+        .dynamic_namespace("/tenant/{id}", Namespace::new(on_tenant))
 }
 
 pub(crate) fn routes(server: Server) -> Server {
     server
+}
+
+/// The main namespace: echo, typed payloads, acks both ways, listeners and failures.
+async fn on_main(socket: Socket) {
+    // Echo every argument back, through the ack when asked, else as an event of the same name.
+    socket.on(
+        "echo",
+        |socket: Socket, Args(args): Args, ack: Ack| async move {
+            if ack.requested() {
+                ack.send(&Tuple(args))
+            } else {
+                socket.emit("echo", &Tuple(args))
+            }
+        },
+    );
+    socket.on(
+        "multi",
+        |Data((text, number, flag)): Data<(String, i64, bool)>, ack: Ack| async move {
+            ack.send(&(text.to_uppercase(), number * 2, !flag))
+        },
+    );
+    socket.on(
+        "binary",
+        |socket: Socket, Data((name, file)): Data<(String, Bytes)>, ack: Ack| async move {
+            socket.emit("binary", &(name.clone(), file.clone()))?;
+            ack.send(&(name, file.len(), file))
+        },
+    );
+    socket.on("point", |Data(point): Data<Point>, ack: Ack| async move {
+        ack.send(&(point.x + point.y))
+    });
+    socket.on(
+        "maybe-point",
+        |TryData(point): TryData<Point>, ack: Ack| async move {
+            match point {
+                Ok(point) => ack.send(&serde_json::json!({ "sum": point.x + point.y })),
+                Err(e) => ack.send(&serde_json::json!({ "invalid": e.to_string() })),
+            }
+        },
+    );
+    socket.on("panic", |Data(text): Data<String>| async move {
+        if !text.is_empty() {
+            panic!("handler asked to panic: {text}");
+        }
+    });
+    socket.on("fail", |Data(reason): Data<String>| async move {
+        Err::<(), _>(reason)
+    });
+    socket.on("no-ack", |_: Data<serde_json::Value>| async move {});
+
+    // Ordered dispatch: each handler awaits before recording, so a reordering would show.
+    socket.on("seq", |socket: Socket, Data(n): Data<u64>| async move {
+        tokio::time::sleep(Duration::from_micros(n % 7 * 50)).await;
+        let mut seen: Vec<u64> = socket.store().get("seq").unwrap_or_default();
+        seen.push(n);
+        socket.store().set("seq", &seen)
+    });
+    socket.on("seq-result", |socket: Socket, ack: Ack| async move {
+        let seen: Vec<u64> = socket.store().get("seq").unwrap_or_default();
+        ack.send(&seen)
+    });
+
+    // once / off / catch-all.
+    socket.once("first", |socket: Socket, Data(n): Data<u32>| async move {
+        socket.emit("first-seen", &n)
+    });
+    socket.on("target", |socket: Socket, Data(n): Data<u32>| async move {
+        socket.emit("target-seen", &n)
+    });
+    socket.on("off-target", |socket: Socket, ack: Ack| async move {
+        ack.send(&socket.off("target"))
+    });
+    socket.on_any(|socket: Socket, Event(event): Event| async move {
+        let mut seen: Vec<String> = socket.store().get("any").unwrap_or_default();
+        seen.push(event);
+        socket.store().set("any", &seen)
+    });
+    socket.on("any-result", |socket: Socket, ack: Ack| async move {
+        let seen: Vec<String> = socket.store().get("any").unwrap_or_default();
+        ack.send(&seen)
+    });
+    socket.on_message(|socket: Socket, Data(text): Data<String>| async move {
+        socket.send(&format!("got {text}"))
+    });
+
+    // Server-to-client acks.
+    socket.on(
+        "ask-me",
+        |socket: Socket, Data(question): Data<String>, ack: Ack| async move {
+            let answer = socket
+                .emit_with_ack_timeout::<_, (String, u32)>(
+                    "question",
+                    &question,
+                    Duration::from_millis(500),
+                )
+                .await;
+            match answer {
+                Ok((text, number)) => {
+                    ack.send(&serde_json::json!({ "answer": text, "number": number }))
+                }
+                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+            }
+        },
+    );
+
+    socket.on("disconnect-me", |socket: Socket| async move {
+        socket.disconnect()
+    });
+}
+
+async fn on_chat(socket: Socket) {
+    let ns = socket.ns().to_owned();
+    socket.on("whoami", move |socket: Socket, ack: Ack| {
+        let ns = ns.clone();
+        async move { ack.send(&serde_json::json!({ "ns": ns, "id": socket.id().to_string() })) }
+    });
+}
+
+#[derive(Deserialize)]
+struct Point {
+    x: i64,
+    y: i64,
+}
+
+#[derive(Deserialize)]
+struct Auth {
+    token: Option<String>,
+}
+
+async fn check_token(handshake: Handshake) -> Result<(), ConnectError> {
+    let auth: Auth = handshake
+        .auth()
+        .map_err(|_| ConnectError::new("malformed auth payload"))?;
+    match auth.token.as_deref() {
+        Some("secret") => {
+            handshake.store().set("user", "ada").ok();
+            Ok(())
+        }
+        Some("banned") => {
+            Err(ConnectError::new("banned").with_data(&serde_json::json!({ "until": "tomorrow" })))
+        }
+        Some(_) => Err(ConnectError::new("invalid token")),
+        None => Err(ConnectError::new("missing token")),
+    }
+}
+
+async fn on_auth(socket: Socket) {
+    socket.on("user", |socket: Socket, ack: Ack| async move {
+        let user: String = socket.store().get("user")?;
+        ack.send(&user)?;
+        Ok::<_, HandlerError>(())
+    });
+}
+
+async fn on_tenant(socket: Socket) {
+    socket.on("tenant", |socket: Socket, ack: Ack| async move {
+        let ns = socket.ns().to_owned();
+        ack.send(&ns)
+    });
+}
+
+/// Sends a list of JSON values as separate arguments.
+struct Tuple(Vec<serde_json::Value>);
+
+impl serde::Serialize for Tuple {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for arg in &self.0 {
+            tuple.serialize_element(arg)?;
+        }
+        tuple.end()
+    }
 }

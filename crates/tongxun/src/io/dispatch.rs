@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use futures_util::FutureExt;
@@ -17,14 +17,14 @@ use socketioxide::extract::Event as RawEvent;
 use socketioxide::handler::{DisconnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::DisconnectReason;
 use socketioxide_core::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
+use super::RawAdapter;
 use super::extract::{AckSlot, EventContext};
 use super::handler::{BoxedHandler, HandlerFailure};
 use super::namespace::NamespaceShared;
 use super::socket::{RawSocket, Socket};
 use super::store::Store;
-use super::RawAdapter;
 
 /// Identifies one registered listener, so that it can be removed with
 /// [`Socket::off_listener`](super::Socket::off_listener).
@@ -46,7 +46,8 @@ struct Listener {
 }
 
 pub(crate) type DisconnectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-pub(crate) type BoxedDisconnect = Arc<dyn Fn(Socket, DisconnectReason) -> DisconnectFuture + Send + Sync>;
+pub(crate) type BoxedDisconnect =
+    Arc<dyn Fn(Socket, DisconnectReason) -> DisconnectFuture + Send + Sync>;
 
 #[derive(Default)]
 struct Listeners {
@@ -105,6 +106,13 @@ pub(crate) struct SocketState {
     pub(crate) ns: Arc<NamespaceShared>,
     listeners: RwLock<Listeners>,
     queue: Mutex<Queue>,
+    /// The rooms the socket was in when it disconnected. socketioxide may drop them before the
+    /// disconnect listeners ran (when a client's namespace DISCONNECT and its transport close
+    /// race); the listeners read this copy instead.
+    rooms_at_disconnect: Mutex<Option<Vec<String>>>,
+    /// Set when the socket disconnects, to end waits on its acknowledgements at once.
+    closed: AtomicBool,
+    closed_notify: Notify,
 }
 
 impl std::fmt::Debug for SocketState {
@@ -124,6 +132,9 @@ impl SocketState {
             ns,
             listeners: RwLock::default(),
             queue: Mutex::default(),
+            rooms_at_disconnect: Mutex::default(),
+            closed: AtomicBool::new(false),
+            closed_notify: Notify::new(),
         })
     }
 
@@ -131,23 +142,52 @@ impl SocketState {
         self.listeners.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Completes once the socket disconnected.
+    pub(crate) async fn closed(&self) {
+        let notified = self.closed_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !self.closed.load(Ordering::Acquire) {
+            notified.await;
+        }
+    }
+
+    pub(crate) fn rooms_at_disconnect(&self) -> Option<Vec<String>> {
+        self.rooms_at_disconnect
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn add_listener(&self, event: Option<&str>, once: bool, handler: BoxedHandler) -> ListenerId {
+    pub(crate) fn add_listener(
+        &self,
+        event: Option<&str>,
+        once: bool,
+        handler: BoxedHandler,
+    ) -> ListenerId {
         let id = ListenerId::next();
         let listener = Listener { id, once, handler };
         let mut listeners = self.listeners();
         match event {
-            Some(event) => listeners.by_event.entry(event.to_owned()).or_default().push(listener),
+            Some(event) => listeners
+                .by_event
+                .entry(event.to_owned())
+                .or_default()
+                .push(listener),
             None => listeners.any.push(listener),
         }
         id
     }
 
     pub(crate) fn remove_event(&self, event: &str) -> usize {
-        self.listeners().by_event.remove(event).map_or(0, |l| l.len())
+        self.listeners()
+            .by_event
+            .remove(event)
+            .map_or(0, |l| l.len())
     }
 
     pub(crate) fn remove_any(&self) -> usize {
@@ -167,7 +207,12 @@ impl SocketState {
     }
 
     pub(crate) fn listener_count(&self, event: &str) -> usize {
-        self.listeners.read().unwrap_or_else(|p| p.into_inner()).by_event.get(event).map_or(0, Vec::len)
+        self.listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_event
+            .get(event)
+            .map_or(0, Vec::len)
     }
 
     pub(crate) fn add_disconnect(&self, handler: BoxedDisconnect) {
@@ -230,9 +275,14 @@ impl SocketState {
             match job {
                 Job::Event { raw, value, ack_id } if !self.ns.ordered => {
                     let state = self.clone();
-                    self.ns.server.tasks.spawn(async move { state.run_event(raw, value, ack_id).await });
+                    self.ns
+                        .server
+                        .tasks
+                        .spawn(async move { state.run_event(raw, value, ack_id).await });
                 }
-                Job::Event { raw, value, ack_id } => self.clone().run_event(raw, value, ack_id).await,
+                Job::Event { raw, value, ack_id } => {
+                    self.clone().run_event(raw, value, ack_id).await
+                }
                 Job::Disconnect { raw, reason, done } => {
                     self.clone().run_disconnect(raw, reason).await;
                     done.send(()).ok();
@@ -241,7 +291,12 @@ impl SocketState {
         }
     }
 
-    async fn run_event(self: Arc<Self>, raw: Arc<RawSocket>, mut value: Value, ack_id: Option<i64>) {
+    async fn run_event(
+        self: Arc<Self>,
+        raw: Arc<RawSocket>,
+        mut value: Value,
+        ack_id: Option<i64>,
+    ) {
         let event: Arc<str> = match RawEvent::from_message_parts(&raw, &mut value, &ack_id) {
             Ok(RawEvent(name)) => name.into(),
             Err(e) => {
@@ -264,7 +319,9 @@ impl SocketState {
                 value: value.clone(),
                 ack: ack.clone(),
             };
-            let outcome = AssertUnwindSafe(async move { handler(ctx).await }).catch_unwind().await;
+            let outcome = AssertUnwindSafe(async move { handler(ctx).await })
+                .catch_unwind()
+                .await;
             let message = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(HandlerFailure::Extract(message))) => {
@@ -332,6 +389,14 @@ impl DisconnectHandler<RawAdapter, Dispatcher> for Dispatcher {
     ) {
         // socketioxide keeps the socket's rooms until `defer` runs: the disconnect listeners
         // still see them, as they see the socket's store.
+        let rooms = s.rooms().into_iter().map(|r| r.to_string()).collect();
+        *self
+            .0
+            .rooms_at_disconnect
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(rooms);
+        self.0.closed.store(true, Ordering::Release);
+        self.0.closed_notify.notify_waiters();
         let state = self.0.clone();
         self.0.ns.server.tasks.spawn(async move {
             state.disconnect(s.clone(), reason).await;

@@ -100,8 +100,12 @@ impl<T: DeserializeOwned> FromEvent for TryData<T> {
 fn decode<T: DeserializeOwned>(ctx: &EventContext) -> Result<T, ExtractError> {
     let mut value = ctx.value.clone();
     let socketioxide::extract::TryData(decoded) =
-        socketioxide::extract::TryData::<T>::from_message_parts(ctx.socket.raw(), &mut value, &None)
-            .unwrap_or_else(|never| match never {});
+        socketioxide::extract::TryData::<T>::from_message_parts(
+            ctx.socket.raw(),
+            &mut value,
+            &None,
+        )
+        .unwrap_or_else(|never| match never {});
     decoded.map_err(|e| ExtractError::Decode {
         event: ctx.event.to_string(),
         reason: e.to_string(),
@@ -249,4 +253,3 @@ impl AckSlot {
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
-

@@ -39,6 +39,45 @@ impl<E: Display> IntoHandlerResult for Result<(), E> {
     }
 }
 
+/// Any error, for handlers that use `?` on several error types.
+///
+/// Its message is what the client's acknowledgement receives as `{"error": "<message>"}`.
+///
+/// # Examples
+/// ```
+/// use tongxun::{Ack, HandlerError, Socket};
+///
+/// async fn on_connect(socket: Socket) {
+///     socket.on("whoami", |socket: Socket, ack: Ack| async move {
+///         let nick: String = socket.store().get("nick")?; // a StoreError
+///         ack.send(&nick)?; // a SendError
+///         Ok::<_, HandlerError>(())
+///     });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+/// ```
+#[derive(Debug)]
+pub struct HandlerError(Box<dyn std::error::Error + Send + Sync>);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(err: E) -> Self {
+        HandlerError(Box::new(err))
+    }
+}
+
+impl Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl HandlerError {
+    /// An error with this message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        HandlerError(message.into().into())
+    }
+}
+
 /// An async function that handles an event.
 ///
 /// It is implemented for every `async fn` and closure returning a future, taking up to eight

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 pub use dispatch::ListenerId;
 pub use extract::{Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromEvent, TryData};
-pub use handler::{EventHandler, IntoHandlerResult};
+pub use handler::{EventHandler, HandlerError, IntoHandlerResult};
 pub use namespace::{ConnectError, Handshake, Namespace};
 pub use socket::Socket;
 pub use store::{Store, StoreError};
@@ -44,7 +44,12 @@ impl Io {
     /// exists.
     pub fn sockets(&self, path: &str) -> Option<Vec<Socket>> {
         let ns = self.raw.of(path)?;
-        Some(ns.sockets().into_iter().filter_map(|s| socket_of(&s)).collect())
+        Some(
+            ns.sockets()
+                .into_iter()
+                .filter_map(|s| socket_of(&s))
+                .collect(),
+        )
     }
 
     /// How many per-socket stores are alive: a store is freed when its socket is gone, so after

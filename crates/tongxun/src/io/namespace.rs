@@ -107,7 +107,9 @@ impl Namespace {
         F: Fn(Handshake) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
     {
-        self.auth = Some(Arc::new(move |handshake| -> AuthFuture { Box::pin(auth(handshake)) }));
+        self.auth = Some(Arc::new(move |handshake| -> AuthFuture {
+            Box::pin(auth(handshake))
+        }));
         self
     }
 
@@ -263,7 +265,8 @@ pub(crate) struct NamespaceHandler {
     auth: Option<BoxedAuth>,
 }
 
-type MiddlewareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Box<dyn Display + Send>>> + Send + 'a>>;
+type MiddlewareFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), Box<dyn Display + Send>>> + Send + 'a>>;
 
 impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
     fn call(&self, s: Arc<RawSocket>, _: Option<Value>) {
@@ -291,7 +294,11 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         });
     }
 
-    fn call_middleware<'a>(&'a self, s: Arc<RawSocket>, auth: &'a Option<Value>) -> MiddlewareFuture<'a> {
+    fn call_middleware<'a>(
+        &'a self,
+        s: Arc<RawSocket>,
+        auth: &'a Option<Value>,
+    ) -> MiddlewareFuture<'a> {
         let state = SocketState::new(self.shared.clone(), &s);
         s.extensions.insert(state.clone());
         let Some(check) = &self.auth else {
@@ -313,7 +320,8 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
                 }
                 Err(panic) => {
                     tracing::error!(%sid, %ns, panic = panic_message(&panic), "auth handler panicked");
-                    Err(Box::new(ConnectError::new("internal server error")) as Box<dyn Display + Send>)
+                    Err(Box::new(ConnectError::new("internal server error"))
+                        as Box<dyn Display + Send>)
                 }
             }
         })

@@ -106,7 +106,8 @@ impl Socket {
         H: EventHandler<T>,
         T: 'static,
     {
-        self.state.add_listener(Some(event.as_ref()), false, boxed(handler))
+        self.state
+            .add_listener(Some(event.as_ref()), false, boxed(handler))
     }
 
     /// Adds a listener for `event` that is removed after it ran once.
@@ -115,7 +116,8 @@ impl Socket {
         H: EventHandler<T>,
         T: 'static,
     {
-        self.state.add_listener(Some(event.as_ref()), true, boxed(handler))
+        self.state
+            .add_listener(Some(event.as_ref()), true, boxed(handler))
     }
 
     /// Adds a catch-all listener: it sees every incoming event, before that event's own
@@ -190,9 +192,10 @@ impl Socket {
         F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.state.add_disconnect(Arc::new(move |socket, reason| -> DisconnectFuture {
-            Box::pin(handler(socket, reason))
-        }));
+        self.state
+            .add_disconnect(Arc::new(move |socket, reason| -> DisconnectFuture {
+                Box::pin(handler(socket, reason))
+            }));
     }
 
     // ---- emitting ----
@@ -202,7 +205,11 @@ impl Socket {
     ///
     /// # Errors
     /// When the payload cannot be serialized, the socket is closed, or its queue is full.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) -> Result<(), SendError> {
+    pub fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: impl AsRef<str>,
+        data: &T,
+    ) -> Result<(), SendError> {
         self.raw.emit(event, data).map_err(SendError::from)
     }
 
@@ -256,12 +263,18 @@ impl Socket {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let answer = self
-            .raw
-            .timeout(timeout)
-            .emit_with_ack::<T, R>(event, data)
-            .map_err(SendError::from)?;
-        answer.await.map_err(AckError::from)
+        let answer = match self.raw.timeout(timeout).emit_with_ack::<T, R>(event, data) {
+            Ok(answer) => answer,
+            Err(e) => match SendError::from(e) {
+                SendError::Closed => return Err(AckError::Disconnected),
+                e => return Err(AckError::Send(e)),
+            },
+        };
+        // socketioxide leaves an abandoned acknowledgement to its timeout; end it on disconnect.
+        tokio::select! {
+            answer = answer => answer.map_err(AckError::from),
+            () = self.state.closed() => Err(AckError::Disconnected),
+        }
     }
 
     // ---- rooms ----
@@ -281,9 +294,17 @@ impl Socket {
         self.raw.leave_all();
     }
 
-    /// The rooms this socket is in, including the one named by its id.
+    /// The rooms this socket is in, including the one named by its id. In a disconnect
+    /// listener: the rooms it was in when it disconnected.
     pub fn rooms(&self) -> Vec<String> {
-        self.raw.rooms().into_iter().map(|r| r.to_string()).collect()
+        if let Some(rooms) = self.state.rooms_at_disconnect() {
+            return rooms;
+        }
+        self.raw
+            .rooms()
+            .into_iter()
+            .map(|r| r.to_string())
+            .collect()
     }
 
     /// Disconnects the socket from its namespace; the client sees `io server disconnect` and
@@ -292,6 +313,8 @@ impl Socket {
     /// # Errors
     /// [`SendError::Closed`] when it was already disconnected.
     pub fn disconnect(&self) -> Result<(), SendError> {
-        SocketRef::from(self.raw.clone()).disconnect().map_err(SendError::from)
+        SocketRef::from(self.raw.clone())
+            .disconnect()
+            .map_err(SendError::from)
     }
 }

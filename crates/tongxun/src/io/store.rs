@@ -1,9 +1,9 @@
 //! Per-socket key/value storage (the seed's `socket.set(name, value)` / `socket.get(name)`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -75,7 +75,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Encode`] when the value cannot be serialized.
-    pub fn set<T: Serialize + ?Sized>(&self, key: impl Into<String>, value: &T) -> Result<(), StoreError> {
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), StoreError> {
         let key = key.into();
         let value = serde_json::to_value(value).map_err(|e| StoreError::Encode {
             key: key.clone(),

@@ -1,0 +1,331 @@
+//! Events and acknowledgements: listeners, ordering, acks both ways and failures.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Packet, TestServer, within};
+use tokio::sync::{Notify, mpsc};
+use tongxun::{Ack, AckError, Config, Data, Event, Namespace, Server, Socket};
+
+fn server_with<F, Fut>(on_connect: F) -> Server
+where
+    F: Fn(Socket) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    Server::builder().namespace("/", on_connect).build()
+}
+
+#[tokio::test]
+async fn a_burst_of_events_is_handled_in_arrival_order_while_handlers_await() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = TestServer::start(server_with(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on("n", move |Data(n): Data<u64>| {
+                let tx = tx.clone();
+                async move {
+                    // Await a varying amount so that any reordering would show.
+                    for _ in 0..(n % 5) {
+                        tokio::task::yield_now().await;
+                    }
+                    tokio::time::sleep(Duration::from_micros(n % 3 * 100)).await;
+                    tx.send(n).unwrap();
+                }
+            });
+        }
+    }))
+    .await;
+    let mut client = server.client("/").await;
+    for n in 0..1000u64 {
+        client.emit("n", json!([n])).await;
+    }
+    let mut received = Vec::new();
+    while received.len() < 1000 {
+        received.push(within(rx.recv()).await.unwrap());
+    }
+    assert_eq!(received, (0..1000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn events_sent_while_the_connect_handler_awaits_are_not_lost() {
+    let server = TestServer::start(server_with(|socket: Socket| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await; // e.g. a database lookup
+        socket.on("early", |ack: Ack| async move { ack.send("seen") });
+    }))
+    .await;
+    let mut client = server.client("/").await;
+    assert_eq!(
+        client.emit_with_ack("early", json!([])).await,
+        vec![json!("seen")]
+    );
+}
+
+#[tokio::test]
+async fn a_parallel_namespace_runs_a_later_event_while_an_earlier_one_waits() {
+    let gate = Arc::new(Notify::new());
+    let ns = Namespace::new(move |socket: Socket| {
+        let gate = gate.clone();
+        async move {
+            let waiting = gate.clone();
+            socket.on("slow", move |ack: Ack| {
+                let waiting = waiting.clone();
+                async move {
+                    waiting.notified().await; // released only by "fast"
+                    ack.send("slow done")
+                }
+            });
+            let release = gate.clone();
+            socket.on("fast", move |ack: Ack| {
+                let release = release.clone();
+                async move {
+                    release.notify_one();
+                    ack.send("fast done")
+                }
+            });
+        }
+    })
+    .parallel();
+    let server = TestServer::start(Server::builder().namespace_with("/", ns).build()).await;
+    let mut client = server.client("/").await;
+    client.send_raw(r#"420["slow"]"#.to_owned()).await;
+    client.send_raw(r#"421["fast"]"#.to_owned()).await;
+    let mut acks = Vec::new();
+    while acks.len() < 2 {
+        if let Some(Packet::Ack { id, args }) = client.recv().await {
+            acks.push((id, args));
+        }
+    }
+    assert_eq!(
+        acks,
+        vec![(1, vec![json!("fast done")]), (0, vec![json!("slow done")])]
+    );
+}
+
+#[tokio::test]
+async fn several_listeners_once_off_and_the_catch_all() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let server = TestServer::start(server_with(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            let (a, b, c, any) = (tx.clone(), tx.clone(), tx.clone(), tx.clone());
+            socket.on("e", move || {
+                let a = a.clone();
+                async move { a.send("first".into()).unwrap() }
+            });
+            let second = socket.on("e", move || {
+                let b = b.clone();
+                async move { b.send("second".into()).unwrap() }
+            });
+            socket.once("e", move || {
+                let c = c.clone();
+                async move { c.send("once".into()).unwrap() }
+            });
+            socket.on_any(move |Event(name): Event| {
+                let any = any.clone();
+                async move { any.send(format!("any:{name}")).unwrap() }
+            });
+            assert_eq!(socket.listener_count("e"), 3);
+            socket.on("drop-second", move |socket: Socket, ack: Ack| async move {
+                ack.send(&socket.off_listener(second))
+            });
+            socket.on("drop-all", |socket: Socket, ack: Ack| async move {
+                ack.send(&socket.off("e"))
+            });
+        }
+    }))
+    .await;
+    let mut client = server.client("/").await;
+    let mut next = async || within(rx.recv()).await.unwrap();
+
+    client.emit("e", json!([])).await;
+    assert_eq!(
+        [next().await, next().await, next().await, next().await],
+        ["any:e", "first", "second", "once"]
+    );
+    client.emit("e", json!([])).await;
+    assert_eq!(
+        [next().await, next().await, next().await],
+        ["any:e", "first", "second"]
+    );
+
+    assert_eq!(
+        client.emit_with_ack("drop-second", json!([])).await,
+        vec![json!(true)]
+    );
+    assert_eq!(next().await, "any:drop-second");
+    client.emit("e", json!([])).await;
+    assert_eq!([next().await, next().await], ["any:e", "first"]);
+
+    assert_eq!(
+        client.emit_with_ack("drop-all", json!([])).await,
+        vec![json!(1)]
+    );
+    assert_eq!(next().await, "any:drop-all");
+    client.emit("e", json!([])).await;
+    client.emit("marker", json!([])).await;
+    assert_eq!(
+        [next().await, next().await],
+        ["any:e", "any:marker"],
+        "no listener of e is left"
+    );
+}
+
+#[tokio::test]
+async fn server_acks_resolve_time_out_fail_to_decode_and_end_on_disconnect() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Result<String, AckError>>();
+    let server = TestServer::start(server_with(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on("ask", move |socket: Socket, Data(timeout_ms): Data<u64>| {
+                let tx = tx.clone();
+                async move {
+                    let answer = socket
+                        .emit_with_ack_timeout::<_, String>(
+                            "q",
+                            &"?",
+                            Duration::from_millis(timeout_ms),
+                        )
+                        .await;
+                    tx.send(answer).unwrap();
+                }
+            });
+        }
+    }))
+    .await;
+    let mut client = server.client("/").await;
+
+    client.emit("ask", json!([5000])).await;
+    let (args, id) = client.expect_event("q").await;
+    assert_eq!(args, vec![json!("?")]);
+    client.ack(id.unwrap(), json!(["forty-two"])).await;
+    assert_eq!(within(rx.recv()).await.unwrap().unwrap(), "forty-two");
+
+    client.emit("ask", json!([5000])).await;
+    let (_, id) = client.expect_event("q").await;
+    client
+        .ack(id.unwrap(), json!([{ "not": "a string" }]))
+        .await;
+    assert!(matches!(
+        within(rx.recv()).await.unwrap(),
+        Err(AckError::Decode(_))
+    ));
+
+    client.emit("ask", json!([50])).await;
+    client.expect_event("q").await; // never answered
+    assert!(matches!(
+        within(rx.recv()).await.unwrap(),
+        Err(AckError::Timeout)
+    ));
+
+    client.emit("ask", json!([5000])).await;
+    client.expect_event("q").await;
+    client.close().await;
+    let outcome = within(rx.recv()).await.unwrap();
+    assert!(
+        matches!(outcome, Err(AckError::Disconnected)),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn failures_answer_the_ack_and_leave_the_socket_usable() {
+    let server = TestServer::start(server_with(|socket: Socket| async move {
+        socket.on("typed", |Data((a, b)): Data<(u8, String)>, ack: Ack| async move { ack.send(&format!("{a}{b}")) });
+        socket.on("boom", |Data(n): Data<u32>| async move {
+            assert!(n > 100, "n too small");
+        });
+        socket.on("fail", || async { Err::<(), _>("refused") });
+        socket.on("twice", |ack: Ack| async move {
+            ack.clone().send("one").unwrap();
+            let again = ack.send("two").unwrap_err();
+            assert!(matches!(again, tongxun::SendError::AlreadyAcknowledged));
+        });
+    }))
+    .await;
+    let mut client = server.client("/").await;
+    let wrong = client.emit_with_ack("typed", json!([300, "x"])).await;
+    assert!(
+        wrong[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid payload for event \"typed\""),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        client.emit_with_ack("typed", json!([3, "x"])).await,
+        vec![json!("3x")]
+    );
+    assert_eq!(
+        client.emit_with_ack("boom", json!([1])).await,
+        vec![json!({ "error": "internal server error" })]
+    );
+    assert_eq!(
+        client.emit_with_ack("fail", json!([])).await,
+        vec![json!({ "error": "refused" })]
+    );
+    assert_eq!(
+        client.emit_with_ack("twice", json!([])).await,
+        vec![json!("one")]
+    );
+    assert_eq!(
+        client.emit_with_ack("typed", json!([4, "y"])).await,
+        vec![json!("4y")]
+    );
+}
+
+#[tokio::test]
+async fn too_many_pending_events_are_refused_with_an_error_ack() {
+    let mut config = Config::default();
+    config.max_pending_events = 4;
+    let gate = Arc::new(Notify::new());
+    let waiting = gate.clone();
+    let server = TestServer::start(
+        Server::builder()
+            .config(config)
+            .namespace("/", move |socket: Socket| {
+                let waiting = waiting.clone();
+                async move {
+                    socket.on("block", move || {
+                        let waiting = waiting.clone();
+                        async move { waiting.notified().await }
+                    });
+                    socket.on("queued", |ack: Ack| async move { ack.send("handled") });
+                }
+            })
+            .build(),
+    )
+    .await;
+    let mut client = server.client("/").await;
+    client.send_raw(r#"42["block"]"#.to_owned()).await;
+    // The first event is running; the next four wait; the sixth and seventh are refused.
+    for id in 0..6 {
+        client.send_raw(format!(r#"42{id}["queued"]"#)).await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        if let Some(Packet::Ack { id, args }) = client.recv().await {
+            answers.push((id, args));
+        }
+    }
+    // The refused ones are answered at once; the four queued ones wait for the blocker.
+    assert_eq!(
+        answers,
+        vec![
+            (4, vec![json!({ "error": "too many pending events" })]),
+            (5, vec![json!({ "error": "too many pending events" })])
+        ]
+    );
+    gate.notify_one();
+    for id in 0..4 {
+        assert_eq!(
+            client.recv().await,
+            Some(Packet::Ack {
+                id,
+                args: vec![json!("handled")]
+            })
+        );
+    }
+}

@@ -1,0 +1,129 @@
+// Connecting with the stock socket.io-client: transports, namespaces, auth, disconnects, shutdown.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { io } from "socket.io-client";
+import { next, start } from "./support/server.mjs";
+
+let server;
+const sockets = [];
+function connect(path = "/", options = {}) {
+  const socket = io(server.url + path, { forceNew: true, reconnection: false, ...options });
+  sockets.push(socket);
+  return socket;
+}
+
+before(async () => {
+  server = await start();
+});
+after(async () => {
+  for (const socket of sockets) socket.disconnect();
+  await server.stop();
+});
+
+describe("transports", () => {
+  test("connects to / over long-polling, then upgrades to WebSocket", async () => {
+    const socket = connect("/");
+    await next(socket, "connect");
+    assert.equal(socket.io.engine.transport.name, "polling");
+    await next(socket.io.engine, "upgrade");
+    assert.equal(socket.io.engine.transport.name, "websocket");
+    const [echoed] = await Promise.all([socket.emitWithAck("echo", "after upgrade")]);
+    assert.equal(echoed, "after upgrade");
+  });
+
+  test("connects over WebSocket only", async () => {
+    const socket = connect("/", { transports: ["websocket"] });
+    await next(socket, "connect");
+    assert.equal(socket.io.engine.transport.name, "websocket");
+    assert.equal(await socket.emitWithAck("echo", 42), 42);
+  });
+
+  test("connects over long-polling only and exchanges events", async () => {
+    const socket = connect("/", { transports: ["polling"] });
+    await next(socket, "connect");
+    assert.equal(socket.io.engine.transport.name, "polling");
+    assert.deepEqual(await socket.emitWithAck("echo", { a: [1, 2] }), { a: [1, 2] });
+  });
+});
+
+describe("namespaces", () => {
+  test("/ and /chat are multiplexed on one connection", async () => {
+    const main = connect("/");
+    const chat = main.io.socket("/chat");
+    sockets.push(chat);
+    chat.connect();
+    await Promise.all([next(main, "connect"), next(chat, "connect")]);
+    assert.equal(main.io, chat.io, "one Manager");
+    const who = await chat.emitWithAck("whoami");
+    assert.equal(who.ns, "/chat");
+    assert.equal(await main.emitWithAck("echo", "main"), "main");
+    // Only one Engine.IO session carries both namespaces.
+    assert.equal(main.io.engine.id, chat.io.engine.id);
+  });
+
+  test("/chat alone over WebSocket", async () => {
+    const chat = connect("/chat", { transports: ["websocket"] });
+    await next(chat, "connect");
+    assert.equal((await chat.emitWithAck("whoami")).ns, "/chat");
+  });
+
+  test("a dynamic namespace /tenant/{id} is joined by its concrete path", async () => {
+    const tenant = connect("/tenant/42");
+    await next(tenant, "connect");
+    assert.equal(await tenant.emitWithAck("tenant"), "/tenant/42");
+  });
+
+  test("an unknown namespace gets connect_error 'Invalid namespace'", async () => {
+    const socket = connect("/nowhere");
+    const [err] = await next(socket, "connect_error");
+    assert.equal(err.message, "Invalid namespace");
+    assert.equal(socket.connected, false);
+  });
+});
+
+describe("auth", () => {
+  test("the auth payload reaches the server, which keeps what it learnt", async () => {
+    const socket = connect("/auth", { auth: { token: "secret" } });
+    await next(socket, "connect");
+    assert.equal(await socket.emitWithAck("user"), "ada");
+  });
+
+  test("a bad token gets connect_error with its message, and the client does not retry", async () => {
+    const socket = connect("/auth", { auth: { token: "wrong" }, reconnection: true });
+    let attempts = 0;
+    socket.io.on("reconnect_attempt", () => attempts++);
+    const [err] = await next(socket, "connect_error");
+    assert.equal(err.message, "invalid token");
+    assert.equal(socket.active, false, "a refused socket is not retried");
+    // A follow-up round trip on another namespace of the same manager proves the manager is idle.
+    const main = socket.io.socket("/");
+    sockets.push(main);
+    main.connect();
+    await next(main, "connect");
+    assert.equal(await main.emitWithAck("echo", "still here"), "still here");
+    assert.equal(attempts, 0);
+  });
+
+  test("a missing auth payload is refused with its own message", async () => {
+    const socket = connect("/auth");
+    const [err] = await next(socket, "connect_error");
+    assert.equal(err.message, "missing token");
+  });
+
+  test("a refusal with data carries it as JSON in the message", async () => {
+    const socket = connect("/auth", { auth: { token: "banned" } });
+    const [err] = await next(socket, "connect_error");
+    assert.deepEqual(JSON.parse(err.message), { message: "banned", data: { until: "tomorrow" } });
+  });
+});
+
+describe("disconnects", () => {
+  test("a server-side disconnect is seen as 'io server disconnect'", async () => {
+    const socket = connect("/", { reconnection: true });
+    await next(socket, "connect");
+    socket.emit("disconnect-me");
+    const [reason] = await next(socket, "disconnect");
+    assert.equal(reason, "io server disconnect");
+    assert.equal(socket.active, false, "the client does not reconnect by itself");
+  });
+});

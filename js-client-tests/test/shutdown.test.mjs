@@ -1,0 +1,26 @@
+// Graceful shutdown as a connected client sees it.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { io } from "socket.io-client";
+import { next, start } from "./support/server.mjs";
+
+test("graceful shutdown disconnects every client and the process exits promptly", async () => {
+  const server = await start();
+  const ws = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  const polling = io(server.url + "/chat", { forceNew: true, reconnection: false, transports: ["polling"] });
+  await Promise.all([next(ws, "connect"), next(polling, "connect")]);
+
+  const disconnects = Promise.all([next(ws, "disconnect"), next(polling, "disconnect")]);
+  const began = Date.now();
+  server.child.kill("SIGTERM");
+  const [[wsReason], [pollingReason]] = await disconnects;
+  // The server closes the sessions: a WebSocket client sees a clean close (and, with reconnection
+  // on, would reconnect to the next server). A long-polling client whose next poll was not yet in
+  // flight sees it fail instead (see docs/compatibility.md); either way it is disconnected.
+  assert.equal(wsReason, "transport close");
+  assert.ok(["transport close", "transport error"].includes(pollingReason), pollingReason);
+  assert.equal(await server.exited, 0);
+  assert.ok(server.output.includes("stopped"), "main returned after serve");
+  // Promptly: well before the 10 s shutdown timeout would force it.
+  assert.ok(Date.now() - began < 5000, `took ${Date.now() - began} ms`);
+});

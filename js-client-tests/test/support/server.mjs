@@ -1,0 +1,61 @@
+// Starts the Rust fixture server on a free port and waits for the line it prints when it listens.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const workspace = resolve(here, "..", "..", "..");
+
+/** Path of a binary of the workspace, built by `cargo build` (honours CARGO_TARGET_DIR). */
+export function binary(name) {
+  const target = process.env.CARGO_TARGET_DIR ?? join(workspace, "target");
+  const path = join(target, "debug", name);
+  if (!existsSync(path)) {
+    throw new Error(`${path} is missing: run \`cargo build --workspace\` first`);
+  }
+  return path;
+}
+
+/**
+ * Spawns `bin` with `args`, resolves once it printed `listening on <url>`.
+ * Returns { url, child, stop(), exited } where `exited` resolves with the exit code.
+ */
+export async function start(bin = binary("tongxun-fixture"), args = [], env = {}) {
+  const child = spawn(bin, args, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const stderr = [];
+  child.stderr.on("data", (chunk) => stderr.push(chunk));
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal)));
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise((resolve, reject) => {
+    lines.on("line", (line) => {
+      const match = /^listening on (http:\/\/\S+)/.exec(line);
+      if (match) resolve(match[1]);
+    });
+    exited.then((code) =>
+      reject(new Error(`${bin} exited (${code}) before listening:\n${Buffer.concat(stderr)}`)),
+    );
+  });
+  const output = [];
+  lines.on("line", (line) => output.push(line));
+  return {
+    url,
+    child,
+    exited,
+    output,
+    stderr: () => Buffer.concat(stderr).toString(),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** Resolves with the arguments of the next `event` emitted by `emitter` (`on`/`once` API). */
+export function next(emitter, event) {
+  return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace: formatting, lints, Rust tests (with doctests),
+# docs, and the stock-client JavaScript and browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt"
+cargo fmt --all --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --all-features --locked
+step "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
+step "JavaScript client tests"
+cargo build --workspace --locked
+(cd js-client-tests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test)
