@@ -101,6 +101,16 @@ describe("acknowledgements", () => {
   });
 });
 
+describe("arguments", () => {
+  test("() is sent as no argument at all, for events and acks", async () => {
+    const socket = await connect();
+    const pinged = next(socket, "pinged");
+    const answer = await new Promise((resolve) => socket.emit("ping-me", (...args) => resolve(args)));
+    assert.deepEqual(answer, []);
+    assert.deepEqual(await pinged, []);
+  });
+});
+
 describe("listeners", () => {
   test("once fires on the first event only", async () => {
     const socket = await connect();

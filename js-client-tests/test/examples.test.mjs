@@ -16,3 +16,35 @@ test("example-echo echoes events and acknowledgements with every argument", asyn
   const answer = await new Promise((resolve) => socket.emit("sum", 1, 2, (...args) => resolve(args)));
   assert.deepEqual(answer, [1, 2]);
 });
+
+test("example-axum-integration broadcasts an HTTP POST to a room of /chat", async (t) => {
+  const server = await start(binary("example-axum-integration"), ["--port", "0"]);
+  t.after(() => server.stop());
+  const inRoom = io(server.url + "/chat", { forceNew: true, reconnection: false });
+  const outside = io(server.url + "/chat", { forceNew: true, reconnection: false });
+  t.after(() => { inRoom.disconnect(); outside.disconnect(); });
+  await Promise.all([next(inRoom, "connect"), next(outside, "connect")]);
+  assert.deepEqual((await inRoom.emitWithAck("join", "general")).sort(), ["general", inRoom.id].sort());
+  const heard = [];
+  outside.on("announcement", (text) => heard.push(text));
+  const received = next(inRoom, "announcement");
+
+  const response = await fetch(server.url + "/announce", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ room: "general", text: "maintenance at noon" }),
+  });
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { recipients: 1 });
+  assert.deepEqual(await received, ["maintenance at noon"]);
+
+  const empty = await fetch(server.url + "/announce", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ text: "  " }),
+  });
+  assert.equal(empty.status, 422);
+  // A barrier on the outsider: anything broadcast to it would have arrived before this answer.
+  await outside.emitWithAck("join", "elsewhere");
+  assert.deepEqual(heard, []);
+});

@@ -68,10 +68,48 @@
 //! without answering, is answered the same way. Handlers return `()` or
 //! `Result<(), E: Display>`; [`HandlerError`] lets `?` mix error types.
 //!
-//! # Storage and rooms
-//! [`Socket::store`] holds string keys and serde values for the life of the socket: readable in
-//! its disconnect listeners ([`Socket::on_disconnect`]), emptied after. Every socket is in a room
-//! named by its id; [`Socket::join`] and [`Socket::leave`] manage the others.
+//! # Storage
+//! [`Socket::store`] holds string keys and serde values for the life of the socket (the seed's
+//! `socket.set(name, value)` / `socket.get(name)`): a typed `get` whose mismatch is an error, not a
+//! panic; readable in the socket's disconnect listeners ([`Socket::on_disconnect`]); emptied
+//! after them. Other sockets' stores are read through the sockets a selection lists:
+//!
+//! ```
+//! use tongxun::{Ack, Data, Socket};
+//!
+//! async fn on_connect(socket: Socket) {
+//!     socket.on("members", |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+//!         let nicks: Vec<String> = socket
+//!             .within(room)
+//!             .sockets()
+//!             .iter()
+//!             .filter_map(|s| s.store().get("nick").ok())
+//!             .collect();
+//!         ack.send(&nicks)
+//!     });
+//! }
+//! # let _ = tongxun::Server::builder().namespace("/", on_connect);
+//! ```
+//!
+//! # Rooms and broadcasting
+//! Every socket is in a room named by its id, so `to(id)` is a private message;
+//! [`Socket::join`], [`Socket::leave`] and [`Socket::leave_all`] manage the others. A
+//! [`Broadcast`] selects sockets and sends to them, serialized once for all recipients:
+//!
+//! | Node | tongxun |
+//! | --- | --- |
+//! | `io.emit(...)` / `io.of("/chat").emit(...)` | `io.main().emit(...)` / `io.of("/chat")?.emit(...)` |
+//! | `socket.broadcast.emit(...)` | `socket.broadcast().emit(...)` |
+//! | `socket.to("room").emit(...)` | `socket.to("room").emit(...)` |
+//! | `io.in("room").emit(...)` | `socket.within("room").emit(...)` |
+//! | `.except("room")`, `.local`, `.volatile`, `.timeout(ms)` | the same methods |
+//! | `io.timeout(ms).emitWithAck(...)` | `.timeout(d).emit_with_ack(...)`: one answer or [`AckError`] per socket |
+//! | `fetchSockets`, `disconnectSockets`, `socketsJoin`, `socketsLeave` | `fetch_sockets`, `disconnect`, `join`, `leave` |
+//!
+//! The [`Io`] handle ([`Server::io`], [`Socket::io`], or the `Io` extractor) reaches any
+//! namespace from anywhere: an axum route, a timer. A recipient whose outgoing queue is full
+//! (a client that stopped reading) misses the message: it is counted
+//! ([`Io::dropped_deliveries`]) and logged, and never holds back the others.
 //!
 //! # Shutdown
 //! [`Server::serve`] runs until its shutdown future completes, then disconnects every client,
@@ -99,9 +137,9 @@ pub mod ws;
 pub use config::Config;
 pub use error::{AckError, SendError, ServeError};
 pub use io::{
-    Ack, Args, Bin, ConnectError, Data, Event, EventContext, EventHandler, ExtractError, FromEvent,
-    HandlerError, Handshake, IntoHandlerResult, Io, ListenerId, Namespace, Socket, Store,
-    StoreError, TryData,
+    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Event, EventContext,
+    EventHandler, ExtractError, FromEvent, HandlerError, Handshake, IntoHandlerResult, Io,
+    ListenerId, Namespace, RemoteSocket, Socket, Store, StoreError, TryData,
 };
 pub use server::{Server, ServerBuilder};
 pub use socketioxide::TransportType;

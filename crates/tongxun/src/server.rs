@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use axum::Router;
 use socketioxide::layer::SocketIoLayer;
@@ -126,6 +126,7 @@ impl ServerBuilder {
             config: config.clone(),
             tasks: TaskTracker::new(),
             live_stores: Arc::new(AtomicUsize::new(0)),
+            dropped_deliveries: AtomicU64::new(0),
         });
         let (layer, raw) = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())

@@ -16,10 +16,176 @@ pub(crate) fn builder() -> ServerBuilder {
         .namespace_with("/auth", Namespace::new(on_auth).auth(check_token))
         .namespace_with("/parallel", Namespace::new(on_main).parallel())
         .dynamic_namespace("/tenant/{id}", Namespace::new(on_tenant))
+        .namespace("/rooms", on_rooms)
 }
 
 pub(crate) fn routes(server: Server) -> Server {
-    server
+    let io = server.io();
+    server.merge(axum::Router::new().route(
+        "/stats",
+        axum::routing::get(move || {
+            let io = io.clone();
+            async move {
+                axum::Json(serde_json::json!({
+                    "live_stores": io.live_stores(),
+                    "dropped_deliveries": io.dropped_deliveries(),
+                }))
+            }
+        }),
+    ))
+}
+
+/// A broadcast a test asks the server to perform.
+#[derive(Deserialize)]
+struct Cast {
+    /// `all`, `broadcast`, `to`, `within`, `except`, `io-to-except`, `volatile`, `local`.
+    mode: String,
+    #[serde(default)]
+    rooms: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+/// Rooms, broadcast helpers and storage.
+async fn on_rooms(socket: Socket) {
+    socket.on(
+        "join",
+        |socket: Socket, Data(rooms): Data<Vec<String>>, ack: Ack| async move {
+            socket.join(rooms);
+            ack.send(&socket.rooms())
+        },
+    );
+    socket.on(
+        "leave",
+        |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+            socket.leave(room);
+            ack.send(&socket.rooms())
+        },
+    );
+    socket.on("leave-all", |socket: Socket, ack: Ack| async move {
+        socket.leave_all();
+        ack.send(&socket.rooms())
+    });
+    socket.on(
+        "cast",
+        |socket: Socket, Data(cast): Data<Cast>, ack: Ack| async move {
+            let io = socket.io();
+            let payload = (cast.mode.clone(), socket.id().to_string());
+            let selection = match cast.mode.as_str() {
+                "all" => io.of("/rooms").expect("namespace"),
+                "broadcast" => socket.broadcast(),
+                "to" => socket.to(cast.rooms),
+                "within" => socket.within(cast.rooms),
+                "except" => socket.except(cast.except),
+                "io-to-except" => io
+                    .of("/rooms")
+                    .expect("namespace")
+                    .to(cast.rooms)
+                    .except(cast.except),
+                "volatile" => io.of("/rooms").expect("namespace").volatile(),
+                "local" => io.of("/rooms").expect("namespace").local(),
+                other => {
+                    return ack
+                        .send(&serde_json::json!({ "error": format!("unknown mode {other}") }))
+                        .map_err(HandlerError::from);
+                }
+            };
+            selection.emit("hit", &payload).await?;
+            ack.send("done")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "votes",
+        |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+            let votes = socket
+                .within(room)
+                .timeout(Duration::from_millis(800))
+                .emit_with_ack::<_, String>("vote?", &())
+                .await?;
+            let votes: Vec<_> = votes
+                .into_iter()
+                .map(|(id, vote)| match vote {
+                    Ok(vote) => serde_json::json!({ "id": id.to_string(), "vote": vote }),
+                    Err(e) => serde_json::json!({ "id": id.to_string(), "error": e.to_string() }),
+                })
+                .collect();
+            ack.send(&votes)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "fetch",
+        |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+            let sockets = socket.within(room).fetch_sockets().await?;
+            let mut ids: Vec<String> = sockets.iter().map(|s| s.data().id.to_string()).collect();
+            ids.sort();
+            ack.send(&ids)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "kick",
+        |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+            ack.send("kicking")?;
+            socket.within(room).disconnect().await?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "move",
+        |socket: Socket, Data((from, to)): Data<(String, String)>, ack: Ack| async move {
+            socket.within(from.clone()).join(to).await?;
+            socket.within(from).leave("lobby").await?;
+            ack.send("moved")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+
+    // Storage.
+    socket.on("set", |socket: Socket, Data((key, value)): Data<(String, serde_json::Value)>, ack: Ack| async move {
+        socket.store().set(key, &value)?;
+        ack.send(&socket.store().keys().len())?;
+        Ok::<_, HandlerError>(())
+    });
+    socket.on(
+        "get",
+        |socket: Socket, Data(key): Data<String>, ack: Ack| async move {
+            match socket.store().get::<serde_json::Value>(&key) {
+                Ok(value) => ack.send(&value),
+                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+            }
+        },
+    );
+    socket.on(
+        "get-number",
+        |socket: Socket, Data(key): Data<String>, ack: Ack| async move {
+            let n: i64 = socket.store().get(&key)?;
+            ack.send(&n)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "nicks",
+        |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+            let mut nicks: Vec<String> = socket
+                .within(room)
+                .sockets()
+                .iter()
+                .filter_map(|s| s.store().get::<String>("nick").ok())
+                .collect();
+            nicks.sort();
+            ack.send(&nicks)
+        },
+    );
+    socket.on_disconnect(|socket: Socket, _| async move {
+        let nick: String = socket
+            .store()
+            .get("nick")
+            .unwrap_or_else(|_| "?".to_owned());
+        let rooms = socket.rooms();
+        socket.to(rooms).emit("left", &nick).await.ok();
+    });
 }
 
 /// The main namespace: echo, typed payloads, acks both ways, listeners and failures.
@@ -125,6 +291,11 @@ async fn on_main(socket: Socket) {
         },
     );
 
+    socket.on("ping-me", |socket: Socket, ack: Ack| async move {
+        socket.emit("pinged", &())?;
+        ack.send(&())?;
+        Ok::<_, HandlerError>(())
+    });
     socket.on("disconnect-me", |socket: Socket| async move {
         socket.disconnect()
     });

@@ -53,6 +53,12 @@ impl FromEvent for Socket {
     }
 }
 
+impl FromEvent for crate::Io {
+    fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+        Ok(ctx.socket.io())
+    }
+}
+
 /// The event's arguments, decoded with serde.
 ///
 /// A tuple type takes every argument the client sent (`socket.emit("move", x, y)` decodes into
@@ -236,7 +242,9 @@ impl AckSlot {
             return Ok(());
         }
         let sender = self.take().ok_or(SendError::AlreadyAcknowledged)?;
-        sender.send(data).map_err(SendError::from)
+        sender
+            .send(&super::args::Args::of(data))
+            .map_err(SendError::from)
     }
 
     /// Answers `{"error": message}` if the acknowledgement is still open; returns whether it did.

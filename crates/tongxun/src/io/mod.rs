@@ -1,6 +1,8 @@
 //! The Socket.IO layer over socketioxide: namespaces, sockets, event dispatch, storage and
 //! broadcasting.
 
+mod args;
+mod broadcast;
 mod dispatch;
 mod extract;
 mod handler;
@@ -11,6 +13,7 @@ mod store;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+pub use broadcast::{Broadcast, BroadcastError, RemoteSocket};
 pub use dispatch::ListenerId;
 pub use extract::{Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromEvent, TryData};
 pub use handler::{EventHandler, HandlerError, IntoHandlerResult};
@@ -50,6 +53,47 @@ impl Io {
                 .filter_map(|s| socket_of(&s))
                 .collect(),
         )
+    }
+
+    /// Every socket of namespace `path` (Node's `io.of(path)`), or `None` if no such namespace
+    /// exists; narrow it with [`Broadcast::to`] and the like.
+    ///
+    /// # Examples
+    /// ```
+    /// use axum::{Router, extract::State, routing::post};
+    /// use tongxun::Io;
+    ///
+    /// // An HTTP route that broadcasts to the `/chat` namespace's `general` room.
+    /// async fn announce(State(io): State<Io>, text: String) -> &'static str {
+    ///     match io.of("/chat") {
+    ///         Some(chat) => match chat.to("general").emit("announcement", &text).await {
+    ///             Ok(()) => "sent",
+    ///             Err(_) => "failed",
+    ///         },
+    ///         None => "no chat",
+    ///     }
+    /// }
+    ///
+    /// let server = tongxun::Server::builder().namespace("/chat", |_| async {}).build();
+    /// let routes = Router::new().route("/announce", post(announce)).with_state(server.io());
+    /// let server = server.merge(routes);
+    /// ```
+    pub fn of(&self, path: &str) -> Option<Broadcast> {
+        Some(Broadcast::new(self.raw.of(path)?, self.shared.clone()))
+    }
+
+    /// Every socket of the main namespace `/` (Node's `io.emit`, `io.to(room)`).
+    ///
+    /// # Panics
+    /// When the main namespace was switched off (`Config::default_namespace`) and not
+    /// registered.
+    pub fn main(&self) -> Broadcast {
+        self.of("/").expect("the main namespace `/` exists")
+    }
+
+    /// How many deliveries were dropped because a recipient's outgoing queue was full.
+    pub fn dropped_deliveries(&self) -> u64 {
+        self.shared.dropped_deliveries.load(Ordering::Relaxed)
     }
 
     /// How many per-socket stores are alive: a store is freed when its socket is gone, so after

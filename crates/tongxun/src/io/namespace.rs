@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -28,6 +28,7 @@ pub(crate) struct ServerShared {
     pub(crate) config: Config,
     pub(crate) tasks: TaskTracker,
     pub(crate) live_stores: Arc<AtomicUsize>,
+    pub(crate) dropped_deliveries: AtomicU64,
 }
 
 /// What every socket of one namespace shares.

@@ -8,12 +8,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::{DisconnectReason, Sid};
+use socketioxide_core::adapter::RoomParam;
 
-use super::RawAdapter;
+use super::args::Args;
+use super::broadcast::Broadcast;
 use super::dispatch::{DisconnectFuture, ListenerId, SocketState};
 use super::handler::{EventHandler, boxed};
 use super::store::Store;
+use super::{Io, RawAdapter};
 use crate::error::{AckError, SendError};
+use socketioxide::handler::FromMessageParts;
 
 pub(crate) type RawSocket = socketioxide::socket::Socket<RawAdapter>;
 
@@ -210,7 +214,9 @@ impl Socket {
         event: impl AsRef<str>,
         data: &T,
     ) -> Result<(), SendError> {
-        self.raw.emit(event, data).map_err(SendError::from)
+        self.raw
+            .emit(event, &Args::of(data))
+            .map_err(SendError::from)
     }
 
     /// Sends a `message` event (the client's `socket.on("message", ...)`).
@@ -263,7 +269,11 @@ impl Socket {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let answer = match self.raw.timeout(timeout).emit_with_ack::<T, R>(event, data) {
+        let answer = match self
+            .raw
+            .timeout(timeout)
+            .emit_with_ack::<_, R>(event, &Args::of(data))
+        {
             Ok(answer) => answer,
             Err(e) => match SendError::from(e) {
                 SendError::Closed => return Err(AckError::Disconnected),
@@ -280,12 +290,12 @@ impl Socket {
     // ---- rooms ----
 
     /// Joins one room or several (`"general"`, `["a", "b"]`, a `Vec<String>`).
-    pub fn join(&self, rooms: impl socketioxide_core::adapter::RoomParam) {
+    pub fn join(&self, rooms: impl RoomParam) {
         self.raw.join(rooms);
     }
 
     /// Leaves one room or several.
-    pub fn leave(&self, rooms: impl socketioxide_core::adapter::RoomParam) {
+    pub fn leave(&self, rooms: impl RoomParam) {
         self.raw.leave(rooms);
     }
 
@@ -305,6 +315,56 @@ impl Socket {
             .into_iter()
             .map(|r| r.to_string())
             .collect()
+    }
+
+    // ---- broadcasting ----
+
+    fn selection(&self, ops: socketioxide::operators::BroadcastOperators<RawAdapter>) -> Broadcast {
+        Broadcast::new(ops, self.state.ns.server.clone())
+    }
+
+    /// The server's handle, to reach other namespaces.
+    pub fn io(&self) -> Io {
+        let mut empty = socketioxide_core::Value::Str(String::new().into(), None);
+        let raw = socketioxide::SocketIo::from_message_parts(&self.raw, &mut empty, &None)
+            .unwrap_or_else(|never| match never {});
+        Io {
+            raw,
+            shared: self.state.ns.server.clone(),
+        }
+    }
+
+    /// Every socket of this socket's namespace, this one included (Node's `socket.nsp`).
+    pub fn namespace(&self) -> Broadcast {
+        self.io()
+            .of(self.ns())
+            .expect("a connected socket's namespace exists")
+    }
+
+    /// Every other socket of the namespace (Node's `socket.broadcast`).
+    pub fn broadcast(&self) -> Broadcast {
+        self.selection(self.raw.broadcast())
+    }
+
+    /// The sockets in `rooms`, except this one (Node's `socket.to(room)`).
+    pub fn to(&self, rooms: impl RoomParam) -> Broadcast {
+        self.selection(self.raw.to(rooms))
+    }
+
+    /// The sockets in `rooms`, this one included if it is in them (Node's `io.in(room)`).
+    pub fn within(&self, rooms: impl RoomParam) -> Broadcast {
+        self.selection(self.raw.within(rooms))
+    }
+
+    /// Every other socket of the namespace, except those in `rooms`.
+    pub fn except(&self, rooms: impl RoomParam) -> Broadcast {
+        self.selection(self.raw.except(rooms))
+    }
+
+    /// Sends `event` to this client if it can take it now, else drops it silently (a typing
+    /// indicator). See [`Broadcast::volatile`] for many sockets.
+    pub fn emit_volatile<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) {
+        self.raw.volatile().emit(event, &Args::of(data)).ok();
     }
 
     /// Disconnects the socket from its namespace; the client sees `io server disconnect` and

@@ -1,0 +1,279 @@
+//! Broadcasting: to a namespace, to rooms, to everyone but the sender, with aggregated acks.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketioxide::SocketError;
+use socketioxide::operators::BroadcastOperators;
+use socketioxide::socket::Sid;
+use socketioxide_core::adapter::RoomParam;
+
+use super::args::Args;
+use super::namespace::ServerShared;
+use super::{RawAdapter, Socket, socket_of};
+use crate::error::AckError;
+
+/// A socket of a namespace, wherever it is connected: this node or, with a cluster adapter,
+/// another. Emit to it, move it between rooms or disconnect it.
+pub type RemoteSocket = socketioxide::socket::RemoteSocket<RawAdapter>;
+
+/// Why a broadcast failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// The payload could not be serialized; nothing was sent.
+    #[error("failed to serialize the payload: {0}")]
+    Encode(String),
+    /// The adapter could not reach other nodes.
+    #[error("adapter failed: {0}")]
+    Adapter(String),
+}
+
+/// A selection of sockets to broadcast to: a namespace, narrowed to rooms, widened or not to the
+/// sender.
+///
+/// Obtained from [`Io::of`](super::Io::of) (every socket of a namespace) or from a socket
+/// ([`Socket::broadcast`], [`Socket::to`], [`Socket::within`], [`Socket::except`]). Each call
+/// narrows the selection and returns it; the last one acts. The payload is serialized once,
+/// whatever the number of recipients.
+///
+/// A recipient whose outgoing queue is full misses the message: it is counted
+/// ([`Io::dropped_deliveries`](super::Io::dropped_deliveries)) and logged, and the others still
+/// receive it.
+///
+/// # Examples
+/// ```
+/// use tongxun::{Data, Socket};
+///
+/// async fn on_connect(socket: Socket) {
+///     socket.on("say", |socket: Socket, Data((room, text)): Data<(String, String)>| async move {
+///         // Everyone in the room but the sender:
+///         socket.to(room).emit("said", &text).await
+///     });
+///     socket.on("shout", |socket: Socket, Data(text): Data<String>| async move {
+///         // Everyone in the namespace but the sender:
+///         socket.broadcast().emit("shouted", &text).await
+///     });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+/// ```
+#[must_use = "a broadcast does nothing until emitted"]
+#[derive(Clone)]
+pub struct Broadcast {
+    ops: BroadcastOperators<RawAdapter>,
+    shared: Arc<ServerShared>,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcast")
+            .field("ns", &self.ops.ns_path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broadcast {
+    pub(crate) fn new(ops: BroadcastOperators<RawAdapter>, shared: Arc<ServerShared>) -> Self {
+        Self {
+            ops,
+            shared,
+            timeout: None,
+        }
+    }
+
+    fn map(
+        self,
+        f: impl FnOnce(BroadcastOperators<RawAdapter>) -> BroadcastOperators<RawAdapter>,
+    ) -> Self {
+        Self {
+            ops: f(self.ops),
+            ..self
+        }
+    }
+
+    /// Narrows to sockets in any of these rooms. A socket's id is a room of its own, so
+    /// `to(id)` reaches exactly that socket.
+    pub fn to(self, rooms: impl RoomParam) -> Self {
+        self.map(|ops| ops.to(rooms))
+    }
+
+    /// Same as [`to`](Self::to), under Node's other name (`io.in(room)`).
+    pub fn within(self, rooms: impl RoomParam) -> Self {
+        self.map(|ops| ops.within(rooms))
+    }
+
+    /// Leaves out sockets in any of these rooms.
+    pub fn except(self, rooms: impl RoomParam) -> Self {
+        self.map(|ops| ops.except(rooms))
+    }
+
+    /// Only sockets connected to this node (when a cluster adapter spans several).
+    pub fn local(self) -> Self {
+        self.map(|ops| ops.local())
+    }
+
+    /// Sends without caring whether it arrives: recipients whose queue is full are skipped
+    /// without being counted (typing indicators, cursor positions).
+    pub fn volatile(self) -> Self {
+        self.map(|ops| ops.volatile())
+    }
+
+    /// The time [`emit_with_ack`](Self::emit_with_ack) waits for answers. Defaults to
+    /// `Config::ack_timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends `event` to every selected socket. A tuple sends several arguments.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Encode`] when the payload cannot be serialized,
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached. Recipients that miss the
+    /// message because their queue is full are counted, not reported as an error.
+    pub async fn emit<T: Serialize + ?Sized>(
+        self,
+        event: impl AsRef<str>,
+        data: &T,
+    ) -> Result<(), BroadcastError> {
+        let event = event.as_ref();
+        match self.ops.emit(event, &Args::of(data)).await {
+            Ok(()) => Ok(()),
+            Err(socketioxide::BroadcastError::Socket(errors)) => {
+                // Sockets that closed meanwhile are gone, not slow: only full queues count.
+                let dropped = errors
+                    .iter()
+                    .filter(|e| matches!(e, SocketError::InternalChannelFull))
+                    .count();
+                if dropped > 0 {
+                    self.shared
+                        .dropped_deliveries
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                    tracing::warn!(%event, dropped, "recipients' outgoing queues were full; they missed a broadcast");
+                }
+                Ok(())
+            }
+            Err(socketioxide::BroadcastError::Serialize(e)) => {
+                Err(BroadcastError::Encode(e.to_string()))
+            }
+            Err(socketioxide::BroadcastError::Adapter(e)) => {
+                Err(BroadcastError::Adapter(e.to_string()))
+            }
+        }
+    }
+
+    /// Sends `event` to every selected socket and collects each one's acknowledgement, decoded
+    /// as `R`, within the timeout: one entry per socket, an answer or an error
+    /// ([`AckError::Timeout`] for a socket that did not answer in time).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn poll(io: Io) {
+    ///     let Some(chat) = io.of("/chat") else { return };
+    ///     // JS: socket.on("vote?", (cb) => cb("yes"));
+    ///     let votes = chat.timeout(std::time::Duration::from_secs(2)).emit_with_ack::<_, String>("vote?", &()).await;
+    ///     for (id, vote) in votes.unwrap_or_default() {
+    ///         println!("{id}: {vote:?}");
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`BroadcastError::Encode`] when the payload cannot be serialized,
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    pub async fn emit_with_ack<T, R>(
+        self,
+        event: impl AsRef<str>,
+        data: &T,
+    ) -> Result<Vec<(Sid, Result<R, AckError>)>, BroadcastError>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let timeout = self.timeout.unwrap_or(self.shared.config.ack_timeout);
+        let stream = self
+            .ops
+            .timeout(timeout)
+            .emit_with_ack::<_, R>(event, &Args::of(data))
+            .await
+            .map_err(|e| match e {
+                socketioxide::EmitWithAckError::Encode(e) => BroadcastError::Encode(e.to_string()),
+                socketioxide::EmitWithAckError::Adapter(e) => {
+                    BroadcastError::Adapter(e.to_string())
+                }
+            })?;
+        Ok(stream
+            .map(|(sid, answer)| (sid, answer.map_err(AckError::from)))
+            .collect()
+            .await)
+    }
+
+    /// The selected sockets connected to this node, with their stores.
+    pub fn sockets(self) -> Vec<Socket> {
+        self.ops.sockets().iter().filter_map(socket_of).collect()
+    }
+
+    /// The selected sockets on every node.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    pub async fn fetch_sockets(self) -> Result<Vec<RemoteSocket>, BroadcastError> {
+        self.ops
+            .fetch_sockets()
+            .await
+            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+    }
+
+    /// Disconnects the selected sockets; their clients see `io server disconnect`.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    pub async fn disconnect(self) -> Result<(), BroadcastError> {
+        self.ops
+            .disconnect()
+            .await
+            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+    }
+
+    /// Makes the selected sockets join `rooms`.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    pub async fn join(self, rooms: impl RoomParam) -> Result<(), BroadcastError> {
+        self.ops
+            .join(rooms)
+            .await
+            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+    }
+
+    /// Makes the selected sockets leave `rooms`.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    pub async fn leave(self, rooms: impl RoomParam) -> Result<(), BroadcastError> {
+        self.ops
+            .leave(rooms)
+            .await
+            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+    }
+
+    /// The rooms the selected sockets are in.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    pub async fn rooms(self) -> Result<Vec<String>, BroadcastError> {
+        let rooms = self
+            .ops
+            .rooms()
+            .await
+            .map_err(|e| BroadcastError::Adapter(e.to_string()))?;
+        Ok(rooms.into_iter().map(|r| r.to_string()).collect())
+    }
+}
