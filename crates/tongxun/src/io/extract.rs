@@ -228,12 +228,14 @@ impl std::fmt::Debug for AckSlot {
 
 impl AckSlot {
     pub(crate) fn new(socket: &Socket, ack_id: Option<i64>) -> Self {
-        let mut empty = Value::Str(String::new().into(), None);
-        let sender = AckSender::from_message_parts(socket.raw(), &mut empty, &ack_id)
-            .unwrap_or_else(|never| match never {});
+        let sender = ack_id.map(|_| {
+            let mut empty = Value::Str(String::new().into(), None);
+            AckSender::from_message_parts(socket.raw(), &mut empty, &ack_id)
+                .unwrap_or_else(|never| match never {})
+        });
         Self {
             requested: ack_id.is_some(),
-            sender: Mutex::new(ack_id.map(|_| sender)),
+            sender: Mutex::new(sender),
         }
     }
 
