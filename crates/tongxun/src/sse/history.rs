@@ -18,6 +18,9 @@ pub(crate) struct Stored {
     pub(crate) topic: Arc<str>,
     /// Its sequence number in that topic.
     pub(crate) seq: u64,
+    /// Its rank among all events of the hub, so that replays of several topics come in the
+    /// order the events were published.
+    pub(crate) order: u64,
     /// The `event:` and `data:` lines and the blank line that ends the event, encoded once;
     /// each stream writes its own `id:` line before them.
     pub(crate) frame: Bytes,
@@ -39,7 +42,7 @@ pub(crate) trait History: Send + Sync + fmt::Debug {
     /// The sequence number of the last event, 0 before the first.
     fn last_seq(&self) -> u64;
     /// Records an event under the next sequence number and returns it.
-    fn append(&mut self, topic: &Arc<str>, frame: Bytes) -> Arc<Stored>;
+    fn append(&mut self, topic: &Arc<str>, order: u64, frame: Bytes) -> Arc<Stored>;
     /// The events after sequence number `after`.
     fn replay_after(&self, after: u64) -> Replay;
 }
@@ -67,11 +70,12 @@ impl History for MemoryHistory {
         self.last_seq
     }
 
-    fn append(&mut self, topic: &Arc<str>, frame: Bytes) -> Arc<Stored> {
+    fn append(&mut self, topic: &Arc<str>, order: u64, frame: Bytes) -> Arc<Stored> {
         self.last_seq += 1;
         let stored = Arc::new(Stored {
             topic: topic.clone(),
             seq: self.last_seq,
+            order,
             frame,
         });
         if self.capacity > 0 {
@@ -117,7 +121,7 @@ mod tests {
         let mut history = MemoryHistory::new(3);
         assert_eq!(seqs(history.replay_after(0)), Vec::<u64>::new());
         for n in 1..=5 {
-            assert_eq!(history.append(&topic, Bytes::new()).seq, n);
+            assert_eq!(history.append(&topic, 0, Bytes::new()).seq, n);
         }
         assert_eq!(history.last_seq(), 5);
         assert_eq!(seqs(history.replay_after(5)), Vec::<u64>::new());
@@ -132,7 +136,7 @@ mod tests {
     fn without_capacity_only_the_last_position_resumes() {
         let topic: Arc<str> = "a".into();
         let mut history = MemoryHistory::new(0);
-        history.append(&topic, Bytes::new());
+        history.append(&topic, 0, Bytes::new());
         assert_eq!(seqs(history.replay_after(1)), Vec::<u64>::new());
         assert!(matches!(history.replay_after(0), Replay::Behind));
     }

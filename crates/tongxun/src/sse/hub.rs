@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     /// Parent of the streams opened since the last [`SseHub::disconnect_all`].
     generation: Mutex<CancellationToken>,
     next_subscriber: AtomicU64,
+    /// Ranks events across topics, see [`Stored::order`].
+    next_order: AtomicU64,
     pub(crate) subscribers: AtomicUsize,
     published: AtomicU64,
     delivered: AtomicU64,
@@ -171,6 +173,7 @@ impl SseHub {
                 shutdown,
                 generation: Mutex::new(generation),
                 next_subscriber: AtomicU64::new(1),
+                next_order: AtomicU64::new(0),
                 subscribers: AtomicUsize::new(0),
                 published: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
@@ -233,7 +236,8 @@ impl SseHub {
             if state.removed {
                 continue;
             }
-            let stored = state.history.append(&topic.name, frame);
+            let order = self.inner.next_order.fetch_add(1, Ordering::Relaxed);
+            let stored = state.history.append(&topic.name, order, frame);
             let mut delivered = 0u64;
             let mut lagged = 0u64;
             state.subscribers.retain(|&subscriber, slot| {
@@ -426,6 +430,9 @@ impl SseHub {
             registered.push(topic);
         }
         drop(queue);
+        // Each topic's events are in order already; this interleaves the topics as the events
+        // were published, as they would have arrived live.
+        replay.sort_by_key(|stored| stored.order);
         inner.subscribers.fetch_add(1, Ordering::Relaxed);
         inner
             .replayed
