@@ -340,6 +340,11 @@ async fn subscribe_requests_are_validated_with_clear_400s() {
     let mut config = config();
     config.max_topics = 2;
     let server = server_with(config).await;
+    // Duplicates do not count.
+    subscribe(server.addr, "/events?topic=a&topic=b&topic=a", &[])
+        .await
+        .ready()
+        .await;
     for (target, message) in [
         ("/events", "at least one topic is required"),
         ("/events?other=1", "at least one topic is required"),
@@ -347,6 +352,10 @@ async fn subscribe_requests_are_validated_with_clear_400s() {
         ("/events?topic=a%20b", "only ASCII letters"),
         ("/events?topic=a:b", "only ASCII letters"),
         ("/events?topic=a&topic=b&topic=c", "at most 2 topics"),
+        (
+            "/events?topic=a&topic=b&topic=a&topic=c",
+            "at most 2 topics",
+        ),
     ] {
         let reply = open(server.addr, target, &[]).await.err().expect("refused");
         assert_eq!(reply.head.status, 400, "{target}");
@@ -670,6 +679,20 @@ async fn idle_streams_get_a_keep_alive_comment_at_the_interval() {
     let frame = client.next_frame_untimed().await.unwrap();
     assert_eq!(frame.comments, ["keep-alive"]);
     assert_eq!(event_at.elapsed(), Duration::from_secs(15));
+    server.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_keep_alive_interval_sends_no_comments() {
+    let mut config = config();
+    config.keep_alive = Duration::ZERO;
+    let server = server_with(config).await;
+    let mut client = subscribe(server.addr, "/events?topic=a", &[]).await;
+    client.ready().await;
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    send(&server.hub, "a", SseEvent::new("x")).await;
+    let frame = client.next_frame_untimed().await.unwrap();
+    assert_eq!((frame.data(), frame.comments.len()), ("x", 0));
     server.stop().await;
 }
 

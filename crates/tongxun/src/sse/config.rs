@@ -54,8 +54,8 @@ pub struct SseConfig {
     /// Reconnection delay sent to every client when its stream opens (the `retry` field).
     /// Defaults to [`DEFAULT_RETRY`] (3 s).
     pub retry: Duration,
-    /// Interval between keep-alive comments on a stream that has sent nothing for that long.
-    /// Defaults to [`DEFAULT_KEEP_ALIVE`] (15 s).
+    /// Interval between keep-alive comments on a stream that has sent nothing for that long;
+    /// zero turns them off. Defaults to [`DEFAULT_KEEP_ALIVE`] (15 s).
     pub keep_alive: Duration,
     /// Events each topic keeps so that reconnecting clients can resume; a client that was away
     /// for more events than this receives the `resync` event instead.

@@ -95,6 +95,13 @@ async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> R
                     return client_error(StatusCode::BAD_REQUEST, format!("topic {value:?}: {e}"));
                 }
                 if !topics.contains(value) {
+                    if topics.len() == config.max_topics {
+                        tracing::warn!(max = config.max_topics, "sse subscribe to too many topics");
+                        return client_error(
+                            StatusCode::BAD_REQUEST,
+                            format!("at most {} topics per stream", config.max_topics),
+                        );
+                    }
                     topics.push(value.clone());
                 }
             }
@@ -110,14 +117,6 @@ async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> R
             "at least one topic is required, such as ?topic=news&topic=prices",
         );
     }
-    if topics.len() > config.max_topics {
-        tracing::warn!(topics = topics.len(), "sse subscribe to too many topics");
-        return client_error(
-            StatusCode::BAD_REQUEST,
-            format!("at most {} topics per stream", config.max_topics),
-        );
-    }
-
     let request = SubscribeRequest {
         token: token.or_else(|| bearer(&headers)),
         topics: &topics,

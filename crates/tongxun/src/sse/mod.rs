@@ -96,8 +96,9 @@
 //! pass one in the `lastEventId` query parameter instead (the header wins, since the query
 //! parameter stays in the URL for every reconnection). For each topic the stream replays the
 //! events after the recorded position from history, then continues live: replay and
-//! registration happen under the topic's lock, so no event is lost or repeated. A topic the id
-//! does not mention (one added to the URL since) starts live.
+//! registration happen under the topic's lock, so no event is lost or repeated. Replayed events
+//! of several topics come in the order they were published, as they would have arrived live. A
+//! topic the id does not mention (one added to the URL since) starts live.
 //!
 //! The [`READY_EVENT`] event that opens every stream carries the starting id, so even a client
 //! whose connection drops before any real event resumes from the right place.

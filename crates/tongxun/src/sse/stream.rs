@@ -40,7 +40,8 @@ pub(crate) struct SubscriberStream {
     queue: mpsc::Receiver<Arc<Stored>>,
     batch: Vec<Arc<Stored>>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
-    keep_alive: Pin<Box<Sleep>>,
+    /// `None` when keep-alives are off (a zero interval).
+    keep_alive: Option<Pin<Box<Sleep>>>,
     ended: bool,
 }
 
@@ -59,7 +60,8 @@ impl SubscriberStream {
         queue: mpsc::Receiver<Arc<Stored>>,
         cancel: CancellationToken,
     ) -> Self {
-        let keep_alive = Box::pin(tokio::time::sleep(hub.config.keep_alive));
+        let interval = hub.config.keep_alive;
+        let keep_alive = (!interval.is_zero()).then(|| Box::pin(tokio::time::sleep(interval)));
         Self {
             hub,
             id,
@@ -110,8 +112,11 @@ impl SubscriberStream {
     }
 
     fn reset_keep_alive(&mut self) {
-        let at = Instant::now() + self.hub.config.keep_alive;
-        self.keep_alive.as_mut().reset(at);
+        if let Some(sleep) = &mut self.keep_alive {
+            sleep
+                .as_mut()
+                .reset(Instant::now() + self.hub.config.keep_alive);
+        }
     }
 }
 
@@ -149,7 +154,11 @@ impl Stream for SubscriberStream {
                 this.reset_keep_alive();
                 continue;
             }
-            if this.keep_alive.as_mut().poll(cx).is_pending() {
+            let due = match &mut this.keep_alive {
+                Some(sleep) => sleep.as_mut().poll(cx).is_ready(),
+                None => false,
+            };
+            if !due {
                 return Poll::Pending;
             }
             this.reset_keep_alive();
