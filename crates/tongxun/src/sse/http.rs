@@ -77,6 +77,51 @@ fn stream_response(body: Body) -> Response {
     response
 }
 
+/// What a `GET` asks for.
+struct SubscribeQuery<'q> {
+    topics: Vec<String>,
+    token: Option<&'q str>,
+    last_event_id: Option<&'q str>,
+}
+
+/// Reads the topics, token and resume point of a `GET`, or tells what is wrong with them.
+fn parse_query(
+    query: &[(String, String)],
+    max_topics: usize,
+) -> Result<SubscribeQuery<'_>, String> {
+    let mut parsed = SubscribeQuery {
+        topics: Vec::new(),
+        token: None,
+        last_event_id: None,
+    };
+    for (key, value) in query {
+        match key.as_str() {
+            "topic" => {
+                if let Err(e) = check_topic(value) {
+                    tracing::warn!(topic = ?value, "sse subscribe to an invalid topic");
+                    return Err(format!("topic {value:?}: {e}"));
+                }
+                if parsed.topics.contains(value) {
+                    continue;
+                }
+                if parsed.topics.len() == max_topics {
+                    tracing::warn!(max = max_topics, "sse subscribe to too many topics");
+                    return Err(format!("at most {max_topics} topics per stream"));
+                }
+                parsed.topics.push(value.clone());
+            }
+            "token" => parsed.token = parsed.token.or(Some(value.as_str())),
+            "lastEventId" => parsed.last_event_id = parsed.last_event_id.or(Some(value.as_str())),
+            _ => {}
+        }
+    }
+    if parsed.topics.is_empty() {
+        tracing::warn!("sse subscribe without a topic");
+        return Err("at least one topic is required, such as ?topic=news&topic=prices".to_owned());
+    }
+    Ok(parsed)
+}
+
 async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> Response {
     let config = &hub.inner.config;
     let Ok(query) = serde_urlencoded::from_str::<Vec<(String, String)>>(uri.query().unwrap_or(""))
@@ -84,39 +129,14 @@ async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> R
         tracing::warn!(%uri, "sse subscribe with a malformed query string");
         return client_error(StatusCode::BAD_REQUEST, "the query string is not valid");
     };
-    let mut topics: Vec<String> = Vec::new();
-    let mut token = None;
-    let mut query_last_id = None;
-    for (key, value) in &query {
-        match key.as_str() {
-            "topic" => {
-                if let Err(e) = check_topic(value) {
-                    tracing::warn!(topic = %value, "sse subscribe to an invalid topic");
-                    return client_error(StatusCode::BAD_REQUEST, format!("topic {value:?}: {e}"));
-                }
-                if !topics.contains(value) {
-                    if topics.len() == config.max_topics {
-                        tracing::warn!(max = config.max_topics, "sse subscribe to too many topics");
-                        return client_error(
-                            StatusCode::BAD_REQUEST,
-                            format!("at most {} topics per stream", config.max_topics),
-                        );
-                    }
-                    topics.push(value.clone());
-                }
-            }
-            "token" => token = token.or(Some(value.as_str())),
-            "lastEventId" => query_last_id = query_last_id.or(Some(value.as_str())),
-            _ => {}
-        }
-    }
-    if topics.is_empty() {
-        tracing::warn!(%uri, "sse subscribe without a topic");
-        return client_error(
-            StatusCode::BAD_REQUEST,
-            "at least one topic is required, such as ?topic=news&topic=prices",
-        );
-    }
+    let SubscribeQuery {
+        topics,
+        token,
+        last_event_id: query_last_id,
+    } = match parse_query(&query, config.max_topics) {
+        Ok(parsed) => parsed,
+        Err(message) => return client_error(StatusCode::BAD_REQUEST, message),
+    };
     let request = SubscribeRequest {
         token: token.or_else(|| bearer(&headers)),
         topics: &topics,
@@ -245,7 +265,7 @@ async fn publish(State(hub): State<SseHub>, headers: HeaderMap, body: Body) -> R
                 Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
                 Category::Io | Category::Syntax | Category::Eof => StatusCode::BAD_REQUEST,
             };
-            tracing::warn!(error = %e, "sse publish with an invalid body");
+            tracing::warn!(error = ?e, "sse publish with an invalid body");
             return client_error(status, format!("invalid body: {e}"));
         }
     };

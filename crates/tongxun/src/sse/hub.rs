@@ -375,7 +375,7 @@ impl SseHub {
             Some((text, None)) => {
                 tracing::warn!(
                     subscriber = id,
-                    last_event_id = text,
+                    last_event_id = ?text,
                     "malformed last event id, asking the client to resync"
                 );
                 Resume::Unknown
