@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let server = sio::builder().ws(ws::hub()).sse(sse::hub()).build();
-    let server = sio::routes(server);
+    let server = sse::routes(sio::routes(server));
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -1,0 +1,178 @@
+//! One subscriber's stream: the body of a `GET` response.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::event::{KEEP_ALIVE_COMMENT, SHUTDOWN_COMMENT};
+use super::history::Stored;
+use super::hub::{Inner, Topic};
+use super::id::put_id_line;
+
+/// Events taken from the queue per poll: enough to fill a write, few enough to stay fair.
+const BATCH: usize = 64;
+/// Frames up to this size are copied next to their `id:` line into one buffer (one write for a
+/// burst of small events); larger frames are sent as the shared bytes themselves.
+const COPY_LIMIT: usize = 1024;
+
+/// The body of a subscriber's response. Dropping it (the connection closed) unregisters the
+/// subscriber from its topics.
+pub(crate) struct SubscriberStream {
+    hub: Arc<Inner>,
+    id: u64,
+    topics: Vec<Arc<Topic>>,
+    /// The last sequence number delivered per topic: the stream's id.
+    positions: Vec<(Arc<str>, u64)>,
+    /// Bytes ready to be written, in order.
+    out: VecDeque<Bytes>,
+    /// History events still to send before the live queue.
+    replay: VecDeque<Arc<Stored>>,
+    queue: mpsc::Receiver<Arc<Stored>>,
+    batch: Vec<Arc<Stored>>,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// `None` when keep-alives are off (a zero interval).
+    keep_alive: Option<Pin<Box<Sleep>>>,
+    ended: bool,
+}
+
+impl SubscriberStream {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of a stream, assembled once by the hub"
+    )]
+    pub(crate) fn new(
+        hub: Arc<Inner>,
+        id: u64,
+        topics: Vec<Arc<Topic>>,
+        positions: Vec<(Arc<str>, u64)>,
+        opening: BytesMut,
+        replay: Vec<Arc<Stored>>,
+        queue: mpsc::Receiver<Arc<Stored>>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let interval = hub.config.keep_alive;
+        let keep_alive = (!interval.is_zero()).then(|| Box::pin(tokio::time::sleep(interval)));
+        Self {
+            hub,
+            id,
+            topics,
+            positions,
+            out: VecDeque::from([opening.freeze()]),
+            replay: replay.into(),
+            queue,
+            batch: Vec::with_capacity(BATCH),
+            cancelled: Box::pin(cancel.cancelled_owned()),
+            keep_alive,
+            ended: false,
+        }
+    }
+
+    /// Appends the events in `self.batch` to `self.out`, each after the stream's new id.
+    fn encode_batch(&mut self) {
+        let mut buf = BytesMut::new();
+        for stored in self.batch.drain(..) {
+            let Some(slot) = self.positions.iter().position(|(topic, _)| {
+                Arc::ptr_eq(topic, &stored.topic) || **topic == *stored.topic
+            }) else {
+                tracing::error!(subscriber = self.id, topic = %stored.topic, "event for a topic the stream is not on");
+                continue;
+            };
+            if stored.seq <= self.positions[slot].1 {
+                tracing::error!(
+                    subscriber = self.id,
+                    topic = %stored.topic,
+                    seq = stored.seq,
+                    position = self.positions[slot].1,
+                    "event older than the stream's position, skipped"
+                );
+                continue;
+            }
+            self.positions[slot].1 = stored.seq;
+            put_id_line(&mut buf, &self.hub.epoch, &self.positions);
+            if stored.frame.len() <= COPY_LIMIT {
+                buf.put_slice(&stored.frame);
+            } else {
+                self.out.push_back(buf.split().freeze());
+                self.out.push_back(stored.frame.clone());
+            }
+        }
+        if !buf.is_empty() {
+            self.out.push_back(buf.freeze());
+        }
+    }
+
+    fn reset_keep_alive(&mut self) {
+        if let Some(sleep) = &mut self.keep_alive {
+            sleep
+                .as_mut()
+                .reset(Instant::now() + self.hub.config.keep_alive);
+        }
+    }
+}
+
+impl Stream for SubscriberStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if this.cancelled.as_mut().poll(cx).is_ready() {
+                this.ended = true;
+                if this.hub.shutdown.is_cancelled() {
+                    this.out.push_back(Bytes::from_static(SHUTDOWN_COMMENT));
+                }
+                tracing::debug!(subscriber = this.id, "sse stream ended by the server");
+                continue;
+            }
+            if !this.replay.is_empty() {
+                let take = this.replay.len().min(BATCH);
+                this.batch.extend(this.replay.drain(..take));
+            } else if let Poll::Ready(0) = this.queue.poll_recv_many(cx, &mut this.batch, BATCH) {
+                // Every topic dropped this stream without cancelling it; end so that the
+                // client reconnects rather than waiting forever.
+                this.ended = true;
+                continue;
+            }
+            if !this.batch.is_empty() {
+                this.encode_batch();
+                this.reset_keep_alive();
+                continue;
+            }
+            let due = match &mut this.keep_alive {
+                Some(sleep) => sleep.as_mut().poll(cx).is_ready(),
+                None => false,
+            };
+            if !due {
+                return Poll::Pending;
+            }
+            this.reset_keep_alive();
+            this.out.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
+        }
+    }
+}
+
+impl Drop for SubscriberStream {
+    fn drop(&mut self) {
+        for topic in &self.topics {
+            self.hub.unsubscribe(topic, self.id);
+        }
+        self.hub.subscribers.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(subscriber = self.id, "sse stream closed");
+    }
+}
