@@ -149,6 +149,7 @@ async function send() {
   if (!conv) return;
   input.value = "";
   autosize();
+  state.lastTypingSent = 0; // the next keystroke is news again
   // Nothing to show for a blank message: the server's refusal is shown instead.
   const item = text.trim()
     ? add(conv, { type: "message", from: state.nick, text: text.trim(), at: Date.now(), own: true, status: "sending" })
@@ -159,8 +160,15 @@ async function send() {
       : await request("private", { to: conv.name, text });
   if (answer.error) {
     showError(answer.error);
-    if (item) setStatus(item, "failed", answer.error);
-    else input.value = text;
+    if (item && input.value === "") {
+      // Not sent: the text goes back to the composer to be fixed.
+      conv.items.splice(conv.items.indexOf(item), 1);
+      item.el?.remove();
+      input.value = text;
+      autosize();
+    } else if (item) {
+      setStatus(item, "failed", answer.error);
+    }
     return;
   }
   if (item) {
@@ -223,7 +231,10 @@ socket.on("notice", (n) => notice(room(n.room), n.text, n.at));
 socket.on("members", ({ room: name, members }) => {
   const conv = room(name);
   conv.members = members;
-  if (conv.key === state.current) renderMembers();
+  if (conv.key === state.current) {
+    renderMembers();
+    renderSubtitle();
+  }
 });
 
 socket.on("typing", ({ room: name, nick }) => {
@@ -305,13 +316,7 @@ function renderConversation() {
   const inRoom = conv?.kind === "room" && conv.joined;
   const usable = inRoom || conv?.kind === "direct";
   $("title").textContent = conv ? (conv.kind === "room" ? `#${conv.name}` : `@${conv.name}`) : "";
-  $("subtitle").textContent = !conv
-    ? ""
-    : conv.kind === "direct"
-      ? "private conversation"
-      : conv.joined
-        ? "room"
-        : "you are not in this room";
+  renderSubtitle();
   $("leave").hidden = !inRoom;
   $("empty").hidden = usable;
   $("composer").hidden = !usable;
@@ -321,6 +326,18 @@ function renderConversation() {
   for (const item of conv?.items ?? []) appendItem(item);
   renderTyping();
   renderMembers();
+}
+
+function renderSubtitle() {
+  const conv = state.conversations.get(state.current);
+  const count = conv?.members.length ?? 0;
+  $("subtitle").textContent = !conv
+    ? ""
+    : conv.kind === "direct"
+      ? "private conversation"
+      : conv.joined
+        ? `${count} ${count === 1 ? "member" : "members"}`
+        : "you are not in this room";
 }
 
 function appendItem(item) {
@@ -355,7 +372,7 @@ function renderItem(item) {
   meta.append(from, time);
   const text = document.createElement("div");
   text.className = "text";
-  text.dataset.testid = "text";
+  text.dataset.testid = "message-text";
   text.textContent = item.text;
   bubble.append(meta, text);
   if (item.own && item.status) {
