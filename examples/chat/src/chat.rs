@@ -343,10 +343,14 @@ fn request<In, Out, F, Fut>(
                 match outcome {
                     Ok(answer) => ack.send(&answer),
                     Err(refusal) => {
-                        if let ChatError::Delivery(e) = &refusal {
-                            tracing::error!(sid = %socket.id(), event, "broadcast failed: {e}");
-                        } else {
-                            tracing::debug!(sid = %socket.id(), event, %refusal, "refused");
+                        match &refusal {
+                            ChatError::Delivery(e) => {
+                                tracing::error!(sid = %socket.id(), event, "broadcast failed: {e}")
+                            }
+                            ChatError::Malformed { .. } => {
+                                tracing::warn!(sid = %socket.id(), event, %refusal, "refused")
+                            }
+                            _ => tracing::debug!(sid = %socket.id(), event, %refusal, "refused"),
                         }
                         ack.send(&Refused {
                             error: refusal.to_string(),

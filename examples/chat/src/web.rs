@@ -148,18 +148,58 @@ async fn vendor(
             HeaderValue::from_static("nosniff"),
         ),
     ];
-    let current = request
+    if is_current(&request, &bundle.etag) {
+        (StatusCode::NOT_MODIFIED, headers).into_response()
+    } else {
+        (headers, body.clone()).into_response()
+    }
+}
+
+/// Whether the request's `If-None-Match` names `etag` (weakly or not) or `*`.
+fn is_current(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    request
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == bundle.etag
-        });
-    if current {
-        (StatusCode::NOT_MODIFIED, headers).into_response()
-    } else {
-        (headers, body.clone()).into_response()
+            tag == "*" || tag.trim_start_matches("W/") == etag
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revalidation_matches_the_etag_only() {
+        let etag = HeaderValue::from_static("\"socket.io-client-4.8.1\"");
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
+            is_current(&headers, &etag)
+        };
+        assert!(with("\"socket.io-client-4.8.1\""));
+        assert!(with("W/\"socket.io-client-4.8.1\""));
+        assert!(with("\"other\", \"socket.io-client-4.8.1\""));
+        assert!(with("*"));
+        assert!(!with("\"socket.io-client-4.8.0\""));
+        assert!(!is_current(&HeaderMap::new(), &etag));
+    }
+
+    #[test]
+    fn a_missing_bundle_says_how_to_install_it() {
+        let error = Bundle::load(Path::new("/nonexistent/dist")).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("/nonexistent/dist/socket.io.min.js"),
+            "{message}"
+        );
+        assert!(message.contains("./scripts/chat.sh"), "{message}");
+        assert!(
+            message.contains("npm ci --prefix examples/chat"),
+            "{message}"
+        );
     }
 }
