@@ -16,4 +16,5 @@ step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 step "JavaScript client tests"
 cargo build --workspace --locked
+[ -d examples/chat/node_modules ] || npm ci --prefix examples/chat --no-audit --no-fund
 (cd js-client-tests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test)

@@ -1,0 +1,79 @@
+//! Run with ./scripts/chat.sh (or cargo run -p example-chat once the bundle is installed)
+//!
+//! A chat on the Socket.IO namespace `/chat`, with its web page at `/`: rooms, nicknames kept in
+//! per-socket storage, messages acknowledged as delivered, a typing indicator, member lists,
+//! private messages and the last 50 messages of a room for whoever joins. The page is plain
+//! HTML, CSS and JavaScript using the stock `socket.io-client` browser bundle, which this server
+//! hands out from `examples/chat/node_modules` (see `web.rs`). The protocol is described in
+//! `chat.rs`.
+//!
+//! ```js
+//! const socket = io("http://localhost:3000/chat");
+//! await socket.emitWithAck("nick", "ada");                        // { ok: "ada" }
+//! const { members, history } = await socket.emitWithAck("join", "general");
+//! socket.on("message", ({ from, text }) => console.log(`${from}: ${text}`));
+//! await socket.emitWithAck("message", { room: "general", text: "hello" }); // { ok: true, id, at }
+//! ```
+
+mod chat;
+mod web;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tongxun::Server;
+
+/// Where `npm ci --prefix examples/chat` puts the browser bundle.
+const DEFAULT_BUNDLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/socket.io-client/dist"
+);
+
+/// The chat server: the `/chat` namespace and the page that uses it.
+fn app(bundle: web::Bundle) -> Server {
+    let chat = Arc::new(chat::Chat::default());
+    Server::builder()
+        .namespace("/chat", move |socket| chat.clone().connect(socket))
+        .build()
+        .merge(web::routes(bundle))
+}
+
+/// A Socket.IO chat with its web page.
+#[derive(clap::Parser)]
+struct Args {
+    /// Port to listen on, on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// The `dist/` folder of the installed socket.io-client package, whose browser bundle the
+    /// page loads.
+    #[arg(long, default_value = DEFAULT_BUNDLE)]
+    bundle: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "example_chat=info,tongxun=info,socketioxide=info".into()),
+        )
+        .init();
+    let bundle = match web::Bundle::load(&args.bundle) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            // The user's next step, without a backtrace in the way.
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(version = %bundle.version, path = %args.bundle.display(), "serving the socket.io-client bundle");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    app(bundle)
+        .serve(listener, async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await?;
+    Ok(())
+}

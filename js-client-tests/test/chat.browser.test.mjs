@@ -1,0 +1,168 @@
+// The chat example's page in headless Chromium: two users, two pages, everything a person would
+// do. Leaves a screenshot of the final state in js-client-tests/artifacts/chat.png.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+import { binary, start } from "./support/server.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const artifacts = resolve(here, "..", "artifacts");
+const exampleBundle = resolve(here, "..", "..", "examples", "chat", "node_modules", "socket.io-client", "dist");
+
+/** Starts example-chat; without the example's own bundle installed, uses ours (the same pinned version). */
+function startChat() {
+  const args = ["--port", "0"];
+  if (!existsSync(exampleBundle)) args.push("--bundle", join(here, "..", "node_modules", "socket.io-client", "dist"));
+  return start(binary("example-chat"), args);
+}
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startChat();
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A new user: a page of its own (its own browser context), on the chat. */
+async function open() {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 760 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+  page.on("request", (r) => {
+    if (!r.url().startsWith(server.url) && !r.url().startsWith("data:")) problems.push(`request outside the server: ${r.url()}`);
+  });
+  await page.goto(server.url);
+  return { page, context, problems };
+}
+
+/** Signs in with `nick`: the page then joins #general by itself. */
+async function signIn(page, nick) {
+  await page.getByTestId("nick-input").fill(nick);
+  await page.getByTestId("nick-submit").click();
+  await page.getByTestId("app").waitFor();
+}
+
+/** Waits until the shown conversation's member list is exactly `nicks`. */
+async function membersAre(page, nicks) {
+  await page.waitForFunction(
+    (want) =>
+      JSON.stringify([...document.querySelectorAll('[data-testid="member"]')].map((b) => b.dataset.nick)) ===
+      JSON.stringify(want),
+    nicks,
+  );
+}
+
+/** The message list item saying `text`. */
+const message = (page, text) => page.getByTestId("messages").getByTestId("message").filter({ hasText: text });
+
+async function say(page, text) {
+  await page.getByTestId("composer-text").fill(text);
+  await page.getByTestId("composer-text").press("Enter");
+}
+
+test("two users chat in a room, privately, and see each other leave", async () => {
+  const ada = await open();
+  const grace = await open();
+  const [a, g] = [ada.page, grace.page];
+
+  // The page is self-explanatory before anything else.
+  await a.getByTestId("second-tab-hint").getByText("Open this page in a second tab to chat with yourself.").waitFor();
+  assert.equal(await a.title(), "tongxun chat");
+
+  // Nicknames: a taken one is refused with the server's message.
+  await signIn(a, "ada");
+  await g.getByTestId("nick-input").fill("ADA");
+  await g.getByTestId("nick-submit").click();
+  await g.getByTestId("nick-error").getByText('the nickname "ADA" is taken').waitFor();
+  await signIn(g, "grace");
+  await a.getByTestId("status").getByText("online").waitFor();
+
+  // Both join #random from the room list and see each other there.
+  for (const page of [a, g]) {
+    await page.getByTestId("room-random").click();
+    await page.getByTestId("title").getByText("#random").waitFor();
+  }
+  await membersAre(a, ["ada", "grace"]);
+  await membersAre(g, ["ada", "grace"]);
+  await a.getByTestId("notice").filter({ hasText: "grace joined" }).waitFor();
+
+  // Typing shows on the other page.
+  await a.getByTestId("composer-text").pressSequentially("hello gr");
+  await g.getByTestId("typing").getByText("ada is typing…").waitFor();
+
+  // Messages both ways, each marked delivered for its sender.
+  await a.getByTestId("composer-text").fill("");
+  await say(a, "hello grace!");
+  await message(g, "hello grace!").waitFor();
+  assert.equal(await message(g, "hello grace!").getAttribute("data-from"), "ada");
+  await message(a, "hello grace!").getByTestId("delivered").getByText("✓ delivered").waitFor();
+  await say(g, "hi ada, nice to see you here");
+  await message(a, "hi ada, nice to see you here").waitFor();
+  await message(g, "hi ada, nice to see you here").getByTestId("delivered").waitFor();
+
+  // Refusals show on the page: an empty message, an oversized one.
+  await say(a, "   ");
+  await a.getByTestId("error").getByText("message is empty").waitFor();
+  const long = "x".repeat(2001);
+  await say(a, long);
+  await a.getByTestId("error").getByText("message is longer than 2000 characters").waitFor();
+  // The refused text is back in the composer, to be shortened, and shown nowhere.
+  await a.waitForFunction((text) => document.querySelector('[data-testid="composer-text"]').value === text, long);
+  assert.equal(await message(a, "xxxxx").count(), 0);
+  assert.equal(await message(g, "xxxxx").count(), 0);
+  await a.getByTestId("composer-text").fill("");
+  await a.getByTestId("error").click(); // dismissed
+  await a.getByTestId("error").waitFor({ state: "hidden" });
+
+  // A private message: ada clicks grace in the member list.
+  await a.locator('[data-testid="member"][data-nick="grace"]').click();
+  await a.getByTestId("title").getByText("@grace").waitFor();
+  await say(a, "psst, this one is just for you");
+  await message(a, "psst").getByTestId("delivered").waitFor();
+  await g.getByTestId("direct-ada").getByTestId("unread").getByText("1").waitFor();
+  await g.getByTestId("direct-ada").click();
+  await message(g, "psst, this one is just for you").waitFor();
+  await g.getByTestId("room-random").click();
+  assert.equal(await message(g, "psst").count(), 0, "private messages stay out of the room");
+
+  // Back in #random, ada sees grace leave when her page closes.
+  await a.getByTestId("room-random").click();
+  await message(a, "hi ada, nice to see you here").waitFor();
+  await grace.context.close();
+  await a.getByTestId("notice").filter({ hasText: "grace left" }).waitFor();
+  await membersAre(a, ["ada"]);
+
+  mkdirSync(artifacts, { recursive: true });
+  await a.screenshot({ path: join(artifacts, "chat.png") });
+
+  assert.deepEqual(ada.problems, []);
+  assert.deepEqual(grace.problems, []);
+  // The bundle the page ran is the pinned stock client, served by the example itself.
+  assert.deepEqual(
+    await a.evaluate(() => [...document.scripts].map((s) => new URL(s.src).pathname)),
+    ["/vendor/socket.io.min.js", "/app.js"],
+  );
+  assert.equal(await a.evaluate(() => typeof io === "function" && typeof io.Manager), "function");
+  await ada.context.close();
+});
