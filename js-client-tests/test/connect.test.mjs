@@ -22,13 +22,19 @@ after(async () => {
 
 describe("transports", () => {
   test("connects to / over long-polling, then upgrades to WebSocket", async () => {
-    const socket = connect("/");
-    await next(socket, "connect");
-    assert.equal(socket.io.engine.transport.name, "polling");
-    await next(socket.io.engine, "upgrade");
+    const socket = connect("/", { autoConnect: false });
+    // Listen before connecting: on a fast machine the upgrade may finish right after "connect".
+    const opened = new Promise((resolve) =>
+      socket.io.once("open", () => resolve(socket.io.engine.transport.name)),
+    );
+    const upgraded = new Promise((resolve) =>
+      socket.io.once("open", () => socket.io.engine.once("upgrade", (transport) => resolve(transport.name))),
+    );
+    socket.connect();
+    assert.equal(await opened, "polling", "the session opens over long-polling");
+    assert.equal(await upgraded, "websocket");
     assert.equal(socket.io.engine.transport.name, "websocket");
-    const [echoed] = await Promise.all([socket.emitWithAck("echo", "after upgrade")]);
-    assert.equal(echoed, "after upgrade");
+    assert.equal(await socket.emitWithAck("echo", "after upgrade"), "after upgrade");
   });
 
   test("connects over WebSocket only", async () => {

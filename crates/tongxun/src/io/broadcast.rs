@@ -117,8 +117,11 @@ impl Broadcast {
         self.map(|ops| ops.local())
     }
 
-    /// Sends without caring whether it arrives: recipients whose queue is full are skipped
-    /// without being counted (typing indicators, cursor positions).
+    /// Sends without caring whether it arrives (typing indicators, cursor positions).
+    ///
+    /// socketioxide keeps at most one unsent volatile packet per socket, beside the normal queue:
+    /// a newer volatile packet replaces one the socket has not sent yet, and a volatile packet
+    /// may overtake ordinary packets queued before it. Nothing volatile is counted as dropped.
     pub fn volatile(self) -> Self {
         self.map(|ops| ops.volatile())
     }

@@ -361,8 +361,8 @@ impl Socket {
         self.selection(self.raw.except(rooms))
     }
 
-    /// Sends `event` to this client if it can take it now, else drops it silently (a typing
-    /// indicator). See [`Broadcast::volatile`] for many sockets.
+    /// Sends `event` to this client without caring whether it arrives (a typing indicator): a
+    /// newer volatile event replaces one not sent yet. See [`Broadcast::volatile`].
     pub fn emit_volatile<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) {
         self.raw.volatile().emit(event, &Args::of(data)).ok();
     }
