@@ -350,7 +350,7 @@ async fn subscribe_requests_are_validated_with_clear_400s() {
         ("/events?other=1", "at least one topic is required"),
         ("/events?topic=", "it is empty"),
         ("/events?topic=a%20b", "only ASCII letters"),
-        ("/events?topic=a:b", "only ASCII letters"),
+        ("/events?topic=a,b", "only ASCII letters"),
         ("/events?topic=a&topic=b&topic=c", "at most 2 topics"),
         (
             "/events?topic=a&topic=b&topic=a&topic=c",

@@ -77,7 +77,7 @@ impl<'a> ParsedId<'a> {
         }
         let mut positions = Vec::new();
         for item in list.split(',') {
-            let (topic, seq) = item.split_once(':')?;
+            let (topic, seq) = item.rsplit_once(':')?;
             super::event::check_topic(topic).ok()?;
             if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
@@ -144,10 +144,11 @@ mod tests {
 
     #[test]
     fn parses_what_it_writes() {
-        let parsed = ParsedId::parse("e1;a:17,b/c:0").unwrap();
+        let parsed = ParsedId::parse("e1;a:17,b/c:0,chat:general:5").unwrap();
         assert_eq!(parsed.epoch, "e1");
         assert_eq!(parsed.position("a"), Some(17));
         assert_eq!(parsed.position("b/c"), Some(0));
+        assert_eq!(parsed.position("chat:general"), Some(5));
         assert_eq!(parsed.position("x"), None);
     }
 
