@@ -161,7 +161,7 @@ test("two users chat in a room, privately, and see each other leave", async () =
   // The bundle the page ran is the pinned stock client, served by the example itself.
   assert.deepEqual(
     await a.evaluate(() => [...document.scripts].map((s) => new URL(s.src).pathname)),
-    ["/vendor/socket.io.min.js", "/app.js"],
+    ["/socket.io/socket.io.min.js", "/app.js"],
   );
   assert.equal(await a.evaluate(() => typeof io === "function" && typeof io.Manager), "function");
   await ada.context.close();

@@ -133,3 +133,24 @@ describe("disconnects", () => {
     assert.equal(socket.active, false, "the client does not reconnect by itself");
   });
 });
+
+describe("client bundle", () => {
+  test("the npm socket.io-client bundle is served at /socket.io/socket.io.js, as Node does", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const dist = new URL("../node_modules/socket.io-client/dist/socket.io.min.js", import.meta.url);
+    const expected = await readFile(dist);
+    for (const name of ["socket.io.js", "socket.io.min.js"]) {
+      const response = await fetch(`${server.url}/socket.io/${name}`);
+      assert.equal(response.status, 200, name);
+      assert.equal(response.headers.get("content-type"), "application/javascript; charset=utf-8");
+      const body = Buffer.from(await response.arrayBuffer());
+      if (name === "socket.io.min.js") assert.ok(body.equals(expected), "byte for byte the npm file");
+      const etag = response.headers.get("etag");
+      const again = await fetch(`${server.url}/socket.io/${name}`, { headers: { "if-none-match": etag } });
+      assert.equal(again.status, 304);
+    }
+    // The Socket.IO endpoint itself is untouched.
+    const socket = connect("/");
+    await next(socket, "connect");
+  });
+});

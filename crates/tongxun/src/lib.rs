@@ -125,8 +125,10 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+mod client_bundle;
 pub mod config;
 mod error;
+
 mod io;
 mod server;
 #[cfg(feature = "sse")]
@@ -134,6 +136,7 @@ pub mod sse;
 #[cfg(feature = "ws")]
 pub mod ws;
 
+pub use client_bundle::ClientBundle;
 pub use config::Config;
 pub use error::{AckError, SendError, ServeError};
 pub use io::{

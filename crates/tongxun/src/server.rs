@@ -11,9 +11,9 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::Config;
 use crate::error::ServeError;
 use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
+use crate::{ClientBundle, Config};
 
 enum NamespaceKind {
     Static,
@@ -43,6 +43,7 @@ pub struct ServerBuilder {
     config: Config,
     namespaces: Vec<(String, Namespace, NamespaceKind)>,
     routes: Router,
+    client_bundle: Option<ClientBundle>,
     #[cfg(feature = "ws")]
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
@@ -99,6 +100,13 @@ impl ServerBuilder {
     /// The app's own axum routes, served beside Socket.IO (the seed's Express integration).
     pub fn routes(mut self, routes: Router) -> Self {
         self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Serves the `socket.io-client` browser bundle at `<path>/socket.io.js` (and
+    /// `socket.io.min.js`), as Node's server does.
+    pub fn client_bundle(mut self, bundle: ClientBundle) -> Self {
+        self.client_bundle = Some(bundle);
         self
     }
 
@@ -174,10 +182,12 @@ impl ServerBuilder {
             routes = routes.merge(hub.router());
         }
 
+        let bundle = self.client_bundle.map(|bundle| bundle.router(&config.path));
         Server {
             io: Io { raw, shared },
             layer,
             routes,
+            bundle,
             #[cfg(feature = "ws")]
             ws: self.ws,
             #[cfg(feature = "sse")]
@@ -191,6 +201,8 @@ pub struct Server {
     io: Io,
     layer: SocketIoLayer<RawAdapter>,
     routes: Router,
+    /// Routes answered before the Socket.IO layer sees the request.
+    bundle: Option<Router>,
     #[cfg(feature = "ws")]
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
@@ -210,6 +222,7 @@ impl Server {
             config: Config::default(),
             namespaces: Vec::new(),
             routes: Router::new(),
+            client_bundle: None,
             #[cfg(feature = "ws")]
             ws: None,
             #[cfg(feature = "sse")]
@@ -244,7 +257,13 @@ impl Server {
     /// The complete `Router`, for serving it yourself. Prefer [`serve`](Self::serve), which
     /// also disconnects clients cleanly on shutdown.
     pub fn into_router(self) -> Router {
-        self.routes.layer(self.layer)
+        let app = self.routes.layer(self.layer);
+        match self.bundle {
+            // The Socket.IO layer answers every request under its path itself: the bundle's
+            // routes go in front of it.
+            Some(bundle) => bundle.fallback_service(app),
+            None => app,
+        }
     }
 
     /// Serves on `listener` until `shutdown` completes, then shuts down gracefully: every

@@ -21,7 +21,7 @@ mod web;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tongxun::Server;
+use tongxun::{ClientBundle, Server};
 
 /// Where `npm ci --prefix examples/chat` puts the browser bundle.
 const DEFAULT_BUNDLE: &str = concat!(
@@ -30,12 +30,13 @@ const DEFAULT_BUNDLE: &str = concat!(
 );
 
 /// The chat server: the `/chat` namespace and the page that uses it.
-fn app(bundle: web::Bundle) -> Server {
+fn app(bundle: ClientBundle) -> Server {
     let chat = Arc::new(chat::Chat::default());
     Server::builder()
         .namespace("/chat", move |socket| chat.clone().connect(socket))
+        .client_bundle(bundle)
         .build()
-        .merge(web::routes(bundle))
+        .merge(web::routes())
 }
 
 /// A Socket.IO chat with its web page.
@@ -59,15 +60,19 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "example_chat=info,tongxun=info,socketioxide=info".into()),
         )
         .init();
-    let bundle = match web::Bundle::load(&args.bundle) {
+    let bundle = match ClientBundle::from_dir(&args.bundle) {
         Ok(bundle) => bundle,
         Err(e) => {
             // The user's next step, without a backtrace in the way.
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: the socket.io-client browser bundle is missing ({e}): install it with \
+                 ./scripts/chat.sh or npm ci --prefix examples/chat (or point --bundle at the \
+                 dist/ folder of socket.io-client)"
+            );
             std::process::exit(1);
         }
     };
-    tracing::info!(version = %bundle.version, path = %args.bundle.display(), "serving the socket.io-client bundle");
+    tracing::info!(path = %args.bundle.display(), "serving the socket.io-client bundle");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     app(bundle)

@@ -1,5 +1,5 @@
 // The chat page: plain DOM code over the stock socket.io-client (`window.io`, loaded from
-// /vendor/socket.io.min.js). The protocol it speaks is described in src/chat.rs.
+// /socket.io/socket.io.min.js, served by tongxun from the npm package). The protocol it speaks is described in src/chat.rs.
 "use strict";
 
 /** Rooms always listed, as on the server. */

@@ -10,7 +10,19 @@ use tongxun::{
 };
 
 pub(crate) fn builder() -> ServerBuilder {
-    Server::builder()
+    // The npm-installed client of the tests, served like Node's server does.
+    let dist = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../node_modules/socket.io-client/dist"
+    );
+    let builder = match tongxun::ClientBundle::from_dir(dist) {
+        Ok(bundle) => Server::builder().client_bundle(bundle),
+        Err(e) => {
+            eprintln!("not serving the client bundle: {e}");
+            Server::builder()
+        }
+    };
+    builder
         .namespace("/", on_main)
         .namespace("/chat", on_chat)
         .namespace_with("/auth", Namespace::new(on_auth).auth(check_token))
