@@ -1,15 +1,14 @@
 // The chat example's page in headless Chromium: two users, two pages, everything a person would
 // do. Leaves a screenshot of the final state in js-client-tests/artifacts/chat.png.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { artifact, launchChromium } from "./support/browser.mjs";
 import { binary, start } from "./support/server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const artifacts = resolve(here, "..", "artifacts");
 const exampleBundle = resolve(here, "..", "..", "examples", "chat", "node_modules", "socket.io-client", "dist");
 
 /** Starts example-chat; without the example's own bundle installed, uses ours (the same pinned version). */
@@ -24,18 +23,7 @@ let browser;
 
 before(async () => {
   server = await startChat();
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
@@ -153,8 +141,7 @@ test("two users chat in a room, privately, and see each other leave", async () =
   await a.getByTestId("notice").filter({ hasText: "grace left" }).waitFor();
   await membersAre(a, ["ada"]);
 
-  mkdirSync(artifacts, { recursive: true });
-  await a.screenshot({ path: join(artifacts, "chat.png") });
+  await a.screenshot({ path: artifact("chat.png") });
 
   assert.deepEqual(ada.problems, []);
   assert.deepEqual(grace.problems, []);

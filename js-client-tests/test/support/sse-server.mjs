@@ -1,22 +1,6 @@
 // Starts the Rust fixture server for the SSE tests and talks to its hub.
-//
-// The binary is `$CARGO_TARGET_DIR/debug/tongxun-fixture` (or `../target/debug/...`); build it
-// first with `cargo build -p tongxun-fixture`. The server binds a free port and prints
-// `listening on http://127.0.0.1:PORT`, which is what we wait for.
 
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { existsSync } from "node:fs";
-import path from "node:path";
-import readline from "node:readline";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const packageRoot = path.resolve(here, "..", "..");
-const targetDir = process.env.CARGO_TARGET_DIR
-  ? path.resolve(process.env.CARGO_TARGET_DIR)
-  : path.resolve(packageRoot, "..", "target");
-export const fixtureBinary = path.join(targetDir, "debug", "tongxun-fixture");
+import { start } from "./server.mjs";
 
 export const SUBSCRIBE_TOKEN = "test-subscribe-token";
 export const STOP_TOKEN = "test-stop-token";
@@ -25,33 +9,8 @@ export const HISTORY_LEN = 20;
 export const RETRY_MS = 300;
 
 /** Starts the fixture; resolves once it accepts connections. */
-export async function startServer() {
-  if (!existsSync(fixtureBinary)) {
-    throw new Error(`${fixtureBinary} is missing: run cargo build -p tongxun-fixture`);
-  }
-  const child = spawn(fixtureBinary, [], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "tongxun=error" },
-  });
-  const lines = readline.createInterface({ input: child.stdout });
-  const url = await new Promise((resolve, reject) => {
-    lines.on("line", (line) => {
-      const match = /^listening on (http:\/\/\S+)$/.exec(line);
-      if (match) resolve(match[1]);
-    });
-    child.once("error", reject);
-    child.once("exit", (code, signal) => reject(new Error(`fixture exited before listening (${code ?? signal})`)));
-  });
-  return {
-    url,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = once(child, "exit");
-        child.kill("SIGTERM");
-        await exited;
-      }
-    },
-  };
+export function startServer() {
+  return start(undefined, [], { RUST_LOG: process.env.RUST_LOG ?? "tongxun=error" });
 }
 
 /** `POST /events` with the publish token; resolves to `{ status, body }`. */
