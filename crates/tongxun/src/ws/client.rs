@@ -60,6 +60,24 @@ impl fmt::Display for ClientId {
     }
 }
 
+/// Parses the form [`Display`](fmt::Display) writes, for ids that went through another
+/// system (an admin page, a queue) and come back.
+///
+/// # Examples
+/// ```
+/// # fn f(hub: tongxun::ws::WsHub, client: tongxun::ws::WsClient) {
+/// let id: tongxun::ws::ClientId = client.id().to_string().parse().unwrap();
+/// assert_eq!(id, client.id());
+/// # }
+/// ```
+impl std::str::FromStr for ClientId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
 /// What the connection's writer sends next.
 pub(crate) enum Outgoing {
     Ping,
@@ -595,21 +613,20 @@ mod tests {
     }
 
     #[test]
-    fn a_close_goes_out_after_the_queued_messages_and_pings_go_first() {
+    fn pings_go_first_and_a_close_goes_out_after_the_queued_messages() {
         let c = client();
+        let away = || close_frame(CloseCode::Away, "bye");
         c.enqueue(WsMessage::text("a"), 10, OverflowPolicy::Close);
         c.queue_ping();
-        assert!(c.close(
-            close_frame(CloseCode::Away, "bye"),
-            WsDisconnectReason::ServerShutdown,
-            false
-        ));
-        assert!(!c.close(
-            close_frame(CloseCode::Normal, "again"),
-            WsDisconnectReason::ServerShutdown,
-            false
-        ));
-        assert_eq!(drain(&c), ["<ping>", "a", "<close 1001>"]);
+        assert!(matches!(c.next_outgoing(), Outgoing::Ping));
+        c.enqueue(WsMessage::text("b"), 10, OverflowPolicy::Close);
+        c.queue_ping();
+        assert!(c.close(away(), WsDisconnectReason::ServerShutdown, false));
+        assert!(!c.close(away(), WsDisconnectReason::ServerShutdown, false));
+        let late = c.enqueue(WsMessage::text("c"), 10, OverflowPolicy::Close);
+        assert_eq!(late, Enqueued::Closed);
+        // A closing connection sends no more pings.
+        assert_eq!(drain(&c), ["a", "b", "<close 1001>"]);
     }
 
     #[test]

@@ -200,8 +200,10 @@ mod tests {
 
     #[test]
     fn the_allowlist_ignores_case_and_a_trailing_slash() {
-        let mut config = WsConfig::default();
-        config.allowed_origins = vec!["https://App.example/".to_owned()];
+        let config = WsConfig {
+            allowed_origins: vec!["https://App.example/".to_owned()],
+            ..WsConfig::default()
+        };
         assert!(config.origin_allowed(Some(b"https://app.example")));
         assert!(config.origin_allowed(Some(b"HTTPS://APP.EXAMPLE/")));
         assert!(!config.origin_allowed(Some(b"https://app.example.evil")));
@@ -214,8 +216,10 @@ mod tests {
 
     #[test]
     fn the_frame_limit_follows_the_message_limit() {
-        let mut config = WsConfig::default();
-        config.max_message_size = 1234;
+        let config = WsConfig {
+            max_message_size: 1234,
+            ..WsConfig::default()
+        };
         let ws = config.protocol_config();
         assert_eq!(ws.max_frame_size, Some(1234));
         assert_eq!(ws.max_message_size, Some(1234));

@@ -225,6 +225,9 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
     // No more messages in, none out; late senders get `WsSendError::Closed`.
     shared.stop();
 
+    // A failed connection lingers (below); any other is dropped now, before the handler runs.
+    let mut halves = Some((sink, stream));
+    let mut failed = None;
     let reason = match end {
         ReadEnd::Closed(frame) => {
             let (code, reason) = frame.map_or((NO_STATUS, String::new()), |f| {
@@ -234,7 +237,9 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
         }
         ReadEnd::Lost => WsDisconnectReason::ConnectionLost,
         ReadEnd::Failed(frame, reason) => {
-            fail(sink, stream, frame, close_timeout).await;
+            if let Some((sink, stream)) = halves.take() {
+                failed = send_close(sink, stream, frame, close_timeout).await;
+            }
             reason
         }
         ReadEnd::PingTimeout => {
@@ -252,6 +257,7 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
             WsDisconnectReason::ConnectionLost
         }
     };
+    drop(halves);
     // When the hub started the close, that is the reason, whatever the peer did next.
     let (hub_reason, dropped) = shared.close_reason_and_drops();
     let reason = hub_reason.unwrap_or(reason);
@@ -264,34 +270,37 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
         })
         .await;
     }
+    if let Some(socket) = failed {
+        linger(socket, close_timeout).await;
+    }
 }
 
-/// Fails the connection after a protocol error: sends `frame`, closes our side of the TCP
-/// connection, and reads until the peer closes its side, so that the close frame is not lost
-/// to a reset.
-async fn fail(
+/// Fails the connection after a protocol error: sends `frame` and hands back the socket for
+/// [`linger`].
+async fn send_close(
     mut sink: SplitSink<Socket, Message>,
     stream: SplitStream<Socket>,
     frame: CloseFrame,
     bound: Duration,
-) {
+) -> Option<Socket> {
     let code = u16::from(frame.code);
-    if let Err(error) = timeout(bound, sink.send(Message::Close(Some(frame))))
-        .await
-        .unwrap_or(Ok(()))
-    {
+    let sent = timeout(bound, sink.send(Message::Close(Some(frame)))).await;
+    if let Ok(Err(error)) = sent {
         tracing::trace!(code, %error, "websocket close frame not sent");
     }
-    let Ok(mut socket) = stream.reunite(sink) else {
-        return;
-    };
+    stream.reunite(sink).ok()
+}
+
+/// Closes our side of the TCP connection and reads until the peer closes its side, so that the
+/// close frame we sent is not lost to a reset (unread data makes the kernel answer with RST).
+async fn linger(mut socket: Socket, bound: Duration) {
     let io = socket.get_mut();
-    let linger = async {
+    let drain = async {
         io.shutdown().await.ok();
         let mut scratch = [0u8; 512];
         while let Ok(1..) = io.read(&mut scratch).await {}
     };
-    timeout(bound, linger).await.ok();
+    timeout(bound, drain).await.ok();
 }
 
 /// Reads frames and runs the handlers; sends pings and watches their answers.

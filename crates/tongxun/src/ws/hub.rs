@@ -730,3 +730,122 @@ impl HubInner {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::client::Outgoing;
+    use crate::ws::request::WsRequest;
+
+    fn join(hub: &WsHub) -> WsClient {
+        let shared = Arc::new(ClientShared::new(
+            hub.inner.next_id(),
+            WsRequest::new("/ws".parse().unwrap(), http::HeaderMap::new()),
+            None,
+        ));
+        hub.inner.register(shared.clone());
+        WsClient {
+            hub: hub.inner.clone(),
+            shared,
+        }
+    }
+
+    fn next_message(client: &WsClient) -> Option<WsMessage> {
+        match client.shared.next_outgoing() {
+            Outgoing::Message(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_broadcast_is_one_buffer_shared_by_every_queue() {
+        let hub = WsHub::default();
+        let clients: Vec<WsClient> = (0..3).map(|_| join(&hub)).collect();
+        let message = WsMessage::json(&serde_json::json!({ "big": "x".repeat(10_000) })).unwrap();
+        let payload = message.as_bytes().as_ptr();
+        assert_eq!(hub.broadcast(message), 3);
+        for client in &clients {
+            let queued = next_message(client).unwrap();
+            assert_eq!(
+                queued.as_bytes().as_ptr(),
+                payload,
+                "the payload was copied"
+            );
+        }
+    }
+
+    #[test]
+    fn broadcast_others_and_publish_pick_their_recipients() {
+        let hub = WsHub::default();
+        let [a, b, c] = [join(&hub), join(&hub), join(&hub)];
+        assert_eq!(a.broadcast_others("hi"), 2);
+        assert!(next_message(&a).is_none());
+        assert_eq!(next_message(&b).unwrap().as_text(), Some("hi"));
+        assert_eq!(next_message(&c).unwrap().as_text(), Some("hi"));
+
+        assert_eq!(a.subscribe("t"), Ok(true));
+        assert_eq!(b.subscribe("t"), Ok(true));
+        assert_eq!(b.subscribe("t"), Ok(false));
+        assert_eq!(hub.subscriber_count("t"), 2);
+        assert_eq!(hub.publish("t", "news"), 2);
+        assert_eq!(a.publish_others("t", "mine"), 1);
+        assert_eq!(next_message(&a).unwrap().as_text(), Some("news"));
+        assert_eq!(next_message(&b).unwrap().as_text(), Some("news"));
+        assert_eq!(next_message(&b).unwrap().as_text(), Some("mine"));
+        assert!(next_message(&c).is_none());
+        assert_eq!(hub.publish("nobody", "x"), 0);
+    }
+
+    #[test]
+    fn topics_are_validated_and_bounded() {
+        let hub = WsHub::new(WsConfig {
+            max_topics_per_client: 2,
+            ..WsConfig::default()
+        });
+        let a = join(&hub);
+        assert_eq!(a.subscribe(""), Err(SubscribeError::InvalidTopic));
+        assert_eq!(
+            a.subscribe(&"x".repeat(MAX_TOPIC_LEN + 1)),
+            Err(SubscribeError::InvalidTopic)
+        );
+        assert_eq!(a.subscribe(&"x".repeat(MAX_TOPIC_LEN)), Ok(true));
+        assert_eq!(a.subscribe("b"), Ok(true));
+        assert_eq!(a.subscribe("c"), Err(SubscribeError::TooManyTopics));
+        assert!(a.unsubscribe("b"));
+        assert!(!a.unsubscribe("b"));
+        assert_eq!(hub.subscriber_count("b"), 0);
+        assert_eq!(a.subscribe("c"), Ok(true));
+        assert_eq!(a.topics(), vec!["c".to_owned(), "x".repeat(MAX_TOPIC_LEN)]);
+    }
+
+    #[test]
+    fn a_client_that_leaves_leaves_its_topics_and_can_no_longer_join_any() {
+        let hub = WsHub::default();
+        let a = join(&hub);
+        a.subscribe("t").unwrap();
+        hub.inner.unregister(&a.shared);
+        assert_eq!(hub.subscriber_count("t"), 0);
+        assert_eq!(hub.client_count(), 0);
+        assert_eq!(a.subscribe("u"), Err(SubscribeError::Closed));
+        assert!(hub.client(a.id()).is_none());
+        assert_eq!(hub.send_to(a.id(), "x"), Err(WsSendError::Closed));
+    }
+
+    #[test]
+    fn stats_count_drops_and_queued_messages() {
+        let hub = WsHub::new(WsConfig {
+            queue_capacity: 2,
+            overflow_policy: crate::ws::OverflowPolicy::DropOldest,
+            ..WsConfig::default()
+        });
+        let a = join(&hub);
+        for _ in 0..5 {
+            a.send("x").unwrap();
+        }
+        let stats = hub.stats();
+        assert_eq!(stats.clients, 1);
+        assert_eq!(stats.queued_messages, 2);
+        assert_eq!(stats.messages_dropped, 3);
+        assert_eq!(stats.slow_clients_closed, 0);
+    }
+}
