@@ -332,7 +332,7 @@ async fn read_loop(client: &WsClient, stream: &mut SplitStream<Socket>) -> ReadE
                 };
                 // Any frame shows the peer is alive.
                 if let Some(sent) = ping_sent.take() {
-                    timer.as_mut().reset(sent + config.ping_interval);
+                    timer.as_mut().reset(later(sent, config.ping_interval));
                 }
                 match frame {
                     Message::Text(text) => handle_data(client, WsMessage::Text(text)).await,
@@ -346,18 +346,27 @@ async fn read_loop(client: &WsClient, stream: &mut SplitStream<Socket>) -> ReadE
             () = &mut timer => {
                 if !pings || shared.is_closing() {
                     // The close timer bounds a closing connection.
-                    timer.as_mut().reset(Instant::now() + NEVER);
+                    timer.as_mut().reset(later(Instant::now(), NEVER));
                 } else if ping_sent.is_some() {
                     return ReadEnd::PingTimeout;
                 } else {
                     shared.queue_ping();
                     let now = Instant::now();
                     ping_sent = Some(now);
-                    timer.as_mut().reset(now + config.pong_deadline);
+                    timer.as_mut().reset(later(now, config.pong_deadline));
                 }
             }
         }
     }
+}
+
+/// `start + duration`, or a year from `start` when that does not fit (a configured
+/// `Duration::MAX` must not panic).
+fn later(start: Instant, duration: Duration) -> Instant {
+    start
+        .checked_add(duration)
+        .or_else(|| start.checked_add(NEVER))
+        .unwrap_or(start)
 }
 
 /// Hands a text or binary message to the topic commands or the app.
@@ -438,5 +447,35 @@ async fn write_loop(
             }
             Outgoing::Idle => shared.wake_writer.notified().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert_eq!(later(now, Duration::MAX), now + NEVER);
+    }
+
+    #[test]
+    fn reasons_tell_their_close_code() {
+        let closed = WsDisconnectReason::ClientClosed {
+            code: 4000,
+            reason: "bye".into(),
+        };
+        assert_eq!(closed.close_code(), Some(4000));
+        assert_eq!(
+            closed.to_string(),
+            r#"client closed the connection (4000 "bye")"#
+        );
+        assert_eq!(WsDisconnectReason::SlowConsumer.close_code(), Some(1013));
+        assert_eq!(WsDisconnectReason::ConnectionLost.close_code(), None);
     }
 }

@@ -532,7 +532,7 @@ impl WsHub {
             }
         }
         inner.tasks.close();
-        let bound = inner.config.close_timeout + SHUTDOWN_MARGIN;
+        let bound = inner.config.close_timeout.saturating_add(SHUTDOWN_MARGIN);
         if tokio::time::timeout(bound, inner.tasks.wait())
             .await
             .is_err()
