@@ -321,7 +321,8 @@ pub(crate) fn close_frame(code: impl Into<CloseCode>, reason: &str) -> CloseFram
 /// let hub = WsHub::builder()
 ///     .on_connect(|client: WsClient| async move {
 ///         client.subscribe("news")?;
-///         client.send(format!("welcome, you are client {}", client.id()))
+///         client.send(format!("welcome, you are client {}", client.id()))?;
+///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(()) // an error is logged
 ///     })
 ///     .on_message(|client: WsClient, message: WsMessage| async move {
 ///         client.broadcast_others(message); // everyone else gets it, text or binary as sent
