@@ -917,3 +917,33 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_never_holds_back_th
     let [a, b] = run.fast;
     server.finish([run.slow, a, b]).await;
 }
+
+#[tokio::test]
+async fn a_client_that_closes_and_stops_reading_is_dropped_after_the_close_timeout() {
+    let mut config = quiet_config();
+    config.overflow_policy = OverflowPolicy::DropOldest;
+    config.queue_capacity = 32;
+    config.close_timeout = Duration::from_millis(300);
+    let (hub, mut gone) = echo_hub(config);
+    let server = TestServer::start(hub).await;
+    let (mut ws, id) = server.join().await;
+
+    // Fill the socket buffers towards the client, which does not read: the hub's answer to its
+    // close frame cannot be written.
+    for _ in 0..1000 {
+        server
+            .hub
+            .broadcast(WsMessage::binary(vec![0u8; 16 * 1024]));
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        server.hub.stats().messages_dropped > 0,
+        "the buffers never filled up"
+    );
+    ws.send(Message::Close(None)).await.unwrap();
+
+    let (gone_id, reason) = within(gone.recv()).await.unwrap();
+    assert_eq!((gone_id, reason), (id, WsDisconnectReason::ConnectionLost));
+    assert_eq!(server.hub.client_count(), 0);
+    server.finish([ws]).await;
+}

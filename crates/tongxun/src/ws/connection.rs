@@ -338,7 +338,12 @@ async fn read_loop(client: &WsClient, stream: &mut SplitStream<Socket>) -> ReadE
                     Message::Text(text) => handle_data(client, WsMessage::Text(text)).await,
                     Message::Binary(bytes) => handle_data(client, WsMessage::Binary(bytes)).await,
                     // Keep reading: the next read sends tungstenite's reply and ends the stream.
-                    Message::Close(frame) => peer_close = frame,
+                    // Nothing more can be sent, and the close timer now bounds the handshake
+                    // (a peer that stops reading would otherwise keep our reply pending).
+                    Message::Close(frame) => {
+                        peer_close = frame;
+                        shared.stop();
+                    }
                     // tungstenite answers pings itself.
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
