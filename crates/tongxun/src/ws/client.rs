@@ -12,8 +12,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::config::OverflowPolicy;
 use super::connection::WsDisconnectReason;
 use super::error::{SubscribeError, WsSendError};
-use super::hub::{HubInner, WsHub};
+use super::hub::WsHub;
 use super::message::{Utf8Bytes, WsMessage};
+use super::registry::HubInner;
 use super::request::WsRequest;
 
 /// A queue that grew past this many slots is given back its memory once it drains.

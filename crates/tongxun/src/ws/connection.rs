@@ -19,10 +19,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::builder::HandlerResult;
 use super::client::{ClientShared, Outgoing, WsClient, close_frame};
 use super::commands;
-use super::hub::{Counters, HandlerResult, HubInner};
 use super::message::WsMessage;
+use super::registry::{Counters, HubInner};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 

@@ -79,6 +79,7 @@
 //! (`warn` for a client's misbehaviour, `error` for a bug on the server's side).
 
 mod auth;
+mod builder;
 mod client;
 mod commands;
 mod config;
@@ -86,10 +87,12 @@ mod connection;
 mod error;
 mod hub;
 mod message;
+mod registry;
 mod request;
 mod upgrade;
 
 pub use auth::{AuthError, TOKEN_QUERY_PARAM, WsAuth};
+pub use builder::WsHubBuilder;
 pub use client::{ClientId, WsClient};
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_TOPICS_PER_CLIENT,
@@ -99,7 +102,7 @@ pub use config::{
 };
 pub use connection::WsDisconnectReason;
 pub use error::{SubscribeError, WsSendError};
-pub use hub::{WsHub, WsHubBuilder, WsStats};
+pub use hub::{WsHub, WsStats};
 pub use message::{Utf8Bytes, WsMessage};
 pub use request::WsRequest;
 

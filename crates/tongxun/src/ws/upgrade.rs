@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::auth::AuthError;
 use super::client::ClientShared;
 use super::connection;
-use super::hub::{Counters, HubInner};
+use super::registry::{Counters, HubInner};
 use super::request::WsRequest;
 
 /// Why an upgrade request was refused.
