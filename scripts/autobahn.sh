@@ -31,7 +31,7 @@ skip() {
 python=()
 if [ -n "${AUTOBAHN_PYTHON:-}" ]; then
   python=("$AUTOBAHN_PYTHON")
-elif command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -qx '2\.7\.18'; then
+elif command -v pyenv >/dev/null 2>&1 && [[ "$(pyenv versions --bare 2>/dev/null)" == *2.7.18* ]]; then
   python=(env PYENV_VERSION=2.7.18 "$(pyenv root)/versions/2.7.18/bin/python2.7")
 elif command -v python2.7 >/dev/null 2>&1 && python2.7 -c 'import sys; sys.exit(sys.version_info[:2] != (2, 7))' 2>/dev/null; then
   python=(python2.7)
