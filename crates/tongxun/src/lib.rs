@@ -128,7 +128,7 @@ struct ReadmeDoctests;
 mod client_bundle;
 pub mod config;
 mod error;
-
+pub mod hub;
 mod io;
 mod server;
 #[cfg(feature = "sse")]

@@ -172,6 +172,7 @@ impl ServerBuilder {
             }
         }
 
+        #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_mut))]
         let mut routes = self.routes;
         #[cfg(feature = "ws")]
         if let Some(hub) = &self.ws {

@@ -1,27 +1,110 @@
-//! The WebSocket hub (placeholder until the hub lands).
+//! A plain WebSocket hub, for clients that do not speak Socket.IO: browsers' `WebSocket`, IoT
+//! devices, command-line tools, any RFC 6455 library.
+//!
+//! Clients connect at [`WsConfig::path`] (`/ws` by default). Text and binary messages are
+//! delivered as sent. The app handles connections and messages in Rust, and sends to one
+//! client, to a topic or to everyone from anywhere it holds the [`WsHub`].
+//!
+//! # Quick start
+//! ```no_run
+//! use tongxun::ws::{WsClient, WsHub, WsMessage};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = WsHub::builder()
+//!     .on_connect(|client: WsClient| async move { client.send("welcome") })
+//!     .on_message(|client: WsClient, message: WsMessage| async move {
+//!         client.broadcast_others(message); // to everyone else, text or binary as sent
+//!     })
+//!     .build();
+//! let server = tongxun::Server::builder().ws(hub.clone()).build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
+//! ```js
+//! const ws = new WebSocket("ws://localhost:3000/ws");
+//! ws.onmessage = (event) => console.log(event.data); // "welcome", then what others send
+//! ws.onopen = () => ws.send("hello everyone");
+//! ```
+//!
+//! # Sending
+//! [`WsHub::broadcast`], [`WsHub::broadcast_except`], [`WsHub::publish`] (a topic),
+//! [`WsHub::send_to`] (one client), and from a handler [`WsClient::send`],
+//! [`WsClient::broadcast_others`], [`WsClient::publish_others`]. None of them waits: each puts
+//! the message in the bounded outgoing queue of every recipient, and each client's connection
+//! drains its own queue. A [`WsMessage`] holds shared bytes: serialize a broadcast once
+//! ([`WsMessage::json`]) and every recipient's queue holds the same buffer.
+//!
+//! # Topics from a client
+//! With [`WsConfig::topic_commands`] on (the default), the hub itself handles two JSON text
+//! frames, and answers each:
+//!
+//! | client sends                | hub answers                                        |
+//! |-----------------------------|----------------------------------------------------|
+//! | `{"subscribe":"news"}`      | `{"subscribed":"news"}`, or `{"error":"too many topics","subscribe":"news"}` |
+//! | `{"unsubscribe":"news"}`    | `{"unsubscribed":"news"}`                          |
+//!
+//! Only a JSON object with exactly that one key and a string value is a command; every other
+//! frame goes to `on_message`. Topic names are 1 to [`MAX_TOPIC_LEN`] bytes; a client holds at
+//! most [`WsConfig::max_topics_per_client`] topics. Clients cannot publish to a topic directly:
+//! the app decides, in `on_message`, with [`WsClient::publish_others`] or [`WsHub::publish`].
+//! To decide who may subscribe to what, turn the commands off and call
+//! [`WsClient::subscribe`] from your handlers.
+//!
+//! # Admission
+//! Before the upgrade, in this order: a request that is not a WebSocket handshake gets 426
+//! (or 400); an `Origin` outside [`WsConfig::allowed_origins`] gets 403; a client refused by
+//! [`WsConfig::auth`] (a query `token`, an `Authorization: Bearer` header, or any async check,
+//! see [`WsAuth`]) gets 401; during shutdown, 503. Then the hub selects a subprotocol from
+//! [`WsConfig::subprotocols`] and answers 101.
+//!
+//! # Liveness, limits and closing
+//! | event                                               | what the hub does                            |
+//! |-----------------------------------------------------|----------------------------------------------|
+//! | no frame within [`WsConfig::pong_deadline`] after a ping | tears the connection down, [`WsStats::dead_peers`] |
+//! | a message over [`WsConfig::max_message_size`]       | closes with 1009                               |
+//! | invalid UTF-8 text / a protocol violation           | closes with 1007 / 1002                        |
+//! | a full outgoing queue                               | [`OverflowPolicy`]: close with 1013 (default), or drop and count |
+//! | a handler panics                                    | logs an error, closes with 1011                |
+//! | [`WsClient::close`]                                 | closes with the app's code, after the queued messages |
+//! | [`WsHub::shutdown`]                                 | closes every client with 1001                  |
+//! | the client closes                                   | answers its close frame, ends the connection   |
+//!
+//! Closing is a handshake: after sending its close frame the hub keeps reading until the
+//! client's reply, for at most [`WsConfig::close_timeout`]. After a protocol error it also
+//! reads until the client closes the TCP connection, so that the close frame is not lost to a
+//! reset.
+//!
+//! Counters of all this are in [`WsHub::stats`], and every event is logged with `tracing`
+//! (`warn` for a client's misbehaviour, `error` for a bug on the server's side).
 
-use axum::Router;
+mod auth;
+mod builder;
+mod client;
+mod commands;
+mod config;
+mod connection;
+mod error;
+mod hub;
+mod message;
+mod registry;
+mod request;
+mod upgrade;
 
-/// Configuration of a [`WsHub`].
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct WsConfig {}
+pub use auth::{AuthError, TOKEN_QUERY_PARAM, WsAuth};
+pub use builder::WsHubBuilder;
+pub use client::{ClientId, WsClient};
+pub use config::{
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_TOPICS_PER_CLIENT,
+    DEFAULT_OVERFLOW_POLICY, DEFAULT_PATH, DEFAULT_PING_INTERVAL, DEFAULT_PONG_DEADLINE,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, MAX_TOPIC_LEN,
+    OverflowPolicy, WsConfig,
+};
+pub use connection::WsDisconnectReason;
+pub use error::{SubscribeError, WsSendError};
+pub use hub::{WsHub, WsStats};
+pub use message::{Utf8Bytes, WsMessage};
+pub use request::WsRequest;
 
-/// A plain WebSocket hub mounted beside Socket.IO.
-#[derive(Debug, Clone, Default)]
-pub struct WsHub {}
-
-impl WsHub {
-    /// A hub with this configuration.
-    pub fn new(_config: WsConfig) -> Self {
-        Self {}
-    }
-
-    /// The routes of the hub.
-    pub fn router(&self) -> Router {
-        Router::new()
-    }
-
-    /// Closes every client.
-    pub async fn shutdown(&self) {}
-}
+/// Close codes of RFC 6455, such as [`close_code::POLICY`] (1008), for [`WsClient::close`].
+pub use axum::extract::ws::close_code;

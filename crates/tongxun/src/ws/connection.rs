@@ -1,0 +1,487 @@
+//! One connection's life: a reader (frames, handlers, heartbeat) and a writer (the outgoing
+//! queue) run side by side in one task; closing is bounded by the close timeout.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::builder::HandlerResult;
+use super::client::{ClientShared, Outgoing, WsClient, close_frame};
+use super::commands;
+use super::message::WsMessage;
+use super::registry::{Counters, HubInner};
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// A timer that does not fire (pings disabled, or the client is closing).
+const NEVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+/// Close code reported when the peer's close frame carried none.
+const NO_STATUS: u16 = 1005;
+
+/// Why a client's connection ended, as given to the
+/// [`on_disconnect`](super::WsHubBuilder::on_disconnect) handler.
+///
+/// # Examples
+/// ```
+/// use tongxun::ws::WsDisconnectReason;
+///
+/// let reason = WsDisconnectReason::ServerShutdown;
+/// assert_eq!(reason.close_code(), Some(1001));
+/// assert_eq!(reason.to_string(), "server shutting down");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WsDisconnectReason {
+    /// The client closed the connection with this code (1005 when it sent none) and reason.
+    ClientClosed {
+        /// The client's close code.
+        code: u16,
+        /// The client's close reason.
+        reason: String,
+    },
+    /// The connection dropped without a close handshake.
+    ConnectionLost,
+    /// The client answered no ping within [`WsConfig::pong_deadline`](super::WsConfig): it
+    /// was torn down without a close frame.
+    PingTimeout,
+    /// The client sent a message larger than
+    /// [`WsConfig::max_message_size`](super::WsConfig): closed with 1009.
+    MessageTooBig,
+    /// The client broke RFC 6455: closed with 1002 (protocol error) or 1007 (invalid UTF-8).
+    ProtocolError {
+        /// The close code sent.
+        code: u16,
+    },
+    /// The client's outgoing queue overflowed under
+    /// [`OverflowPolicy::Close`](super::OverflowPolicy::Close): closed with 1013.
+    SlowConsumer,
+    /// The app closed the connection with [`WsClient::close`].
+    ClosedByServer {
+        /// The close code sent.
+        code: u16,
+        /// The close reason sent.
+        reason: String,
+    },
+    /// The hub shut down: closed with 1001.
+    ServerShutdown,
+    /// A handler panicked: closed with 1011.
+    HandlerPanicked,
+}
+
+impl WsDisconnectReason {
+    /// The close code of the close frame that ended the connection (the client's or the
+    /// hub's), or `None` when no close frame was sent.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::ws::WsDisconnectReason;
+    ///
+    /// assert_eq!(WsDisconnectReason::MessageTooBig.close_code(), Some(1009));
+    /// assert_eq!(WsDisconnectReason::PingTimeout.close_code(), None);
+    /// ```
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            Self::ClientClosed { code, .. }
+            | Self::ClosedByServer { code, .. }
+            | Self::ProtocolError { code } => Some(*code),
+            Self::ConnectionLost | Self::PingTimeout => None,
+            Self::MessageTooBig => Some(1009),
+            Self::SlowConsumer => Some(1013),
+            Self::ServerShutdown => Some(1001),
+            Self::HandlerPanicked => Some(1011),
+        }
+    }
+}
+
+impl fmt::Display for WsDisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientClosed { code, reason } => {
+                write!(f, "client closed the connection ({code} {reason:?})")
+            }
+            Self::ConnectionLost => f.write_str("connection lost"),
+            Self::PingTimeout => f.write_str("ping timeout"),
+            Self::MessageTooBig => f.write_str("message too big"),
+            Self::ProtocolError { code } => write!(f, "protocol error ({code})"),
+            Self::SlowConsumer => f.write_str("client too slow"),
+            Self::ClosedByServer { code, reason } => {
+                write!(f, "closed by the server ({code} {reason:?})")
+            }
+            Self::ServerShutdown => f.write_str("server shutting down"),
+            Self::HandlerPanicked => f.write_str("handler panicked"),
+        }
+    }
+}
+
+/// How the reading side of a connection ended.
+enum ReadEnd {
+    /// The close handshake completed: the peer's close frame (or its reply to ours).
+    Closed(Option<CloseFrame>),
+    /// The connection dropped without a close handshake.
+    Lost,
+    /// The peer broke the protocol; the connection is failed with this close frame.
+    Failed(CloseFrame, WsDisconnectReason),
+    /// No answer to a ping within the pong deadline.
+    PingTimeout,
+    /// The close handshake did not finish within the close timeout.
+    CloseTimeout,
+}
+
+impl ReadEnd {
+    fn from_error(hub: &HubInner, client: &ClientShared, error: WsError) -> Self {
+        let (code, reason, why) = match &error {
+            WsError::Capacity(_) => {
+                let total = Counters::bump(&hub.counters.oversized_messages);
+                tracing::warn!(
+                    client = %client.id,
+                    max_message_size = hub.config.max_message_size,
+                    oversized_messages = total,
+                    "websocket message too big, closing with 1009"
+                );
+                (
+                    CloseCode::Size,
+                    "message too big",
+                    WsDisconnectReason::MessageTooBig,
+                )
+            }
+            WsError::Utf8(_) => (
+                CloseCode::Invalid,
+                "invalid utf-8",
+                WsDisconnectReason::ProtocolError { code: 1007 },
+            ),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return Self::Lost,
+            WsError::Protocol(_) => (
+                CloseCode::Protocol,
+                "protocol error",
+                WsDisconnectReason::ProtocolError { code: 1002 },
+            ),
+            _ => {
+                tracing::debug!(client = %client.id, %error, "websocket connection failed");
+                return Self::Lost;
+            }
+        };
+        if let WsDisconnectReason::ProtocolError { code } = why {
+            let total = Counters::bump(&hub.counters.protocol_errors);
+            tracing::warn!(client = %client.id, %error, code, protocol_errors = total, "websocket protocol error");
+        }
+        Self::Failed(close_frame(code, reason), why)
+    }
+}
+
+/// Runs a registered client's connection to its end, then forgets the client.
+pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: Socket) {
+    let client = WsClient {
+        hub: hub.clone(),
+        shared: shared.clone(),
+    };
+    hub.register(shared.clone());
+    tracing::debug!(
+        client = %shared.id,
+        remote = ?shared.request.remote_addr(),
+        protocol = ?shared.protocol,
+        "websocket client connected"
+    );
+    let close_timeout = hub.config.close_timeout;
+    let (mut sink, mut stream) = socket.split();
+
+    let end = {
+        let reader = read_loop(&client, &mut stream);
+        let writer = write_loop(&shared, &mut sink);
+        let close_timer = async {
+            shared.close_started.notified().await;
+            sleep(close_timeout).await;
+        };
+        tokio::pin!(reader, writer, close_timer);
+        let mut writing = true;
+        loop {
+            tokio::select! {
+                end = &mut reader => break end,
+                result = &mut writer, if writing => {
+                    writing = false;
+                    // Ok: our close frame is out and the reader waits for the reply. An error:
+                    // the peer is gone or closed first; the reader sees it too.
+                    if let Err(error) = result {
+                        tracing::trace!(client = %shared.id, %error, "websocket writer stopped");
+                        shared.stop();
+                    }
+                }
+                () = &mut close_timer => break ReadEnd::CloseTimeout,
+            }
+        }
+    };
+    // No more messages in, none out; late senders get `WsSendError::Closed`.
+    shared.stop();
+
+    // A failed connection lingers (below); any other is dropped now, before the handler runs.
+    let mut halves = Some((sink, stream));
+    let mut failed = None;
+    let reason = match end {
+        ReadEnd::Closed(frame) => {
+            let (code, reason) = frame.map_or((NO_STATUS, String::new()), |f| {
+                (f.code.into(), f.reason.to_string())
+            });
+            WsDisconnectReason::ClientClosed { code, reason }
+        }
+        ReadEnd::Lost => WsDisconnectReason::ConnectionLost,
+        ReadEnd::Failed(frame, reason) => {
+            if let Some((sink, stream)) = halves.take() {
+                failed = send_close(sink, stream, frame, close_timeout).await;
+            }
+            reason
+        }
+        ReadEnd::PingTimeout => {
+            let total = Counters::bump(&hub.counters.dead_peers);
+            tracing::warn!(
+                client = %shared.id,
+                pong_deadline = ?hub.config.pong_deadline,
+                dead_peers = total,
+                "websocket client did not answer a ping, tearing it down"
+            );
+            WsDisconnectReason::PingTimeout
+        }
+        ReadEnd::CloseTimeout => {
+            tracing::debug!(client = %shared.id, "websocket close handshake timed out, dropping the connection");
+            WsDisconnectReason::ConnectionLost
+        }
+    };
+    drop(halves);
+    // When the hub started the close, that is the reason, whatever the peer did next.
+    let (hub_reason, dropped) = shared.close_reason_and_drops();
+    let reason = hub_reason.unwrap_or(reason);
+
+    hub.unregister(&shared);
+    tracing::debug!(client = %shared.id, %reason, messages_dropped = dropped, "websocket client disconnected");
+    if let Some(on_disconnect) = &hub.handlers.on_disconnect {
+        run_handler(&client, "on_disconnect", || {
+            on_disconnect(client.clone(), reason)
+        })
+        .await;
+    }
+    if let Some(socket) = failed {
+        linger(socket, close_timeout).await;
+    }
+}
+
+/// Fails the connection after a protocol error: sends `frame` and hands back the socket for
+/// [`linger`].
+async fn send_close(
+    mut sink: SplitSink<Socket, Message>,
+    stream: SplitStream<Socket>,
+    frame: CloseFrame,
+    bound: Duration,
+) -> Option<Socket> {
+    let code = u16::from(frame.code);
+    let sent = timeout(bound, sink.send(Message::Close(Some(frame)))).await;
+    if let Ok(Err(error)) = sent {
+        tracing::trace!(code, %error, "websocket close frame not sent");
+    }
+    stream.reunite(sink).ok()
+}
+
+/// Closes our side of the TCP connection and reads until the peer closes its side, so that the
+/// close frame we sent is not lost to a reset (unread data makes the kernel answer with RST).
+async fn linger(mut socket: Socket, bound: Duration) {
+    let io = socket.get_mut();
+    let drain = async {
+        io.shutdown().await.ok();
+        let mut scratch = [0u8; 512];
+        while let Ok(1..) = io.read(&mut scratch).await {}
+    };
+    timeout(bound, drain).await.ok();
+}
+
+/// Reads frames and runs the handlers; sends pings and watches their answers.
+async fn read_loop(client: &WsClient, stream: &mut SplitStream<Socket>) -> ReadEnd {
+    let hub = &client.hub;
+    let shared = &client.shared;
+    let config = &hub.config;
+    if let Some(on_connect) = &hub.handlers.on_connect {
+        run_handler(client, "on_connect", || on_connect(client.clone())).await;
+    }
+
+    let pings = !config.ping_interval.is_zero();
+    let timer = sleep(if pings { config.ping_interval } else { NEVER });
+    tokio::pin!(timer);
+    // When the ping waiting for an answer went out.
+    let mut ping_sent: Option<Instant> = None;
+    let mut peer_close: Option<CloseFrame> = None;
+    loop {
+        tokio::select! {
+            // A frame that already arrived counts before the deadline is checked.
+            biased;
+            frame = stream.next() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(error)) => return ReadEnd::from_error(hub, shared, error),
+                    // tungstenite ends the stream once the close handshake is complete (and
+                    // our reply to the peer's close frame is written).
+                    None => return ReadEnd::Closed(peer_close),
+                };
+                // Any frame shows the peer is alive.
+                if let Some(sent) = ping_sent.take() {
+                    timer.as_mut().reset(later(sent, config.ping_interval));
+                }
+                match frame {
+                    Message::Text(text) => handle_data(client, WsMessage::Text(text)).await,
+                    Message::Binary(bytes) => handle_data(client, WsMessage::Binary(bytes)).await,
+                    // Keep reading: the next read sends tungstenite's reply and ends the stream.
+                    // Nothing more can be sent, and the close timer now bounds the handshake
+                    // (a peer that stops reading would otherwise keep our reply pending).
+                    Message::Close(frame) => {
+                        peer_close = frame;
+                        shared.stop();
+                    }
+                    // tungstenite answers pings itself.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            () = &mut timer => {
+                if !pings || shared.is_closing() {
+                    // The close timer bounds a closing connection.
+                    timer.as_mut().reset(later(Instant::now(), NEVER));
+                } else if ping_sent.is_some() {
+                    return ReadEnd::PingTimeout;
+                } else {
+                    shared.queue_ping();
+                    let now = Instant::now();
+                    ping_sent = Some(now);
+                    timer.as_mut().reset(later(now, config.pong_deadline));
+                }
+            }
+        }
+    }
+}
+
+/// `start + duration`, or a year from `start` when that does not fit (a configured
+/// `Duration::MAX` must not panic).
+fn later(start: Instant, duration: Duration) -> Instant {
+    start
+        .checked_add(duration)
+        .or_else(|| start.checked_add(NEVER))
+        .unwrap_or(start)
+}
+
+/// Hands a text or binary message to the topic commands or the app.
+async fn handle_data(client: &WsClient, message: WsMessage) {
+    let hub = &client.hub;
+    if client.shared.is_closing() {
+        // RFC 6455 lets an endpoint that sent its close frame discard further data.
+        tracing::trace!(client = %client.shared.id, "websocket message after close ignored");
+        return;
+    }
+    if hub.config.topic_commands
+        && let WsMessage::Text(text) = &message
+        && let Some(command) = commands::parse(text)
+    {
+        commands::apply(client, command);
+        return;
+    }
+    match &hub.handlers.on_message {
+        Some(on_message) => {
+            run_handler(client, "on_message", || on_message(client.clone(), message)).await
+        }
+        None => {
+            tracing::trace!(client = %client.shared.id, "websocket message ignored: no on_message handler")
+        }
+    }
+}
+
+/// Runs a handler to its end; an error is logged, a panic closes the client with 1011.
+async fn run_handler(
+    client: &WsClient,
+    handler: &'static str,
+    start: impl FnOnce() -> HandlerResult,
+) {
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+        Err(panic) => Err(panic),
+    };
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(client = %client.shared.id, handler, %error, "websocket handler returned an error");
+        }
+        Err(_) => {
+            tracing::error!(client = %client.shared.id, handler, "websocket handler panicked, closing the client with 1011");
+            client.shared.close(
+                close_frame(CloseCode::Error, "internal error"),
+                WsDisconnectReason::HandlerPanicked,
+                false,
+            );
+        }
+    }
+}
+
+/// Drains the client's queue into the socket; returns once our close frame is sent.
+async fn write_loop(
+    shared: &ClientShared,
+    sink: &mut SplitSink<Socket, Message>,
+) -> Result<(), WsError> {
+    let mut unflushed = false;
+    loop {
+        match shared.next_outgoing() {
+            Outgoing::Ping => {
+                sink.feed(Message::Ping(Bytes::new())).await?;
+                unflushed = true;
+            }
+            Outgoing::Message(message) => {
+                // Frames are buffered and written in batches; the queue being empty flushes.
+                sink.feed(message.into_frame()).await?;
+                unflushed = true;
+            }
+            Outgoing::Close(frame) => {
+                sink.send(Message::Close(Some(frame))).await?;
+                return Ok(());
+            }
+            Outgoing::Idle if unflushed => {
+                sink.flush().await?;
+                unflushed = false;
+            }
+            Outgoing::Idle => shared.wake_writer.notified().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert_eq!(later(now, Duration::MAX), now + NEVER);
+    }
+
+    #[test]
+    fn reasons_tell_their_close_code() {
+        let closed = WsDisconnectReason::ClientClosed {
+            code: 4000,
+            reason: "bye".into(),
+        };
+        assert_eq!(closed.close_code(), Some(4000));
+        assert_eq!(
+            closed.to_string(),
+            r#"client closed the connection (4000 "bye")"#
+        );
+        assert_eq!(WsDisconnectReason::SlowConsumer.close_code(), Some(1013));
+        assert_eq!(WsDisconnectReason::ConnectionLost.close_code(), None);
+    }
+}

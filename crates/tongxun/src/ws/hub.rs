@@ -1,0 +1,317 @@
+//! The hub's public face: routes, sending, stats and shutdown.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::get;
+
+use super::builder::WsHubBuilder;
+use super::client::{ClientId, WsClient};
+use super::config::WsConfig;
+use super::error::WsSendError;
+use super::message::WsMessage;
+use super::registry::HubInner;
+use super::upgrade;
+
+/// Extra time [`WsHub::shutdown`] gives disconnect handlers after the close timeout.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
+
+/// A snapshot of a hub's counters, from [`WsHub::stats`].
+///
+/// # Examples
+/// ```
+/// let hub = tongxun::ws::WsHub::new(tongxun::ws::WsConfig::default());
+/// let stats = hub.stats();
+/// assert_eq!(stats.clients, 0);
+/// assert_eq!(stats.dead_peers, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WsStats {
+    /// Clients connected now.
+    pub clients: usize,
+    /// Messages waiting in all outgoing queues now.
+    pub queued_messages: usize,
+    /// Connections accepted since the hub was built.
+    pub connections: u64,
+    /// Upgrade requests refused (origin, auth, malformed handshake, shutting down).
+    pub upgrades_refused: u64,
+    /// Clients torn down because they did not answer a ping in time.
+    pub dead_peers: u64,
+    /// Messages dropped because a queue was full
+    /// ([`OverflowPolicy::DropOldest`](super::OverflowPolicy::DropOldest) or
+    /// [`DropNewest`](super::OverflowPolicy::DropNewest)).
+    pub messages_dropped: u64,
+    /// Clients closed with 1013 because their queue was full
+    /// ([`OverflowPolicy::Close`](super::OverflowPolicy::Close)).
+    pub slow_clients_closed: u64,
+    /// Clients closed with 1009 because they sent a message over the size limit.
+    pub oversized_messages: u64,
+    /// Clients closed with 1002 or 1007 because they broke the protocol.
+    pub protocol_errors: u64,
+}
+
+/// A plain WebSocket hub: clients connect at [`WsConfig::path`], the app handles their
+/// messages in Rust, and anyone holding the hub sends to one client, a topic or everyone.
+///
+/// See the [module docs](super) for the wire conventions. Cloning is cheap; every clone is
+/// the same hub.
+///
+/// # Examples
+/// ```no_run
+/// use tongxun::ws::{WsClient, WsConfig, WsHub, WsMessage};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = WsHub::builder()
+///     .config(WsConfig::default())
+///     .on_message(|client: WsClient, message: WsMessage| async move {
+///         client.hub().broadcast(message);
+///     })
+///     .build();
+/// let server = tongxun::Server::builder().ws(hub.clone()).build();
+///
+/// // From anywhere, such as a timer:
+/// hub.publish("clock", "tick");
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WsHub {
+    inner: Arc<HubInner>,
+}
+
+impl fmt::Debug for WsHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsHub")
+            .field("path", &self.inner.config.path)
+            .field("clients", &self.client_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WsHub {
+    fn default() -> Self {
+        Self::new(WsConfig::default())
+    }
+}
+
+impl WsHub {
+    /// A hub with this configuration and no handlers (messages from clients are ignored; the
+    /// app sends with [`broadcast`](Self::broadcast), [`publish`](Self::publish) and
+    /// [`send_to`](Self::send_to)).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::ws::{WsConfig, WsHub};
+    ///
+    /// let hub = WsHub::new(WsConfig::default());
+    /// assert_eq!(hub.broadcast("nobody is listening"), 0);
+    /// ```
+    pub fn new(config: WsConfig) -> Self {
+        Self::builder().config(config).build()
+    }
+
+    /// Starts building a hub with handlers.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::ws::{WsClient, WsHub, WsMessage};
+    ///
+    /// let hub = WsHub::builder()
+    ///     .on_message(|client: WsClient, message: WsMessage| async move { client.send(message) })
+    ///     .build();
+    /// ```
+    pub fn builder() -> WsHubBuilder {
+        WsHubBuilder::new()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<HubInner>) -> Self {
+        Self { inner }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<HubInner> {
+        &self.inner
+    }
+
+    /// The hub's configuration.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(tongxun::ws::WsHub::default().config().path, "/ws");
+    /// ```
+    pub fn config(&self) -> &WsConfig {
+        &self.inner.config
+    }
+
+    /// The hub's route: `GET` [`WsConfig::path`], answered with 101 and a WebSocket, or with
+    /// 401, 403, 426 or 503 before any upgrade. [`Server`](crate::Server) mounts it for you;
+    /// merge it into your own axum `Router` otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// let hub = tongxun::ws::WsHub::default();
+    /// let app: axum::Router = axum::Router::new().merge(hub.router());
+    /// ```
+    ///
+    /// # Panics
+    /// When the configured path is not a valid axum route (it must start with `/`).
+    pub fn router(&self) -> Router {
+        let inner = self.inner.clone();
+        Router::new().route(
+            &self.inner.config.path,
+            get(move |request: Request| upgrade::handle(inner.clone(), request)),
+        )
+    }
+
+    /// Queues `message` for every client; returns how many took it. The payload is shared, not
+    /// copied, and the call never waits for a client.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::ws::{WsHub, WsMessage};
+    ///
+    /// let hub = WsHub::default();
+    /// let update = WsMessage::json(&serde_json::json!({ "online": 3 })).unwrap();
+    /// hub.broadcast(update);
+    /// ```
+    pub fn broadcast(&self, message: impl Into<WsMessage>) -> usize {
+        self.inner.broadcast(&message.into(), None)
+    }
+
+    /// Queues `message` for every client but `except`; returns how many took it.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(hub: tongxun::ws::WsHub, sender: tongxun::ws::ClientId) {
+    /// hub.broadcast_except(sender, "someone else spoke");
+    /// # }
+    /// ```
+    pub fn broadcast_except(&self, except: ClientId, message: impl Into<WsMessage>) -> usize {
+        self.inner.broadcast(&message.into(), Some(except))
+    }
+
+    /// Queues `message` for every subscriber of `topic`; returns how many took it.
+    ///
+    /// # Examples
+    /// ```
+    /// let hub = tongxun::ws::WsHub::default();
+    /// assert_eq!(hub.publish("prices", bytes::Bytes::from_static(b"\x01\x02")), 0);
+    /// ```
+    pub fn publish(&self, topic: &str, message: impl Into<WsMessage>) -> usize {
+        self.inner.publish(topic, &message.into(), None)
+    }
+
+    /// Queues `message` for one client.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(hub: tongxun::ws::WsHub, id: tongxun::ws::ClientId) {
+    /// if hub.send_to(id, "just for you").is_err() { /* gone or too slow */ }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`WsSendError::Closed`] when no such client is connected, [`WsSendError::QueueFull`]
+    /// when its queue is full and the message was not queued.
+    pub fn send_to(&self, id: ClientId, message: impl Into<WsMessage>) -> Result<(), WsSendError> {
+        let client = self.inner.client(id).ok_or(WsSendError::Closed)?;
+        self.inner.deliver(&client, message.into())
+    }
+
+    /// The handle of a connected client.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(hub: tongxun::ws::WsHub, id: tongxun::ws::ClientId) {
+    /// if let Some(client) = hub.client(id) {
+    ///     client.close(1008, "kicked");
+    /// }
+    /// # }
+    /// ```
+    pub fn client(&self, id: ClientId) -> Option<WsClient> {
+        self.inner.client(id).map(|shared| WsClient {
+            hub: self.inner.clone(),
+            shared,
+        })
+    }
+
+    /// The ids of the connected clients, in no particular order.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(tongxun::ws::WsHub::default().client_ids().is_empty());
+    /// ```
+    pub fn client_ids(&self) -> Vec<ClientId> {
+        self.inner.client_ids()
+    }
+
+    /// Number of connected clients.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(tongxun::ws::WsHub::default().client_count(), 0);
+    /// ```
+    pub fn client_count(&self) -> usize {
+        self.inner.client_count()
+    }
+
+    /// Number of clients subscribed to `topic`.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(tongxun::ws::WsHub::default().subscriber_count("news"), 0);
+    /// ```
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner.subscriber_count(topic)
+    }
+
+    /// The hub's counters: clients, queued messages, dead peers torn down, messages dropped,
+    /// slow clients closed with 1013, and more.
+    ///
+    /// # Examples
+    /// ```
+    /// let stats = tongxun::ws::WsHub::default().stats();
+    /// assert_eq!(stats.messages_dropped + stats.slow_clients_closed, 0);
+    /// ```
+    pub fn stats(&self) -> WsStats {
+        self.inner.stats()
+    }
+
+    /// Closes every client with 1001 (going away), after the messages already queued, refuses
+    /// new connections with 503, and returns once every connection is over — or after
+    /// [`WsConfig::close_timeout`] and a short margin. [`Server::serve`](crate::Server::serve)
+    /// calls it on graceful shutdown. Calling it again waits again.
+    ///
+    /// # Examples
+    /// ```
+    /// # async fn f() {
+    /// let hub = tongxun::ws::WsHub::default();
+    /// hub.shutdown().await;
+    /// assert_eq!(hub.client_count(), 0);
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancelling the wait does not stop the shutdown: clients keep closing in the background.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.begin_shutdown();
+        inner.tasks.close();
+        let bound = inner.config.close_timeout.saturating_add(SHUTDOWN_MARGIN);
+        if tokio::time::timeout(bound, inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = inner.tasks.len(),
+                "websocket connections still open after the shutdown bound"
+            );
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The registry behind a hub: clients, topics, counters, and the fan-out of messages into
+//! the clients' queues.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::task::TaskTracker;
+
+use super::builder::Handlers;
+use super::client::{ClientId, ClientShared, Enqueued, close_frame};
+use super::config::{MAX_TOPIC_LEN, WsConfig};
+use super::connection::WsDisconnectReason;
+use super::error::{SubscribeError, WsSendError};
+use super::hub::WsStats;
+use super::message::WsMessage;
+
+/// Counters of the hub's life, read by [`WsHub::stats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) connections: AtomicU64,
+    pub(crate) upgrades_refused: AtomicU64,
+    pub(crate) dead_peers: AtomicU64,
+    pub(crate) messages_dropped: AtomicU64,
+    pub(crate) slow_clients_closed: AtomicU64,
+    pub(crate) oversized_messages: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+}
+
+impl Counters {
+    /// Adds one and returns the new total.
+    pub(crate) fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+type Subscribers = HashMap<ClientId, Arc<ClientShared>>;
+
+pub(crate) struct HubInner {
+    pub(crate) config: WsConfig,
+    pub(crate) handlers: Handlers,
+    clients: RwLock<Subscribers>,
+    topics: RwLock<HashMap<Arc<str>, Subscribers>>,
+    next_id: AtomicU64,
+    pub(crate) counters: Counters,
+    shutting_down: AtomicBool,
+    pub(crate) tasks: TaskTracker,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // No code panics while holding these locks; the maps stay consistent if one ever did.
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl HubInner {
+    pub(crate) fn new(config: WsConfig, handlers: Handlers) -> Self {
+        Self {
+            config,
+            handlers,
+            clients: RwLock::default(),
+            topics: RwLock::default(),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            shutting_down: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub(crate) fn client_ids(&self) -> Vec<ClientId> {
+        read(&self.clients).keys().copied().collect()
+    }
+
+    pub(crate) fn client_count(&self) -> usize {
+        read(&self.clients).len()
+    }
+
+    pub(crate) fn subscriber_count(&self, topic: &str) -> usize {
+        read(&self.topics).get(topic).map_or(0, HashMap::len)
+    }
+
+    pub(crate) fn stats(&self) -> WsStats {
+        let (clients, queued_messages) = {
+            let clients = read(&self.clients);
+            (clients.len(), clients.values().map(|c| c.queued()).sum())
+        };
+        let c = &self.counters;
+        WsStats {
+            clients,
+            queued_messages,
+            connections: c.connections.load(Ordering::Relaxed),
+            upgrades_refused: c.upgrades_refused.load(Ordering::Relaxed),
+            dead_peers: c.dead_peers.load(Ordering::Relaxed),
+            messages_dropped: c.messages_dropped.load(Ordering::Relaxed),
+            slow_clients_closed: c.slow_clients_closed.load(Ordering::Relaxed),
+            oversized_messages: c.oversized_messages.load(Ordering::Relaxed),
+            protocol_errors: c.protocol_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Refuses new connections from now on and closes every client with 1001, once.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // `register` checks the flag after inserting: a client is either seen here or there.
+        let clients: Vec<Arc<ClientShared>> = read(&self.clients).values().cloned().collect();
+        tracing::info!(clients = clients.len(), path = %self.config.path, "closing websocket clients");
+        for client in clients {
+            self.close_for_shutdown(&client);
+        }
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn client(&self, id: ClientId) -> Option<Arc<ClientShared>> {
+        read(&self.clients).get(&id).cloned()
+    }
+
+    /// Adds a client that just completed its handshake.
+    pub(crate) fn register(&self, client: Arc<ClientShared>) {
+        write(&self.clients).insert(client.id, client.clone());
+        Counters::bump(&self.counters.connections);
+        // A shutdown that started before the insert did not see this client.
+        if self.is_shutting_down() {
+            self.close_for_shutdown(&client);
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> ClientId {
+        ClientId::new(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Removes a client whose connection is over from the registry and its topics.
+    pub(crate) fn unregister(&self, client: &ClientShared) {
+        client.detached.store(true, Ordering::SeqCst);
+        write(&self.clients).remove(&client.id);
+        let mut topics = write(&self.topics);
+        for topic in client.topics().drain() {
+            if let Some(subscribers) = topics.get_mut(&topic) {
+                subscribers.remove(&client.id);
+                if subscribers.is_empty() {
+                    topics.remove(&topic);
+                }
+            }
+        }
+    }
+
+    fn close_for_shutdown(&self, client: &ClientShared) {
+        client.close(
+            close_frame(CloseCode::Away, "server shutting down"),
+            WsDisconnectReason::ServerShutdown,
+            false,
+        );
+    }
+
+    /// Offers `message` to one client's queue, counting and logging what the overflow policy
+    /// did. Never waits.
+    pub(crate) fn deliver(
+        &self,
+        client: &ClientShared,
+        message: WsMessage,
+    ) -> Result<(), WsSendError> {
+        let policy = self.config.overflow_policy;
+        match client.enqueue(message, self.config.queue_capacity, policy) {
+            Enqueued::Queued => Ok(()),
+            Enqueued::DroppedOldest => {
+                self.count_drop(client);
+                Ok(())
+            }
+            Enqueued::DroppedNewest => {
+                self.count_drop(client);
+                Err(WsSendError::QueueFull)
+            }
+            Enqueued::Overflowed => {
+                let total = Counters::bump(&self.counters.slow_clients_closed);
+                tracing::warn!(
+                    client = %client.id,
+                    capacity = self.config.queue_capacity,
+                    slow_clients_closed = total,
+                    "websocket client too slow: outgoing queue full, closing with 1013"
+                );
+                Err(WsSendError::QueueFull)
+            }
+            Enqueued::Closed => Err(WsSendError::Closed),
+        }
+    }
+
+    fn count_drop(&self, client: &ClientShared) {
+        let total = Counters::bump(&self.counters.messages_dropped);
+        // One warning per client per burst would flood the log; the first one and the totals
+        // (in the stats and in the disconnect log) tell the story.
+        let (_, dropped) = client.close_reason_and_drops();
+        if dropped == 1 {
+            tracing::warn!(
+                client = %client.id,
+                capacity = self.config.queue_capacity,
+                messages_dropped = total,
+                "websocket client too slow: outgoing queue full, dropping messages"
+            );
+        } else {
+            tracing::trace!(client = %client.id, messages_dropped = total, "websocket message dropped");
+        }
+    }
+
+    /// Queues one shared message for every client but `except`.
+    pub(crate) fn broadcast(&self, message: &WsMessage, except: Option<ClientId>) -> usize {
+        let clients = read(&self.clients);
+        self.fan_out(clients.values(), message, except)
+    }
+
+    /// Queues one shared message for the subscribers of `topic` but `except`.
+    pub(crate) fn publish(
+        &self,
+        topic: &str,
+        message: &WsMessage,
+        except: Option<ClientId>,
+    ) -> usize {
+        let topics = read(&self.topics);
+        let Some(subscribers) = topics.get(topic) else {
+            return 0;
+        };
+        self.fan_out(subscribers.values(), message, except)
+    }
+
+    fn fan_out<'a>(
+        &self,
+        clients: impl Iterator<Item = &'a Arc<ClientShared>>,
+        message: &WsMessage,
+        except: Option<ClientId>,
+    ) -> usize {
+        // Only a queue push per client under the read lock: no await, no write to a socket.
+        clients
+            .filter(|client| Some(client.id) != except)
+            .filter(|client| self.deliver(client, message.clone()).is_ok())
+            .count()
+    }
+
+    pub(crate) fn subscribe(
+        &self,
+        client: &Arc<ClientShared>,
+        topic: &str,
+    ) -> Result<bool, SubscribeError> {
+        if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+            return Err(SubscribeError::InvalidTopic);
+        }
+        // Lock order: the hub's topics, then the client's own set (as in `unregister`).
+        let mut topics = write(&self.topics);
+        // `unregister` sets `detached` before it takes the topics lock: checked under that
+        // lock, a client being torn down can never be left in a topic.
+        if client.detached.load(Ordering::SeqCst) || client.is_closing() {
+            return Err(SubscribeError::Closed);
+        }
+        let mut own = client.topics();
+        if own.contains(topic) {
+            return Ok(false);
+        }
+        if own.len() >= self.config.max_topics_per_client {
+            return Err(SubscribeError::TooManyTopics);
+        }
+        let key: Arc<str> = match topics.get_key_value(topic) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(topic),
+        };
+        topics
+            .entry(key.clone())
+            .or_default()
+            .insert(client.id, client.clone());
+        own.insert(key);
+        Ok(true)
+    }
+
+    pub(crate) fn unsubscribe(&self, client: &ClientShared, topic: &str) -> bool {
+        let mut topics = write(&self.topics);
+        if !client.topics().remove(topic) {
+            return false;
+        }
+        if let Some(subscribers) = topics.get_mut(topic) {
+            subscribers.remove(&client.id);
+            if subscribers.is_empty() {
+                topics.remove(topic);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::client::{Outgoing, WsClient};
+    use crate::ws::error::WsSendError;
+    use crate::ws::hub::WsHub;
+    use crate::ws::request::WsRequest;
+
+    fn join(hub: &WsHub) -> WsClient {
+        let inner = hub.inner().clone();
+        let shared = Arc::new(ClientShared::new(
+            inner.next_id(),
+            WsRequest::new("/ws".parse().unwrap(), http::HeaderMap::new()),
+            None,
+        ));
+        inner.register(shared.clone());
+        WsClient { hub: inner, shared }
+    }
+
+    fn next_message(client: &WsClient) -> Option<WsMessage> {
+        match client.shared.next_outgoing() {
+            Outgoing::Message(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_broadcast_is_one_buffer_shared_by_every_queue() {
+        let hub = WsHub::default();
+        let clients: Vec<WsClient> = (0..3).map(|_| join(&hub)).collect();
+        let message = WsMessage::json(&serde_json::json!({ "big": "x".repeat(10_000) })).unwrap();
+        let payload = message.as_bytes().as_ptr();
+        assert_eq!(hub.broadcast(message), 3);
+        for client in &clients {
+            let queued = next_message(client).unwrap();
+            assert_eq!(
+                queued.as_bytes().as_ptr(),
+                payload,
+                "the payload was copied"
+            );
+        }
+    }
+
+    #[test]
+    fn broadcast_others_and_publish_pick_their_recipients() {
+        let hub = WsHub::default();
+        let [a, b, c] = [join(&hub), join(&hub), join(&hub)];
+        assert_eq!(a.broadcast_others("hi"), 2);
+        assert!(next_message(&a).is_none());
+        assert_eq!(next_message(&b).unwrap().as_text(), Some("hi"));
+        assert_eq!(next_message(&c).unwrap().as_text(), Some("hi"));
+
+        assert_eq!(a.subscribe("t"), Ok(true));
+        assert_eq!(b.subscribe("t"), Ok(true));
+        assert_eq!(b.subscribe("t"), Ok(false));
+        assert_eq!(hub.subscriber_count("t"), 2);
+        assert_eq!(hub.publish("t", "news"), 2);
+        assert_eq!(a.publish_others("t", "mine"), 1);
+        assert_eq!(next_message(&a).unwrap().as_text(), Some("news"));
+        assert_eq!(next_message(&b).unwrap().as_text(), Some("news"));
+        assert_eq!(next_message(&b).unwrap().as_text(), Some("mine"));
+        assert!(next_message(&c).is_none());
+        assert_eq!(hub.publish("nobody", "x"), 0);
+    }
+
+    #[test]
+    fn topics_are_validated_and_bounded() {
+        let hub = WsHub::new(WsConfig {
+            max_topics_per_client: 2,
+            ..WsConfig::default()
+        });
+        let a = join(&hub);
+        assert_eq!(a.subscribe(""), Err(SubscribeError::InvalidTopic));
+        assert_eq!(
+            a.subscribe(&"x".repeat(MAX_TOPIC_LEN + 1)),
+            Err(SubscribeError::InvalidTopic)
+        );
+        assert_eq!(a.subscribe(&"x".repeat(MAX_TOPIC_LEN)), Ok(true));
+        assert_eq!(a.subscribe("b"), Ok(true));
+        assert_eq!(a.subscribe("c"), Err(SubscribeError::TooManyTopics));
+        assert!(a.unsubscribe("b"));
+        assert!(!a.unsubscribe("b"));
+        assert_eq!(hub.subscriber_count("b"), 0);
+        assert_eq!(a.subscribe("c"), Ok(true));
+        assert_eq!(a.topics(), vec!["c".to_owned(), "x".repeat(MAX_TOPIC_LEN)]);
+    }
+
+    #[test]
+    fn a_client_that_leaves_leaves_its_topics_and_can_no_longer_join_any() {
+        let hub = WsHub::default();
+        let a = join(&hub);
+        a.subscribe("t").unwrap();
+        hub.inner().unregister(&a.shared);
+        assert_eq!(hub.subscriber_count("t"), 0);
+        assert_eq!(hub.client_count(), 0);
+        assert_eq!(a.subscribe("u"), Err(SubscribeError::Closed));
+        assert!(hub.client(a.id()).is_none());
+        assert_eq!(hub.send_to(a.id(), "x"), Err(WsSendError::Closed));
+    }
+
+    #[test]
+    fn stats_count_drops_and_queued_messages() {
+        let hub = WsHub::new(WsConfig {
+            queue_capacity: 2,
+            overflow_policy: crate::ws::OverflowPolicy::DropOldest,
+            ..WsConfig::default()
+        });
+        let a = join(&hub);
+        for _ in 0..5 {
+            a.send("x").unwrap();
+        }
+        let stats = hub.stats();
+        assert_eq!(stats.clients, 1);
+        assert_eq!(stats.queued_messages, 2);
+        assert_eq!(stats.messages_dropped, 3);
+        assert_eq!(stats.slow_clients_closed, 0);
+    }
+}
