@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, lints, Rust tests (with doctests),
-# docs, and the stock-client JavaScript and browser tests.
+# docs, the stock-client JavaScript and browser tests, and the Autobahn WebSocket conformance
+# run (skipped, saying so, where Python 2.7 is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,9 @@ step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 step "JavaScript client tests"
 cargo build --workspace --locked
-[ -d examples/chat/node_modules ] || npm ci --prefix examples/chat --no-audit --no-fund
+for bundle in examples/chat examples/live-dashboard; do
+  [ -d "$bundle/node_modules" ] || npm ci --prefix "$bundle" --no-audit --no-fund
+done
 (cd js-client-tests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test)
+step "Autobahn WebSocket conformance"
+./scripts/autobahn.sh

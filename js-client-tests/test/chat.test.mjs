@@ -168,6 +168,32 @@ describe("messages", () => {
     assert.deepEqual(texts(ada.got.message), ["hi ada"]);
   });
 
+  test("a room is readable as a read-only SSE feed (chat:<room>)", async () => {
+    const { EventSource } = await import("eventsource");
+    const feed = new EventSource(`${server.url}/events?topic=chat:general`);
+    await new Promise((resolve, reject) => {
+      feed.addEventListener("ready", resolve, { once: true });
+      feed.onerror = reject;
+    });
+    const seen = [];
+    const two = new Promise((resolve) =>
+      feed.addEventListener("message", (event) => {
+        seen.push(JSON.parse(event.data));
+        if (seen.length === 2) resolve();
+      }),
+    );
+    const ada = await user("ada", ["general", "random"]);
+    const first = await ada.emitWithAck("message", { room: "general", text: "for the feed" });
+    await ada.emitWithAck("message", { room: "random", text: "not for this feed" });
+    const second = await ada.emitWithAck("message", { room: "general", text: "again" });
+    await two;
+    feed.close();
+    assert.deepEqual(seen, [
+      { id: first.id, room: "general", from: "ada", text: "for the feed", at: first.at },
+      { id: second.id, room: "general", from: "ada", text: "again", at: second.at },
+    ]);
+  });
+
   test("the last 50 of a room are sent, oldest first, to whoever joins", async () => {
     const ada = await user("ada", ["general"]);
     for (let i = 0; i < 60; i++) {

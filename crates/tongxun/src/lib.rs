@@ -111,6 +111,26 @@
 //! (a client that stopped reading) misses the message: it is counted
 //! ([`Io::dropped_deliveries`]) and logged, and never holds back the others.
 //!
+//! # WebSocket, SSE, and one publish for all three
+//! The [`ws`] hub serves plain WebSocket clients and the [`sse`] hub `EventSource` clients on
+//! the same server ([`ServerBuilder::ws`], [`ServerBuilder::sse`]). A [`hub::Hub`] ties them
+//! to Socket.IO rooms: [`hub::Hub::publish`] reaches every subscriber of a topic, whatever its
+//! transport, in the same order.
+//!
+//! ```
+//! use tongxun::hub::Hub;
+//! use tongxun::{Server, sse::SseHub, ws::WsHub};
+//!
+//! let (ws, sse) = (WsHub::default(), SseHub::default());
+//! let server = Server::builder()
+//!     .namespace_with("/live", Hub::namespace()) // clients emit "subscribe" with a topic
+//!     .ws(ws.clone())
+//!     .sse(sse.clone())
+//!     .build();
+//! let hub = Hub::builder().socketio(server.io(), ["/live"]).ws(ws).sse(sse).build();
+//! // later: hub.publish("prices", "tick", &serde_json::json!({ "eur": 1.08 })).await
+//! ```
+//!
 //! # Shutdown
 //! [`Server::serve`] runs until its shutdown future completes, then disconnects every client,
 //! closes the hubs, and gives in-flight handlers [`Config::shutdown_timeout`] to finish.

@@ -46,6 +46,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tongxun::sse::{SseEvent, SseHub};
 use tongxun::{Ack, BroadcastError, DisconnectReason, Sid, Socket, TryData};
 
 /// Rooms offered by the page, whose history outlives their members.
@@ -240,6 +241,9 @@ struct Owner {
 /// The chat's shared state. Its locks are taken briefly and never held across an await.
 #[derive(Debug, Default)]
 pub(crate) struct Chat {
+    /// Read-only feeds of the rooms: every message of room `r` is also published to the SSE
+    /// topic `chat:r` (`GET /events?topic=chat:general`).
+    feed: SseHub,
     /// Nicknames in use, by their lowercase form.
     nicks: Mutex<HashMap<String, Owner>>,
     /// The last [`HISTORY`] messages of each room.
@@ -363,6 +367,14 @@ fn request<In, Out, F, Fut>(
 }
 
 impl Chat {
+    /// A chat whose rooms are also published to `feed`.
+    pub(crate) fn new(feed: SseHub) -> Self {
+        Self {
+            feed,
+            ..Self::default()
+        }
+    }
+
     /// Sets up a socket that joined `/chat`.
     pub(crate) async fn connect(self: Arc<Self>, socket: Socket) {
         request(&socket, &self, "nick", "a string", Chat::set_nick);
@@ -511,6 +523,16 @@ impl Chat {
             .to(tag(&message.room))
             .emit("message", &message)
             .await?;
+        // The feed is a view: the room already has the message, whatever the feed says.
+        let topic = format!("chat:{}", message.room);
+        match SseEvent::json(&message) {
+            Ok(event) => {
+                if let Err(e) = self.feed.publish(&topic, event.event("message")).await {
+                    tracing::warn!(%topic, "message not published to the room's feed: {e}");
+                }
+            }
+            Err(e) => tracing::error!(%topic, "message not serializable for the feed: {e}"),
+        }
         Ok(Sent {
             ok: true,
             id: message.id,

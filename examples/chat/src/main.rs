@@ -21,6 +21,7 @@ mod web;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tongxun::sse::{SseConfig, SseHub};
 use tongxun::{ClientBundle, Server};
 
 /// Where `npm ci --prefix examples/chat` puts the browser bundle.
@@ -31,9 +32,11 @@ const DEFAULT_BUNDLE: &str = concat!(
 
 /// The chat server: the `/chat` namespace and the page that uses it.
 fn app(bundle: ClientBundle) -> Server {
-    let chat = Arc::new(chat::Chat::default());
+    let feed = SseHub::new(SseConfig::default());
+    let chat = Arc::new(chat::Chat::new(feed.clone()));
     Server::builder()
         .namespace("/chat", move |socket| chat.clone().connect(socket))
+        .sse(feed)
         .client_bundle(bundle)
         .build()
         .merge(web::routes())

@@ -3,6 +3,7 @@
 //! It binds `127.0.0.1:0`, prints `listening on http://127.0.0.1:PORT` once it accepts
 //! connections, and shuts down gracefully on SIGTERM or SIGINT.
 
+mod hub;
 mod sio;
 mod sse;
 mod ws;
@@ -19,8 +20,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let server = sio::builder().ws(ws::hub()).sse(sse::hub()).build();
-    let server = sse::routes(sio::routes(server));
+    let (ws, sse) = (ws::hub(), sse::hub());
+    let server = sio::builder()
+        .namespace_with(hub::NAMESPACE, tongxun::hub::Hub::namespace())
+        .ws(ws.clone())
+        .sse(sse.clone())
+        .build();
+    let server = hub::routes(sse::routes(sio::routes(server)), ws, sse);
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -49,6 +49,13 @@ pub struct SseHub {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl Default for SseHub {
+    /// A hub with [`SseConfig::default`].
+    fn default() -> Self {
+        Self::new(SseConfig::default())
+    }
+}
+
 impl fmt::Debug for SseHub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SseHub")

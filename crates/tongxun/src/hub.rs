@@ -1,0 +1,502 @@
+//! Topics that span the three transports: one publish reaches Socket.IO rooms, WebSocket topic
+//! subscribers and SSE topic subscribers, each in its own wire format.
+//!
+//! | transport | subscribes with | receives `publish("prices", "tick", &json!({"p": 1}))` as |
+//! | --- | --- | --- |
+//! | Socket.IO | `socket.emitWithAck("subscribe", "prices")` on a namespace bound to the hub | the event `tick` with one argument `{"p": 1}`, in the room `prices` |
+//! | WebSocket | the text frame `{"subscribe": "prices"}` | the text frame `{"topic": "prices", "event": "tick", "data": {"p": 1}}` |
+//! | SSE | `GET /events?topic=prices` | `event: tick` / `data: {"p":1}` with a resumable `id` |
+//!
+//! The payload is serialized to JSON once for WebSocket and SSE (the WebSocket envelope wraps the
+//! same text) and once by socketioxide for all Socket.IO recipients. Publishes go out one at a
+//! time, so every subscriber of a topic sees its events in publish order, whatever its
+//! transport. Nothing is bridged by default: an app forwards what a client sends into a topic
+//! by calling [`Hub::publish`] from its handler.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::io::{Ack, Data, Io, Namespace, Socket};
+
+/// Default path of the HTTP publish endpoint.
+pub const DEFAULT_PUBLISH_PATH: &str = "/publish";
+/// Default largest accepted HTTP publish body: 256 KiB.
+pub const DEFAULT_MAX_BODY: usize = 256 * 1024;
+
+/// Event names a hub refuses: Socket.IO clients reserve them, and the SSE hub sends `ready` and
+/// `resync` itself.
+pub const RESERVED_EVENTS: [&str; 8] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+    "ready",
+    "resync",
+];
+
+/// Why a publish was refused. Nothing was sent to any transport.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// The topic name breaks the rules: 1 to 64 bytes of ASCII letters, digits, `-`, `_`, `.`,
+    /// `/` and `:`.
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    /// The event name is empty, longer than 64 bytes, has a control character, or is reserved.
+    #[error("invalid event name: {0}")]
+    InvalidEvent(String),
+    /// The payload could not be serialized.
+    #[error("failed to serialize the payload: {0}")]
+    Encode(String),
+    /// A transport refused the event (for example, SSE data over its size limit).
+    #[error("a transport refused the event: {0}")]
+    Refused(String),
+}
+
+/// What one publish reached.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// Socket.IO sockets of this node in the topic's room, over every bound namespace.
+    pub socketio: usize,
+    /// WebSocket clients subscribed to the topic that took the message.
+    pub ws: usize,
+    /// The SSE event id, when an SSE hub is attached.
+    pub sse: Option<String>,
+}
+
+/// One publish point for Socket.IO, WebSocket and SSE subscribers of a topic.
+///
+/// # Examples
+/// ```no_run
+/// use std::time::Duration;
+/// use tongxun::hub::Hub;
+/// use tongxun::sse::{SseConfig, SseHub};
+/// use tongxun::ws::WsHub;
+/// use tongxun::Server;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let ws = WsHub::default();
+/// let sse = SseHub::new(SseConfig::default());
+/// let server = Server::builder()
+///     .namespace_with("/live", Hub::namespace())
+///     .ws(ws.clone())
+///     .sse(sse.clone())
+///     .build();
+/// let hub = Hub::builder().socketio(server.io(), ["/live"]).ws(ws).sse(sse).build();
+///
+/// let ticker = hub.clone();
+/// tokio::spawn(async move {
+///     for n in 0u64.. {
+///         ticker.publish("metrics", "tick", &n).await.ok();
+///         tokio::time::sleep(Duration::from_secs(1)).await;
+///     }
+/// });
+/// let server = server.merge(hub.router());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    io: Option<(Io, Vec<String>)>,
+    #[cfg(feature = "ws")]
+    ws: Option<crate::ws::WsHub>,
+    #[cfg(feature = "sse")]
+    sse: Option<crate::sse::SseHub>,
+    publish_path: String,
+    publish_token: Option<String>,
+    max_body: usize,
+    /// Held while one publish goes out on every transport, so that all see the same order.
+    order: tokio::sync::Mutex<()>,
+}
+
+/// Builds a [`Hub`].
+#[derive(Debug)]
+#[must_use]
+pub struct HubBuilder {
+    inner: Inner,
+}
+
+impl HubBuilder {
+    /// Publishes to the rooms named by topics in these Socket.IO namespaces.
+    pub fn socketio<I, S>(mut self, io: Io, namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inner.io = Some((io, namespaces.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Publishes to this WebSocket hub's topics.
+    #[cfg(feature = "ws")]
+    pub fn ws(mut self, hub: crate::ws::WsHub) -> Self {
+        self.inner.ws = Some(hub);
+        self
+    }
+
+    /// Publishes to this SSE hub's topics.
+    #[cfg(feature = "sse")]
+    pub fn sse(mut self, hub: crate::sse::SseHub) -> Self {
+        self.inner.sse = Some(hub);
+        self
+    }
+
+    /// Enables the HTTP publish endpoint ([`Hub::router`]) for requests that carry
+    /// `Authorization: Bearer <token>`. Without a token the endpoint answers 404.
+    pub fn publish_token(mut self, token: impl Into<String>) -> Self {
+        self.inner.publish_token = Some(token.into());
+        self
+    }
+
+    /// The path of the HTTP publish endpoint. Defaults to [`DEFAULT_PUBLISH_PATH`].
+    pub fn publish_path(mut self, path: impl Into<String>) -> Self {
+        self.inner.publish_path = path.into();
+        self
+    }
+
+    /// The largest accepted HTTP publish body. Defaults to [`DEFAULT_MAX_BODY`].
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.inner.max_body = bytes;
+        self
+    }
+
+    /// Builds the hub.
+    pub fn build(self) -> Hub {
+        Hub {
+            inner: Arc::new(self.inner),
+        }
+    }
+}
+
+impl Hub {
+    /// Starts building a hub.
+    pub fn builder() -> HubBuilder {
+        HubBuilder {
+            inner: Inner {
+                io: None,
+                #[cfg(feature = "ws")]
+                ws: None,
+                #[cfg(feature = "sse")]
+                sse: None,
+                publish_path: DEFAULT_PUBLISH_PATH.to_owned(),
+                publish_token: None,
+                max_body: DEFAULT_MAX_BODY,
+                order: tokio::sync::Mutex::new(()),
+            },
+        }
+    }
+
+    /// A Socket.IO namespace whose clients manage their topics: `subscribe` and `unsubscribe`
+    /// take a topic or a list of topics and acknowledge `{"ok": [topics]}` or `{"error": "..."}`.
+    /// Use [`subscriptions`] to add the same listeners in a connect handler of your own.
+    pub fn namespace() -> Namespace {
+        Namespace::new(|socket: Socket| async move { subscriptions(&socket) })
+    }
+
+    /// Publishes `payload` (any serde value) as `event` on `topic`, to every attached transport.
+    ///
+    /// # Errors
+    /// [`HubError`] when the topic, the event name or the payload is refused; nothing is sent
+    /// then.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: a publish dropped midway may have reached some transports only.
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<Delivery, HubError> {
+        check_topic(topic)?;
+        check_event(event)?;
+        let json = serde_json::to_string(payload).map_err(|e| HubError::Encode(e.to_string()))?;
+        // Socket.IO gets the same JSON as a value: it always serializes, so no transport can
+        // fail after another one was served (socketioxide's own serializer refuses some types
+        // serde_json takes, such as `u128`).
+        let value: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| HubError::Encode(e.to_string()))?;
+        let raw = RawValue::from_string(json).map_err(|e| HubError::Encode(e.to_string()))?;
+        self.publish_json(topic, event, &value, &raw).await
+    }
+
+    #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_variables))]
+    async fn publish_json(
+        &self,
+        topic: &str,
+        event: &str,
+        value: &serde_json::Value,
+        json: &RawValue,
+    ) -> Result<Delivery, HubError> {
+        #[cfg(feature = "sse")]
+        let sse_event = self
+            .inner
+            .sse
+            .as_ref()
+            .map(|_| crate::sse::SseEvent::new(json.get()).event(event));
+        #[cfg(feature = "ws")]
+        let ws_frame = match &self.inner.ws {
+            Some(_) => {
+                let envelope = Envelope {
+                    topic,
+                    event,
+                    data: json,
+                };
+                let text = serde_json::to_string(&envelope)
+                    .map_err(|e| HubError::Encode(e.to_string()))?;
+                Some(crate::ws::WsMessage::text(text))
+            }
+            None => None,
+        };
+
+        let _order = self.inner.order.lock().await;
+        let mut delivery = Delivery::default();
+        // SSE first: it is the one transport that can still refuse (data size), and a refusal
+        // must leave the others untouched.
+        #[cfg(feature = "sse")]
+        if let (Some(hub), Some(sse_event)) = (&self.inner.sse, sse_event) {
+            let id = hub
+                .publish(topic, sse_event)
+                .await
+                .map_err(|e| HubError::Refused(e.to_string()))?;
+            delivery.sse = Some(id.to_string());
+        }
+        #[cfg(feature = "ws")]
+        if let (Some(hub), Some(frame)) = (&self.inner.ws, ws_frame) {
+            delivery.ws = hub.publish(topic, frame);
+        }
+        if let Some((io, namespaces)) = &self.inner.io {
+            for path in namespaces {
+                let Some(ns) = io.of(path) else { continue };
+                let room = ns.clone().within(topic.to_owned());
+                delivery.socketio += room.clone().sockets().len();
+                if let Err(e) = room.emit(event, value).await {
+                    tracing::warn!(%topic, %event, ns = %path, "hub publish to Socket.IO failed: {e}");
+                }
+            }
+        }
+        tracing::trace!(%topic, %event, ?delivery, "published");
+        Ok(delivery)
+    }
+
+    /// The HTTP publish endpoint: `POST` with `Authorization: Bearer <token>` and the JSON body
+    /// `{"topic": "...", "event": "...", "data": <any JSON>}`; answers the [`Delivery`] as JSON.
+    /// Errors are JSON `{"error": "..."}` with 401 (token), 400 (malformed JSON), 413 (too
+    /// large), 415 (not JSON) or 422 (topic or event refused). Merge it with
+    /// [`Server::merge`](crate::Server::merge).
+    pub fn router(&self) -> Router {
+        if self.inner.publish_token.is_none() {
+            return Router::new();
+        }
+        Router::new()
+            .route(&self.inner.publish_path, post(http_publish))
+            .layer(DefaultBodyLimit::max(self.inner.max_body))
+            .with_state(self.clone())
+    }
+}
+
+#[cfg(feature = "ws")]
+#[derive(Serialize)]
+struct Envelope<'a> {
+    topic: &'a str,
+    event: &'a str,
+    data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct PublishRequest {
+    topic: String,
+    event: String,
+    data: serde_json::Value,
+}
+
+async fn http_publish(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    fn error(status: StatusCode, message: impl Into<String>) -> Response {
+        (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+    }
+    let expected = hub.inner.publish_token.as_deref().unwrap_or_default();
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given != Some(expected) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
+    let request: PublishRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) if e.is_data() => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+    };
+    match hub
+        .publish(&request.topic, &request.event, &request.data)
+        .await
+    {
+        Ok(delivery) => Json(delivery).into_response(),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+/// Checks a topic name: 1 to 64 bytes of ASCII letters, digits, `-`, `_`, `.`, `/` and `:`.
+///
+/// # Errors
+/// [`HubError::InvalidTopic`] telling what is wrong.
+pub fn check_topic(topic: &str) -> Result<(), HubError> {
+    if topic.is_empty() {
+        return Err(HubError::InvalidTopic("it is empty".into()));
+    }
+    if topic.len() > 64 {
+        return Err(HubError::InvalidTopic("it is longer than 64 bytes".into()));
+    }
+    if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'))
+    {
+        return Err(HubError::InvalidTopic(
+            "only ASCII letters, digits, '-', '_', '.', '/' and ':' are allowed".into(),
+        ));
+    }
+    if topic.parse::<crate::Sid>().is_ok() {
+        // Every socket is in a room named by its id: a topic of that shape could read another
+        // socket's private messages.
+        return Err(HubError::InvalidTopic(
+            "names shaped like a socket id are reserved".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_event(event: &str) -> Result<(), HubError> {
+    if event.is_empty() || event.len() > 64 || event.chars().any(char::is_control) {
+        return Err(HubError::InvalidEvent(
+            "1 to 64 bytes without control characters".into(),
+        ));
+    }
+    if RESERVED_EVENTS.contains(&event) {
+        return Err(HubError::InvalidEvent(format!("\"{event}\" is reserved")));
+    }
+    Ok(())
+}
+
+/// Adds the `subscribe` and `unsubscribe` listeners of [`Hub::namespace`] to a socket.
+///
+/// # Examples
+/// ```
+/// use tongxun::Socket;
+///
+/// async fn on_connect(socket: Socket) {
+///     tongxun::hub::subscriptions(&socket);
+///     // ... the app's own listeners
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/live", on_connect);
+/// ```
+pub fn subscriptions(socket: &Socket) {
+    socket.on(
+        "subscribe",
+        |socket: Socket, Data(topics): Data<Topics>, ack: Ack| async move {
+            match topics.checked() {
+                Ok(topics) => {
+                    socket.join(topics.clone());
+                    ack.send(&serde_json::json!({ "ok": topics }))
+                }
+                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+            }
+        },
+    );
+    socket.on(
+        "unsubscribe",
+        |socket: Socket, Data(topics): Data<Topics>, ack: Ack| async move {
+            match topics.checked() {
+                Ok(topics) => {
+                    socket.leave(topics.clone());
+                    ack.send(&serde_json::json!({ "ok": topics }))
+                }
+                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+            }
+        },
+    );
+}
+
+/// One topic or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Topics {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Topics {
+    fn checked(self) -> Result<Vec<String>, HubError> {
+        let topics = match self {
+            Topics::One(topic) => vec![topic],
+            Topics::Many(topics) => topics,
+        };
+        for topic in &topics {
+            check_topic(topic)?;
+        }
+        Ok(topics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_rules_match_the_sse_hub_and_keep_socket_ids_out() {
+        for ok in ["prices", "chat:general", "rooms/42.chat"] {
+            assert!(check_topic(ok).is_ok(), "{ok}");
+            #[cfg(feature = "sse")]
+            assert!(crate::sse::check_topic(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a,b", "é"] {
+            assert!(check_topic(bad).is_err(), "{bad:?}");
+        }
+        let sid = crate::Sid::new().to_string();
+        assert!(matches!(check_topic(&sid), Err(HubError::InvalidTopic(_))));
+    }
+
+    #[test]
+    fn reserved_events_are_refused() {
+        assert!(check_event("tick").is_ok());
+        for bad in ["", "connect", "disconnect", "ready", "resync", "a\nb"] {
+            assert!(check_event(bad).is_err(), "{bad:?}");
+        }
+    }
+}

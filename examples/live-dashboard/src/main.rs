@@ -1,0 +1,155 @@
+//! Run with `./scripts/dashboard.sh` (or `cargo run -p example-live-dashboard` once the bundle is
+//! installed)
+//!
+//! One publish, three transports: a Rust timer publishes a sample to the topic `metrics` twice a
+//! second, and the page at `/` shows it through Socket.IO, a plain WebSocket and an
+//! EventSource, side by side. `POST /publish` (with the bearer token) publishes too:
+//!
+//! ```sh
+//! curl -X POST localhost:3000/publish -H 'authorization: Bearer dev-token' \
+//!      -H 'content-type: application/json' \
+//!      -d '{"topic": "metrics", "event": "sample", "data": {"seq": 0, "value": 50}}'
+//! ```
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use serde::Serialize;
+use tongxun::hub::Hub;
+use tongxun::sse::{SseConfig, SseHub};
+use tongxun::ws::WsHub;
+use tongxun::{ClientBundle, Server};
+
+/// Where `npm ci --prefix examples/live-dashboard` puts the browser bundle.
+const DEFAULT_BUNDLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/socket.io-client/dist"
+);
+
+/// One published sample.
+#[derive(Debug, Clone, Serialize)]
+struct Sample {
+    seq: u64,
+    /// Milliseconds since the Unix epoch.
+    at: u64,
+    /// A value between 0 and 100 that wanders.
+    value: f64,
+}
+
+/// The server, and the hub its timer publishes to.
+fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
+    let ws = WsHub::default();
+    let sse = SseHub::new(SseConfig::default());
+    let server = Server::builder()
+        .namespace_with("/live", Hub::namespace())
+        .client_bundle(bundle)
+        .ws(ws.clone())
+        .sse(sse.clone())
+        .build();
+    let hub = Hub::builder()
+        .socketio(server.io(), ["/live"])
+        .ws(ws)
+        .sse(sse)
+        .publish_token(token)
+        .build();
+    let page = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    include_str!("../static/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/dashboard.js",
+            get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/javascript; charset=utf-8",
+                    )],
+                    include_str!("../static/dashboard.js"),
+                )
+            }),
+        )
+        .route(
+            "/dashboard.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    include_str!("../static/dashboard.css"),
+                )
+            }),
+        );
+    (server.merge(hub.router()).merge(page), hub)
+}
+
+/// Publishes a sample every `every` until the hub is shut down.
+async fn ticker(hub: Hub, every: Duration) {
+    let mut value = 50.0_f64;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64; // xorshift: a wandering value without a dependency
+    let mut interval = tokio::time::interval(every);
+    for seq in 1.. {
+        interval.tick().await;
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let step = (state % 2001) as f64 / 100.0 - 10.0;
+        value = (value + step).clamp(0.0, 100.0);
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        if let Err(e) = hub
+            .publish("metrics", "sample", &Sample { seq, at, value })
+            .await
+        {
+            tracing::warn!("sample not published: {e}");
+        }
+    }
+}
+
+/// Metrics on Socket.IO, WebSocket and SSE at once.
+#[derive(clap::Parser)]
+struct Args {
+    /// Port to listen on, on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// The bearer token of `POST /publish`.
+    #[arg(long, default_value = "dev-token")]
+    token: String,
+    /// Milliseconds between two samples.
+    #[arg(long, default_value_t = 500)]
+    every_ms: u64,
+    /// The `dist/` folder of the installed socket.io-client package.
+    #[arg(long, default_value = DEFAULT_BUNDLE)]
+    bundle: std::path::PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "tongxun=info,socketioxide=info".into()),
+        )
+        .init();
+    let bundle = ClientBundle::from_dir(&args.bundle).map_err(|e| {
+        anyhow::anyhow!("the socket.io-client bundle is missing ({e}): run npm ci --prefix examples/live-dashboard")
+    })?;
+    let (server, hub) = app(bundle, &args.token);
+    tokio::spawn(ticker(hub, Duration::from_millis(args.every_ms.max(10))));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    server
+        .serve(listener, async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await?;
+    Ok(())
+}
