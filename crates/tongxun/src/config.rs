@@ -67,6 +67,10 @@ pub struct Config {
     /// Time in-flight handlers get to finish on shutdown.
     /// Defaults to [`DEFAULT_SHUTDOWN_TIMEOUT`] (10 s).
     pub shutdown_timeout: Duration,
+    /// Redis to share rooms and broadcasts with other nodes through, such as
+    /// `redis://127.0.0.1:6379`. Defaults to `None`: one node, everything in memory.
+    #[cfg(feature = "redis")]
+    pub redis_url: Option<String>,
 }
 
 impl Default for Config {
@@ -82,6 +86,8 @@ impl Default for Config {
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            #[cfg(feature = "redis")]
+            redis_url: None,
         }
     }
 }

@@ -140,6 +140,7 @@
 //! | --- | --- | --- |
 //! | `ws` | yes | the plain WebSocket hub ([`ws`]) |
 //! | `sse` | yes | the Server-Sent Events hub ([`sse`]) |
+//! | `redis` | no | several nodes sharing Socket.IO rooms and broadcasts through Redis (`Config::redis_url`, see `docs/scaling.md`) |
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

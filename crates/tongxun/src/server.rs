@@ -136,7 +136,7 @@ impl ServerBuilder {
             live_stores: Arc::new(AtomicUsize::new(0)),
             dropped_deliveries: AtomicU64::new(0),
         });
-        let (layer, raw) = socketioxide::SocketIo::builder()
+        let builder = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())
             .ping_interval(config.ping_interval)
             .ping_timeout(config.ping_timeout)
@@ -144,8 +144,14 @@ impl ServerBuilder {
             .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
             .connect_timeout(config.connect_timeout)
             .ack_timeout(config.ack_timeout)
-            .max_buffer_size(config.max_buffer_size)
-            .build_layer();
+            .max_buffer_size(config.max_buffer_size);
+        #[cfg(feature = "redis")]
+        let builder = {
+            let state = crate::io::adapter::AdapterState::new(config.redis_url.as_deref())
+                .unwrap_or_else(|e| panic!("invalid Config::redis_url: {e}"));
+            builder.with_adapter::<RawAdapter>(state)
+        };
+        let (layer, raw) = builder.build_layer();
 
         let mut namespaces = self.namespaces;
         if config.default_namespace && !namespaces.iter().any(|(path, ..)| path == "/") {
@@ -156,6 +162,8 @@ impl ServerBuilder {
             ));
         }
         let mut seen = std::collections::HashSet::new();
+        #[cfg(feature = "redis")]
+        let mut inits = Vec::new();
         for (path, namespace, kind) in namespaces {
             assert!(
                 seen.insert(path.clone()),
@@ -163,7 +171,12 @@ impl ServerBuilder {
             );
             let handler = namespace.into_handler(&path, shared.clone());
             match kind {
-                NamespaceKind::Static => raw.ns(path, handler),
+                NamespaceKind::Static => {
+                    #[cfg_attr(not(feature = "redis"), allow(clippy::let_unit_value))]
+                    let init = raw.ns(path, handler);
+                    #[cfg(feature = "redis")]
+                    inits.push(init);
+                }
                 NamespaceKind::Dynamic => {
                     if let Err(e) = raw.dyn_ns(path.clone(), handler) {
                         panic!("invalid dynamic namespace pattern {path:?}: {e}");
@@ -189,6 +202,8 @@ impl ServerBuilder {
             layer,
             routes,
             bundle,
+            #[cfg(feature = "redis")]
+            inits,
             #[cfg(feature = "ws")]
             ws: self.ws,
             #[cfg(feature = "sse")]
@@ -204,6 +219,9 @@ pub struct Server {
     routes: Router,
     /// Routes answered before the Socket.IO layer sees the request.
     bundle: Option<Router>,
+    /// Namespaces whose adapter is still setting up (subscribing to Redis).
+    #[cfg(feature = "redis")]
+    inits: Vec<crate::io::adapter::InitRes>,
     #[cfg(feature = "ws")]
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
@@ -258,6 +276,10 @@ impl Server {
     /// The complete `Router`, for serving it yourself. Prefer [`serve`](Self::serve), which
     /// also disconnects clients cleanly on shutdown.
     pub fn into_router(self) -> Router {
+        #[cfg(feature = "redis")]
+        for init in self.inits {
+            socketioxide_core::adapter::Spawnable::spawn(init);
+        }
         let app = self.routes.layer(self.layer);
         match self.bundle {
             // The Socket.IO layer answers every request under its path itself: the bundle's
@@ -275,10 +297,15 @@ impl Server {
     /// # Errors
     /// [`ServeError::Io`] when the listener fails.
     pub async fn serve(
-        self,
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))] mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        // Namespaces exist once their adapter is set up: wait for that before accepting.
+        #[cfg(feature = "redis")]
+        for init in std::mem::take(&mut self.inits) {
+            init.wait().await;
+        }
         let io = self.io.clone();
         #[cfg(feature = "ws")]
         let ws = self.ws.clone();

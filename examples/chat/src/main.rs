@@ -31,10 +31,13 @@ const DEFAULT_BUNDLE: &str = concat!(
 );
 
 /// The chat server: the `/chat` namespace and the page that uses it.
-fn app(bundle: ClientBundle) -> Server {
+fn app(bundle: ClientBundle, redis_url: Option<String>) -> Server {
+    let mut config = tongxun::Config::default();
+    config.redis_url = redis_url;
     let feed = SseHub::new(SseConfig::default());
     let chat = Arc::new(chat::Chat::new(feed.clone()));
     Server::builder()
+        .config(config)
         .namespace("/chat", move |socket| chat.clone().connect(socket))
         .sse(feed)
         .client_bundle(bundle)
@@ -52,6 +55,10 @@ struct Args {
     /// page loads.
     #[arg(long, default_value = DEFAULT_BUNDLE)]
     bundle: PathBuf,
+    /// Share rooms and messages with other chat nodes through this Redis
+    /// (`redis://127.0.0.1:6379`); see docs/scaling.md.
+    #[arg(long)]
+    redis_url: Option<String>,
 }
 
 #[tokio::main]
@@ -78,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(path = %args.bundle.display(), "serving the socket.io-client bundle");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    app(bundle)
+    app(bundle, args.redis_url)
         .serve(listener, async {
             tokio::signal::ctrl_c().await.ok();
         })

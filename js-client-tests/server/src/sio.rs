@@ -22,7 +22,11 @@ pub(crate) fn builder() -> ServerBuilder {
             Server::builder()
         }
     };
+    // Nodes of a cluster share rooms and broadcasts through the Redis of TONGXUN_REDIS_URL.
+    let mut config = tongxun::Config::default();
+    config.redis_url = std::env::var("TONGXUN_REDIS_URL").ok();
     builder
+        .config(config)
         .namespace("/", on_main)
         .namespace("/chat", on_chat)
         .namespace_with("/auth", Namespace::new(on_auth).auth(check_token))
@@ -50,7 +54,8 @@ pub(crate) fn routes(server: Server) -> Server {
 /// A broadcast a test asks the server to perform.
 #[derive(Deserialize)]
 struct Cast {
-    /// `all`, `broadcast`, `to`, `within`, `except`, `io-to-except`, `volatile`, `local`.
+    /// `all` (or `marker`, the same), `broadcast`, `to`, `within`, `except`, `io-to-except`,
+    /// `volatile`, `local`.
     mode: String,
     #[serde(default)]
     rooms: Vec<String>,
@@ -84,7 +89,7 @@ async fn on_rooms(socket: Socket) {
             let io = socket.io();
             let payload = (cast.mode.clone(), socket.id().to_string());
             let selection = match cast.mode.as_str() {
-                "all" => io.of("/rooms").expect("namespace"),
+                "all" | "marker" => io.of("/rooms").expect("namespace"),
                 "broadcast" => socket.broadcast(),
                 "to" => socket.to(cast.rooms),
                 "within" => socket.within(cast.rooms),

@@ -1,6 +1,8 @@
 //! The Socket.IO layer over socketioxide: namespaces, sockets, event dispatch, storage and
 //! broadcasting.
 
+#[cfg(feature = "redis")]
+pub(crate) mod adapter;
 mod args;
 mod broadcast;
 mod dispatch;
@@ -25,7 +27,11 @@ use dispatch::SocketState;
 pub(crate) use namespace::ServerShared;
 
 /// The adapter socketioxide runs with.
+#[cfg(not(feature = "redis"))]
 pub(crate) type RawAdapter = socketioxide::adapter::LocalAdapter;
+/// The adapter socketioxide runs with: in memory or through Redis, chosen by `Config::redis_url`.
+#[cfg(feature = "redis")]
+pub(crate) type RawAdapter = adapter::TongxunAdapter;
 
 /// A handle on the Socket.IO side of a server, usable anywhere: an axum route, a timer, a task.
 ///
