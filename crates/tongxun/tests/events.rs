@@ -282,15 +282,19 @@ async fn too_many_pending_events_are_refused_with_an_error_ack() {
     config.max_pending_events = 4;
     let gate = Arc::new(Notify::new());
     let waiting = gate.clone();
+    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
     let server = TestServer::start(
         Server::builder()
             .config(config)
             .namespace("/", move |socket: Socket| {
-                let waiting = waiting.clone();
+                let (waiting, started_tx) = (waiting.clone(), started_tx.clone());
                 async move {
                     socket.on("block", move || {
-                        let waiting = waiting.clone();
-                        async move { waiting.notified().await }
+                        let (waiting, started_tx) = (waiting.clone(), started_tx.clone());
+                        async move {
+                            started_tx.send(()).unwrap();
+                            waiting.notified().await
+                        }
                     });
                     socket.on("queued", |ack: Ack| async move { ack.send("handled") });
                 }
@@ -300,7 +304,8 @@ async fn too_many_pending_events_are_refused_with_an_error_ack() {
     .await;
     let mut client = server.client("/").await;
     client.send_raw(r#"42["block"]"#.to_owned()).await;
-    // The first event is running; the next four wait; the sixth and seventh are refused.
+    within(started.recv()).await.unwrap();
+    // The first event is running; the next four wait; the fifth and sixth are refused.
     for id in 0..6 {
         client.send_raw(format!(r#"42{id}["queued"]"#)).await;
     }

@@ -271,19 +271,11 @@ type MiddlewareFuture<'a> =
 
 impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
     fn call(&self, s: Arc<RawSocket>, _: Option<Value>) {
-        let state = match s.extensions.get::<Arc<SocketState>>() {
-            Some(state) => state,
-            None => {
-                let state = SocketState::new(self.shared.clone(), &s);
-                s.extensions.insert(state.clone());
-                state
-            }
+        let Some(state) = s.extensions.get::<Arc<SocketState>>() else {
+            tracing::error!(sid = %s.id, ns = s.ns(), "socket connected without its state");
+            return;
         };
-        s.on_fallback(Dispatcher(state.clone()));
-        s.on_disconnect(Dispatcher(state.clone()));
-        s.join(s.id.to_string());
         tracing::debug!(sid = %s.id, ns = s.ns(), "socket connected");
-
         let socket = Socket::new(s, state.clone());
         let on_connect = self.on_connect.clone();
         self.shared.server.tasks.spawn(async move {
@@ -300,8 +292,15 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         s: Arc<RawSocket>,
         auth: &'a Option<Value>,
     ) -> MiddlewareFuture<'a> {
+        // Everything an event or a disconnect needs is in place before socketioxide sends the
+        // CONNECT packet: the client may answer it with an event at once, and that event is read
+        // on another thread, possibly before `call` runs (socketioxide drops an event that no
+        // handler takes).
         let state = SocketState::new(self.shared.clone(), &s);
         s.extensions.insert(state.clone());
+        s.on_fallback(Dispatcher(state.clone()));
+        s.on_disconnect(Dispatcher(state.clone()));
+        s.join(s.id.to_string());
         let Some(check) = &self.auth else {
             return Box::pin(std::future::ready(Ok(())));
         };
