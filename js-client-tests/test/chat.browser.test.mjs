@@ -1,28 +1,15 @@
 // The chat example's page in headless Chromium: two users, two pages, everything a person would
 // do. Leaves a screenshot of the final state in js-client-tests/artifacts/chat.png.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { artifact, launchChromium } from "./support/browser.mjs";
-import { binary, start } from "./support/server.mjs";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const exampleBundle = resolve(here, "..", "..", "examples", "chat", "node_modules", "socket.io-client", "dist");
-
-/** Starts example-chat; without the example's own bundle installed, uses ours (the same pinned version). */
-function startChat() {
-  const args = ["--port", "0"];
-  if (!existsSync(exampleBundle)) args.push("--bundle", join(here, "..", "node_modules", "socket.io-client", "dist"));
-  return start(binary("example-chat"), args);
-}
+import { startExample } from "./support/server.mjs";
 
 let server;
 let browser;
 
 before(async () => {
-  server = await startChat();
+  server = await startExample("chat");
   browser = await launchChromium();
 });
 after(async () => {

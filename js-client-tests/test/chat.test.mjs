@@ -1,28 +1,15 @@
 // The chat example (examples/chat) driven by stock socket.io-client instances: the protocol
 // documented in examples/chat/src/chat.rs, including every refusal.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { io } from "socket.io-client";
-import { binary, next, start } from "./support/server.mjs";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const exampleBundle = resolve(here, "..", "..", "examples", "chat", "node_modules", "socket.io-client", "dist");
-
-/** Starts example-chat; without the example's own bundle installed, uses ours (the same pinned version). */
-function startChat() {
-  const args = ["--port", "0"];
-  if (!existsSync(exampleBundle)) args.push("--bundle", join(here, "..", "node_modules", "socket.io-client", "dist"));
-  return start(binary("example-chat"), args);
-}
+import { next, startExample } from "./support/server.mjs";
 
 let server;
 let clients;
 
 beforeEach(async () => {
-  server = await startChat();
+  server = await startExample("chat");
   clients = [];
 });
 afterEach(async () => {

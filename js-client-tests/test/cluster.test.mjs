@@ -6,7 +6,7 @@ import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { io } from "socket.io-client";
 import { startRedis } from "./support/redis.mjs";
-import { next, start } from "./support/server.mjs";
+import { next, start, startExample } from "./support/server.mjs";
 
 let redis;
 let nodes = [];
@@ -150,12 +150,7 @@ describe("across three nodes", { timeout: 60_000 }, () => {
 });
 
 test("the chat example runs on two nodes with --redis-url: a room spans both", { timeout: 30_000 }, async () => {
-  const { binary } = await import("./support/server.mjs");
-  const { existsSync } = await import("node:fs");
-  const bundle = new URL("../../examples/chat/node_modules/socket.io-client/dist", import.meta.url).pathname;
-  const args = ["--port", "0", "--redis-url", redis.url];
-  if (!existsSync(bundle)) args.push("--bundle", new URL("../node_modules/socket.io-client/dist", import.meta.url).pathname);
-  const chats = await Promise.all([0, 1].map(() => start(binary("example-chat"), args)));
+  const chats = await Promise.all([0, 1].map(() => startExample("chat", ["--redis-url", redis.url])));
   const [ada, grace] = await Promise.all(
     chats.map(async (chat) => {
       const socket = io(`${chat.url}/chat`, { forceNew: true, reconnection: false, transports: ["websocket"] });

@@ -1,23 +1,14 @@
 // The live dashboard in headless Chromium: one Rust timer, three transports, three panels that
 // show the same values. Leaves a screenshot in js-client-tests/artifacts/dashboard.png.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { artifact, launchChromium } from "./support/browser.mjs";
-import { binary, start } from "./support/server.mjs";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const exampleBundle = resolve(here, "..", "..", "examples", "live-dashboard", "node_modules", "socket.io-client", "dist");
+import { startExample } from "./support/server.mjs";
 
 let server;
 let browser;
 before(async () => {
-  const args = ["--port", "0", "--every-ms", "100"];
-  // Without the example's own install, the same pinned bundle from the test suite's.
-  if (!existsSync(exampleBundle)) args.push("--bundle", join(here, "..", "node_modules", "socket.io-client", "dist"));
-  server = await start(binary("example-live-dashboard"), args);
+  server = await startExample("live-dashboard", ["--every-ms", "100"]);
   browser = await launchChromium();
 });
 after(async () => {

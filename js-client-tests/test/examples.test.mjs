@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { io } from "socket.io-client";
-import { binary, next, start } from "./support/server.mjs";
+import { next, startExample } from "./support/server.mjs";
 
 test("example-echo echoes events and acknowledgements with every argument", async (t) => {
-  const server = await start(binary("example-echo"), ["--port", "0"]);
+  const server = await startExample("echo");
   t.after(() => server.stop());
   const socket = io(server.url, { forceNew: true, reconnection: false });
   t.after(() => socket.disconnect());
@@ -18,7 +18,7 @@ test("example-echo echoes events and acknowledgements with every argument", asyn
 });
 
 test("example-axum-integration broadcasts an HTTP POST to a room of /chat", async (t) => {
-  const server = await start(binary("example-axum-integration"), ["--port", "0"]);
+  const server = await startExample("axum-integration");
   t.after(() => server.stop());
   const inRoom = io(server.url + "/chat", { forceNew: true, reconnection: false });
   const outside = io(server.url + "/chat", { forceNew: true, reconnection: false });

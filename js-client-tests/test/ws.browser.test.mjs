@@ -7,21 +7,9 @@
 // context grants (a `ws://127.0.0.1` URL is not mixed content on an https page: loopback is
 // trustworthy).
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./support/browser.mjs";
 import { ALLOWED_ORIGIN, TOKEN, startFixture } from "./support/ws-server.mjs";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** Opens a page at `origin` (an empty HTML document served by Playwright). */
 async function pageAt(browser, origin) {
@@ -36,13 +24,13 @@ async function pageAt(browser, origin) {
   return page;
 }
 
-describe("WebSocket hub in a browser", { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is missing` }, () => {
+describe("WebSocket hub in a browser", () => {
   let server;
   let browser;
 
   before(async () => {
     server = await startFixture();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -55,6 +55,19 @@ export async function start(bin = binary("tongxun-fixture"), args = [], env = {}
   };
 }
 
+/**
+ * Starts example `name` (package `example-<name>`) on a free port with `args`. An example that
+ * serves the socket.io-client bundle from its own npm install uses the test suite's copy (the
+ * same pinned version) when its own is not installed.
+ */
+export function startExample(name, args = []) {
+  const example = join(workspace, "examples", name);
+  const own = join(example, "node_modules", "socket.io-client", "dist");
+  const fallback = join(workspace, "js-client-tests", "node_modules", "socket.io-client", "dist");
+  const bundle = existsSync(join(example, "package.json")) && !existsSync(own) ? ["--bundle", fallback] : [];
+  return start(binary(`example-${name}`), ["--port", "0", ...args, ...bundle]);
+}
+
 /** Resolves with the arguments of the next `event` emitted by `emitter` (`on`/`once` API). */
 export function next(emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));

@@ -1,74 +1,24 @@
 // Starts the Rust fixture server for the WebSocket hub tests, and a small `ws` client wrapper.
-//
-// The fixture binary is built by `cargo build -p tongxun-fixture` into
-// `$CARGO_TARGET_DIR/debug` (default: the workspace's `target/`). It binds a free port and
-// prints `listening on http://127.0.0.1:PORT`, which is what we wait for: no fixed port, no sleep.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const workspace = resolve(here, "..", "..", "..");
+import { start } from "./server.mjs";
 
 /** The token the fixture hub accepts. */
 export const TOKEN = "fixture-token";
 /** The Origin the fixture hub allows for browsers. */
 export const ALLOWED_ORIGIN = "https://app.example";
 
-/** Path of the fixture binary (honours CARGO_TARGET_DIR). */
-export function fixtureBinary() {
-  const target = process.env.CARGO_TARGET_DIR ?? join(workspace, "target");
-  const path = resolve(workspace, target, "debug", "tongxun-fixture");
-  if (!existsSync(path)) {
-    throw new Error(`${path} is missing: run \`cargo build -p tongxun-fixture\` first`);
-  }
-  return path;
-}
-
 /**
- * Spawns the fixture and resolves once it prints its address.
- * Returns { url, wsUrl, stop(), exited, output } where `stop` sends SIGTERM (graceful shutdown)
- * and resolves with the exit code, and `output` collects the later stdout lines.
+ * Spawns the fixture and resolves once it prints its address: the fields of `start()` plus
+ * `wsUrl`, the hub's endpoint. `stop` sends SIGTERM (graceful shutdown) and resolves with the
+ * exit code.
  */
 export async function startFixture(env = {}) {
-  const bin = fixtureBinary();
-  const child = spawn(bin, [], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const stderr = [];
-  child.stderr.on("data", (chunk) => stderr.push(chunk));
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal)));
-  const lines = createInterface({ input: child.stdout });
-  const output = [];
-  const url = await new Promise((resolve, reject) => {
-    lines.on("line", (line) => {
-      const match = /^listening on (http:\/\/\S+)/.exec(line);
-      if (match) resolve(match[1]);
-      else output.push(line);
-    });
-    exited.then((code) => reject(new Error(`${bin} exited (${code}) before listening:\n${Buffer.concat(stderr)}`)));
-  });
-  return {
-    url,
-    wsUrl: `${url.replace(/^http/, "ws")}/ws`,
-    exited,
-    output,
-    stderr: () => Buffer.concat(stderr).toString(),
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
+  const server = await start(undefined, [], env);
+  return { ...server, wsUrl: `${server.url.replace(/^http/, "ws")}/ws` };
 }
 
 /** Resolves with the arguments of the next `event` of `emitter`. */
-export function once(emitter, event) {
-  return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
-}
+export { next as once } from "./server.mjs";
 
 /**
  * A `ws` client that queues what it receives: `next()` resolves with the next message as
