@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "dependencies"
+./scripts/install-deps.sh
+
 step "cargo fmt"
 cargo fmt --all --check
 step "cargo clippy"
@@ -17,9 +20,6 @@ step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 step "JavaScript client tests"
 cargo build --workspace --locked
-for bundle in examples/chat examples/live-dashboard; do
-  [ -d "$bundle/node_modules" ] || npm ci --prefix "$bundle" --no-audit --no-fund
-done
-(cd js-client-tests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test)
+(cd js-client-tests && npm test)
 step "Autobahn WebSocket conformance"
 ./scripts/autobahn.sh

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need and a fresh machine lacks, and nothing that is already there:
+# Debian's chromium (browser tests) and redis-server (multi-node tests), and the pinned npm
+# packages of the test suites and of the examples' browser bundles (npm ci).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: ${missing[*]} (install them with your package manager)" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+for dir in js-client-tests examples/chat examples/live-dashboard; do
+  [ -d "$dir/node_modules" ] || npm ci --prefix "$dir" --no-audit --no-fund
+done
