@@ -231,6 +231,8 @@ impl Fanout {
             delivered += seen.count;
             latency.merge(&seen.latency);
         }
+        let lost = !passed;
+        passed &= latency.quantile_ms(0.99) <= sizes.fanout_p99_bound_ms;
         let result = Trial {
             rate,
             passed,
@@ -240,7 +242,11 @@ impl Fanout {
         };
         eprintln!(
             "    {rate:>6}/s: {} ({delivered}/{} delivered, p50 {:.1} ms, p99 {:.1} ms)",
-            if passed { "pass" } else { "FAIL" },
+            match (passed, lost) {
+                (true, _) => "pass",
+                (false, true) => "FAIL (loss)",
+                (false, false) => "FAIL (p99)",
+            },
             total * self.receivers.len() as u64,
             result.latency.quantile_ms(0.5),
             result.latency.quantile_ms(0.99),

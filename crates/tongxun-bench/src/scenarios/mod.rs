@@ -95,6 +95,9 @@ pub(crate) struct Sizes {
     pub(crate) fanout_secs: f64,
     /// Milliseconds after the sending ends by which every message must have arrived.
     pub(crate) fanout_grace_ms: u64,
+    /// The p99 latency, in milliseconds, above which a rate counts as not sustained: past it
+    /// the server is building a backlog, not keeping up.
+    pub(crate) fanout_p99_bound_ms: f64,
     /// First broadcast rate tried (broadcasts/s); doubled until messages are lost.
     pub(crate) fanout_start_rate: u32,
     /// Highest broadcast rate tried.
@@ -123,7 +126,8 @@ impl Sizes {
             repeats: 3,
             fanout_clients: 1000,
             fanout_secs: 2.0,
-            fanout_grace_ms: 500,
+            fanout_grace_ms: 1000,
+            fanout_p99_bound_ms: 500.0,
             fanout_start_rate: 50,
             fanout_max_rate: 16_000,
             fanout_bisect_steps: 3,
@@ -143,6 +147,7 @@ impl Sizes {
             fanout_clients: 20,
             fanout_secs: 0.5,
             fanout_grace_ms: 2000,
+            fanout_p99_bound_ms: 5000.0,
             fanout_start_rate: 100,
             fanout_max_rate: 100,
             fanout_bisect_steps: 0,
@@ -199,12 +204,14 @@ impl Scenario {
         let fanout = format!(
             "A driver connection sends `{{\"t\":<µs>,\"r\":<trial>,\"s\":<seq>}}` at a steady rate \
              for {secs} s; the server sends it to every other client. A rate passes when every \
-             receiver got every message no later than {grace} ms after the sending ended. The \
-             rate starts at {start}/s, doubles until a trial fails (at most {max}/s), then \
+             receiver got every message no later than {grace} ms after the sending ended and the \
+             p99 latency stayed under {bound} ms (above it the server is building a backlog, \
+             not keeping up). The rate starts at {start}/s, doubles until a trial fails (at most {max}/s), then \
              {steps} bisection steps. Latency is from the driver's send to each receipt, at the \
              highest passing rate.",
             secs = sizes.fanout_secs,
             grace = sizes.fanout_grace_ms,
+            bound = sizes.fanout_p99_bound_ms,
             start = sizes.fanout_start_rate,
             max = sizes.fanout_max_rate,
             steps = sizes.fanout_bisect_steps,
