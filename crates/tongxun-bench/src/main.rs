@@ -113,6 +113,13 @@ struct SizeArgs {
     /// First broadcast rate tried [default: 50].
     #[arg(long)]
     fanout_start_rate: Option<u32>,
+    /// Highest broadcast rate tried [default: 16000].
+    #[arg(long)]
+    fanout_max_rate: Option<u32>,
+    /// One broadcast trial at this rate instead of a search, reported whatever its outcome
+    /// (to profile a fixed load).
+    #[arg(long)]
+    fanout_fixed_rate: Option<u32>,
     /// Ack echo clients [default: 100].
     #[arg(long)]
     ack_clients: Option<usize>,
@@ -134,6 +141,8 @@ impl SizeArgs {
             fanout_clients,
             fanout_secs,
             fanout_start_rate,
+            fanout_max_rate,
+            fanout_fixed_rate,
             ack_clients,
             ack_secs,
             idle_conns,
@@ -143,6 +152,8 @@ impl SizeArgs {
         sizes.fanout_clients = fanout_clients.unwrap_or(sizes.fanout_clients);
         sizes.fanout_secs = fanout_secs.unwrap_or(sizes.fanout_secs);
         sizes.fanout_start_rate = fanout_start_rate.unwrap_or(sizes.fanout_start_rate);
+        sizes.fanout_max_rate = fanout_max_rate.unwrap_or(sizes.fanout_max_rate);
+        sizes.fanout_fixed_rate = fanout_fixed_rate.or(sizes.fanout_fixed_rate);
         sizes.ack_clients = ack_clients.unwrap_or(sizes.ack_clients);
         sizes.ack_secs = ack_secs.unwrap_or(sizes.ack_secs);
         sizes.idle_conns = idle_conns.unwrap_or(sizes.idle_conns);

@@ -156,6 +156,27 @@ impl Running {
         }
     }
 
+    /// CPU time the peer used so far (user and system), in seconds.
+    pub(crate) fn cpu_secs(&self) -> Result<f64> {
+        /// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+        const TICKS: f64 = 100.0;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .context("unreadable /proc/<pid>/stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command name.
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short /proc/<pid>/stat")?
+            .iter()
+            .map(|v| v.parse::<u64>())
+            .sum::<Result<u64, _>>()?;
+        Ok(ticks as f64 / TICKS)
+    }
+
     /// The peer's resident memory (`VmRSS`), in KiB.
     pub(crate) fn rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;

@@ -15,7 +15,7 @@ use super::Sizes;
 /// The longest wait for one acknowledgement before the run counts as failed.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Returns acks/s, p50 and p99 in ms.
+/// Returns acks/s, p50 and p99 in ms, and server CPU µs per ack.
 pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     let conns = client::connect_many(
         peer.addr,
@@ -28,14 +28,20 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     let start = Instant::now() + Duration::from_millis(20);
     let measure_from = start + measure / 5;
     let end = measure_from + measure;
+    let cpu_before = peer.cpu_secs()?;
     let mut tasks = JoinSet::new();
     for conn in conns {
         tasks.spawn(echo_loop(conn, start, measure_from, end));
     }
     let mut latency = Histogram::default();
+    let mut acks = 0;
     while let Some(outcome) = tasks.join_next().await {
-        latency.merge(&outcome.context("echo task panicked")??);
+        let (measured, all) = outcome.context("echo task panicked")??;
+        latency.merge(&measured);
+        acks += all;
     }
+    let server_cpu = peer.cpu_secs()? - cpu_before;
+    eprintln!("    {acks} acknowledgements in all (warm-up included)");
     if latency.len() == 0 {
         bail!("no acknowledgement arrived in the measured window");
     }
@@ -43,16 +49,18 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
         latency.len() as f64 / measure.as_secs_f64(),
         latency.quantile_ms(0.50),
         latency.quantile_ms(0.99),
+        server_cpu * 1e6 / acks.max(1) as f64,
     ])
 }
 
-/// One client's loop; returns the round trips started in the measured window.
+/// One client's loop; returns the latency of round trips started in the measured window, and
+/// how many round trips it made in all.
 async fn echo_loop(
     mut conn: Conn,
     start: Instant,
     measure_from: Instant,
     end: Instant,
-) -> Result<Histogram> {
+) -> Result<(Histogram, u64)> {
     tokio::time::sleep_until(start.into()).await;
     let mut latency = Histogram::default();
     let mut body = Vec::with_capacity(64);
@@ -60,7 +68,7 @@ async fn echo_loop(
     loop {
         let sent_at = Instant::now();
         if sent_at >= end {
-            return Ok(latency);
+            return Ok((latency, id));
         }
         id += 1;
         body.clear();

@@ -52,9 +52,12 @@ struct Trial {
     /// Seconds the sending should take at this rate.
     period: f64,
     latency: Histogram,
+    /// Server CPU seconds from the start of the trial until every message arrived.
+    server_cpu: f64,
 }
 
-struct Fanout {
+struct Fanout<'a> {
+    peer: &'a Running,
     protocol: Protocol,
     driver: Conn,
     receivers: Vec<Shared>,
@@ -80,10 +83,14 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
         best.delivered as f64 / best.period,
         best.latency.quantile_ms(0.50),
         best.latency.quantile_ms(0.99),
+        best.server_cpu * 1e6 / best.delivered.max(1) as f64,
     ])
 }
 
-async fn search(fanout: &mut Fanout, sizes: &Sizes) -> Result<Option<Trial>> {
+async fn search(fanout: &mut Fanout<'_>, sizes: &Sizes) -> Result<Option<Trial>> {
+    if let Some(rate) = sizes.fanout_fixed_rate {
+        return fanout.trial(rate, sizes).await.map(Some);
+    }
     let mut best: Option<Trial> = None;
     let mut failed: Option<u32> = None;
     let mut rate = sizes.fanout_start_rate.max(1);
@@ -136,8 +143,8 @@ async fn search(fanout: &mut Fanout, sizes: &Sizes) -> Result<Option<Trial>> {
     Ok(best)
 }
 
-impl Fanout {
-    async fn start(peer: &Running, sizes: &Sizes) -> Result<Fanout> {
+impl<'a> Fanout<'a> {
+    async fn start(peer: &'a Running, sizes: &Sizes) -> Result<Fanout<'a>> {
         let protocol = peer.peer.protocol();
         let conns = client::connect_many(
             peer.addr,
@@ -155,6 +162,7 @@ impl Fanout {
         }
         let driver = Conn::connect(peer.addr, protocol).await?;
         Ok(Fanout {
+            peer,
             protocol,
             driver,
             receivers,
@@ -177,6 +185,7 @@ impl Fanout {
             seen.latency.clear();
         }
         let total = ((f64::from(rate) * sizes.fanout_secs).round() as u64).max(1);
+        let cpu_before = self.peer.cpu_secs()?;
         let started = Instant::now();
         let mut ticker = tokio::time::interval(SEND_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -219,6 +228,7 @@ impl Fanout {
             tokio::time::sleep(Duration::from_millis(10)).await;
             self.driver.service().await?;
         }
+        let server_cpu = self.peer.cpu_secs()? - cpu_before;
         let mut latency = Histogram::default();
         let mut delivered = 0;
         let mut passed = true;
@@ -239,6 +249,7 @@ impl Fanout {
             delivered,
             period: total as f64 / f64::from(rate),
             latency,
+            server_cpu,
         };
         eprintln!(
             "    {rate:>6}/s: {} ({delivered}/{} delivered, p50 {:.1} ms, p99 {:.1} ms)",

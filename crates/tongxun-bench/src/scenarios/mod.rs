@@ -55,12 +55,14 @@ const FANOUT_METRICS: &[Metric] = &[
     metric("deliveries/s", true, 0),
     metric("p50 latency (ms)", false, 1),
     metric("p99 latency (ms)", false, 1),
+    metric("server CPU per delivery (µs)", false, 3),
 ];
 
 const ACK_METRICS: &[Metric] = &[
     metric("acks/s", true, 0),
     metric("p50 latency (ms)", false, 2),
     metric("p99 latency (ms)", false, 2),
+    metric("server CPU per ack (µs)", false, 2),
 ];
 
 const IDLE_METRICS: &[Metric] = &[
@@ -68,7 +70,10 @@ const IDLE_METRICS: &[Metric] = &[
     metric("server RSS (MiB)", false, 1),
 ];
 
-const CONNECT_METRICS: &[Metric] = &[metric("connections/s", true, 0)];
+const CONNECT_METRICS: &[Metric] = &[
+    metric("connections/s", true, 0),
+    metric("server CPU per connection (µs)", false, 0),
+];
 
 /// A peer's place in a scenario.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +109,8 @@ pub(crate) struct Sizes {
     pub(crate) fanout_max_rate: u32,
     /// Bisection steps between the last rate without loss and the first with loss.
     pub(crate) fanout_bisect_steps: u32,
+    /// One trial at this rate instead of a search (for profiling a fixed load).
+    pub(crate) fanout_fixed_rate: Option<u32>,
     /// Clients of the ack echo.
     pub(crate) ack_clients: usize,
     /// Seconds of ack echo measured, after a warm-up of a fifth of that.
@@ -131,6 +138,7 @@ impl Sizes {
             fanout_start_rate: 50,
             fanout_max_rate: 16_000,
             fanout_bisect_steps: 3,
+            fanout_fixed_rate: None,
             ack_clients: 100,
             ack_secs: 5.0,
             idle_conns: 10_000,
@@ -151,6 +159,7 @@ impl Sizes {
             fanout_start_rate: 100,
             fanout_max_rate: 100,
             fanout_bisect_steps: 0,
+            fanout_fixed_rate: None,
             ack_clients: 20,
             ack_secs: 0.5,
             idle_conns: 20,
@@ -208,7 +217,9 @@ impl Scenario {
              p99 latency stayed under {bound} ms (above it the server is building a backlog, \
              not keeping up). The rate starts at {start}/s, doubles until a trial fails (at most {max}/s), then \
              {steps} bisection steps. Latency is from the driver's send to each receipt, at the \
-             highest passing rate.",
+             highest passing rate, as is the server's CPU time (user and system, from \
+             `/proc/<pid>/stat`) per delivery: a cost that other load on the machine disturbs \
+             less than rates and latencies.",
             secs = sizes.fanout_secs,
             grace = sizes.fanout_grace_ms,
             bound = sizes.fanout_p99_bound_ms,
@@ -223,7 +234,7 @@ impl Scenario {
             Scenario::AckEcho => format!(
                 "Each client emits `echo` with an ack and waits for it before the next, for {} s \
                  after a {} s warm-up. The server's handler acknowledges with its argument. \
-                 Latency is per round trip.",
+                 Latency is per round trip; server CPU is per acknowledgement over the whole run.",
                 sizes.ack_secs,
                 sizes.ack_secs / 5.0
             ),
@@ -236,7 +247,8 @@ impl Scenario {
             ),
             Scenario::ConnectRate => format!(
                 "Time to open {} connections, {} handshakes in flight, each one TCP connect, the \
-                 WebSocket upgrade, the Engine.IO open packet and the namespace connect.",
+                 WebSocket upgrade, the Engine.IO open packet and the namespace connect; server CPU \
+                 is per connection over that time.",
                 thousands(sizes.connect_conns),
                 sizes.connect_concurrency
             ),
