@@ -263,9 +263,9 @@ fn write_method(out: &mut String, sizes: &Sizes) {
          (`crates/tongxun-bench/node/server.mjs`); a bare tokio-tungstenite relay as the WS \
          hub's floor. Same handlers everywhere: `echo` acknowledges its argument, `bcast` \
          broadcasts its argument as `tick` to every other socket.\n\
-         - **Figures** are medians over {} runs per scenario and peer; runs are interleaved \
+         - **Figures** are medians over {} per scenario and peer; runs are interleaved \
          peer by peer. Every run is listed under each table.",
-        sizes.repeats
+        plural(sizes.repeats, "run")
     );
     let scaled = sizes.fanout_clients != full.fanout_clients
         || sizes.idle_conns != full.idle_conns
@@ -276,12 +276,12 @@ fn write_method(out: &mut String, sizes: &Sizes) {
         let _ = writeln!(
             out,
             "- **Scaled down** from the issue's sizes: {} broadcast receivers, {} ack clients, \
-             {} idle connections, {} connects, {} runs.",
+             {} idle connections, {} connects, {}.",
             thousands(sizes.fanout_clients),
             thousands(sizes.ack_clients),
             thousands(sizes.idle_conns),
             thousands(sizes.connect_conns),
-            sizes.repeats
+            plural(sizes.repeats, "run")
         );
     }
     out.push('\n');
@@ -568,6 +568,15 @@ fn write_runs(out: &mut String, scenario: Scenario, rows: &[&Row]) {
         let _ = write!(out, " ---: |");
     }
     let _ = writeln!(out, "\n{lines}\n</details>\n");
+}
+
+/// `3 runs`, `1 run`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
 }
 
 /// `1234567.8` with one decimal as `1,234,567.8`.
