@@ -101,7 +101,7 @@ struct Selection {
 /// Overrides of the full sizes, for a shorter run; the report states the sizes used.
 #[derive(Debug, Args)]
 struct SizeArgs {
-    /// Runs of each scenario and peer [default: 3].
+    /// Runs of each scenario and peer [default: 5].
     #[arg(long)]
     repeats: Option<usize>,
     /// Broadcast receivers [default: 1000].

@@ -5,7 +5,9 @@
 //! copied); each client has a reader task and a writer task that feeds whatever is queued and
 //! flushes once.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,14 +21,33 @@ const QUEUE: usize = 1024;
 pub(crate) async fn serve(listener: TcpListener) -> anyhow::Result<()> {
     let (tx, _) = broadcast::channel::<(u64, Utf8Bytes)>(QUEUE);
     let ids = AtomicU64::new(0);
+    let missed = Arc::new(AtomicU64::new(0));
+    tokio::spawn(report_missed(missed.clone()));
     loop {
         let (stream, _) = listener.accept().await?;
         let id = ids.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(client(stream, id, tx.clone()));
+        tokio::spawn(client(stream, id, tx.clone(), missed.clone()));
     }
 }
 
-async fn client(stream: TcpStream, id: u64, tx: broadcast::Sender<(u64, Utf8Bytes)>) {
+/// Prints, once a second, how many deliveries clients that fell behind missed.
+async fn report_missed(missed: Arc<AtomicU64>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let n = missed.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            eprintln!("ws-floor: {n} deliveries missed by clients that fell behind");
+        }
+    }
+}
+
+async fn client(
+    stream: TcpStream,
+    id: u64,
+    tx: broadcast::Sender<(u64, Utf8Bytes)>,
+    missed: Arc<AtomicU64>,
+) {
     stream.set_nodelay(true).ok();
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
@@ -44,8 +65,8 @@ async fn client(stream: TcpStream, id: u64, tx: broadcast::Sender<(u64, Utf8Byte
                         }
                     }
                     Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        eprintln!("ws-floor: client {id} missed {missed} messages");
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        missed.fetch_add(n, Ordering::Relaxed);
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }

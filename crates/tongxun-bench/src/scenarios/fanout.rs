@@ -65,13 +65,22 @@ struct Fanout<'a> {
     trial: u64,
 }
 
-/// Finds the highest rate with no loss; returns it, deliveries/s, p50 and p99 in ms.
+/// Finds the highest rate with no loss; returns it, deliveries/s, p50 and p99 in ms, server CPU
+/// µs per delivery, and the p99 at the reference rate (NaN when messages were lost there).
 pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     let protocol = peer.peer.protocol();
     let mut fanout = Fanout::start(peer, sizes).await?;
     let result = search(&mut fanout, sizes).await;
+    let reference = match (&result, sizes.fanout_reference_rate) {
+        (Ok(_), Some(rate)) => Some(fanout.trial(rate, sizes).await),
+        _ => None,
+    };
     fanout.tasks.shutdown().await;
     let best = result?;
+    let reference_p99 = match reference.transpose()? {
+        Some(trial) if trial.passed => trial.latency.quantile_ms(0.99),
+        _ => f64::NAN,
+    };
     let Some(best) = best else {
         bail!(
             "lost messages even at 1 broadcast/s to {} clients ({protocol:?})",
@@ -84,6 +93,7 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
         best.latency.quantile_ms(0.50),
         best.latency.quantile_ms(0.99),
         best.server_cpu * 1e6 / best.delivered.max(1) as f64,
+        reference_p99,
     ])
 }
 

@@ -56,6 +56,7 @@ const FANOUT_METRICS: &[Metric] = &[
     metric("p50 latency (ms)", false, 1),
     metric("p99 latency (ms)", false, 1),
     metric("server CPU per delivery (µs)", false, 3),
+    metric("p99 latency at the reference rate (ms)", false, 1),
 ];
 
 const ACK_METRICS: &[Metric] = &[
@@ -111,6 +112,9 @@ pub(crate) struct Sizes {
     pub(crate) fanout_bisect_steps: u32,
     /// One trial at this rate instead of a search (for profiling a fixed load).
     pub(crate) fanout_fixed_rate: Option<u32>,
+    /// A rate every Rust peer sustains, tried once more after the search so that latencies are
+    /// also compared under the same load.
+    pub(crate) fanout_reference_rate: Option<u32>,
     /// Clients of the ack echo.
     pub(crate) ack_clients: usize,
     /// Seconds of ack echo measured, after a warm-up of a fifth of that.
@@ -127,10 +131,10 @@ pub(crate) struct Sizes {
 
 impl Sizes {
     /// The sizes of the issue: 1,000 broadcast receivers, 100 ack clients, 10,000 idle
-    /// connections and connects, three runs.
+    /// connections and connects; five runs (about 11 minutes in all on 2 cores).
     pub(crate) fn full() -> Self {
         Self {
-            repeats: 3,
+            repeats: 5,
             fanout_clients: 1000,
             fanout_secs: 2.0,
             fanout_grace_ms: 1000,
@@ -139,6 +143,7 @@ impl Sizes {
             fanout_max_rate: 16_000,
             fanout_bisect_steps: 3,
             fanout_fixed_rate: None,
+            fanout_reference_rate: Some(400),
             ack_clients: 100,
             ack_secs: 5.0,
             idle_conns: 10_000,
@@ -160,6 +165,7 @@ impl Sizes {
             fanout_max_rate: 100,
             fanout_bisect_steps: 0,
             fanout_fixed_rate: None,
+            fanout_reference_rate: None,
             ack_clients: 20,
             ack_secs: 0.5,
             idle_conns: 20,
@@ -219,13 +225,21 @@ impl Scenario {
              {steps} bisection steps. Latency is from the driver's send to each receipt, at the \
              highest passing rate, as is the server's CPU time (user and system, from \
              `/proc/<pid>/stat`) per delivery: a cost that other load on the machine disturbs \
-             less than rates and latencies.",
+             less than rates and latencies.{reference}",
             secs = sizes.fanout_secs,
             grace = sizes.fanout_grace_ms,
             bound = sizes.fanout_p99_bound_ms,
             start = sizes.fanout_start_rate,
             max = sizes.fanout_max_rate,
             steps = sizes.fanout_bisect_steps,
+            reference = match sizes.fanout_reference_rate {
+                Some(rate) => format!(
+                    " Each run ends with one more trial at {rate}/s, the reference rate, \
+                     so that latencies are also compared under the same load; `—` there means \
+                     the peer lost messages at that rate."
+                ),
+                None => String::new(),
+            },
         );
         match self {
             Scenario::Broadcast => {
