@@ -264,7 +264,11 @@ fn write_method(out: &mut String, sizes: &Sizes) {
          hub's floor. Same handlers everywhere: `echo` acknowledges its argument, `bcast` \
          broadcasts its argument as `tick` to every other socket.\n\
          - **Figures** are medians over {} per scenario and peer; runs are interleaved \
-         peer by peer. Every run is listed under each table.",
+         peer by peer. Every run is listed under each table.\n\
+         - **Ratios** (tongxun / another peer, in the targets and under each table) are the \
+         median of the per-run ratios. Within one run the peers are measured one after another, \
+         a minute or two apart, so each ratio compares them under similar conditions; on a \
+         shared machine that is steadier than the ratio of the two medians.",
         plural(sizes.repeats, "run")
     );
     let scaled = sizes.fanout_clients != full.fanout_clients
@@ -395,12 +399,33 @@ fn row_median(row: &Row, metric: usize) -> Option<f64> {
         RowState::Ran(runs) => {
             let values: Vec<f64> = runs
                 .iter()
-                .filter_map(|r| r.as_ref().ok()?.get(metric).copied())
+                .filter_map(|r| r.as_ref().ok()?.values.get(metric).copied())
                 .collect();
             median(&values)
         }
         _ => None,
     }
+}
+
+/// The median over the runs of `subject`'s value divided by `other`'s in the same run, and how
+/// many runs measured both. The peers of one run are measured within a minute or two of each
+/// other, so on a shared machine this is steadier than the ratio of the two medians.
+fn paired_ratio(subject: &Row, other: &Row, metric: usize) -> Option<(f64, usize)> {
+    let (RowState::Ran(a), RowState::Ran(b)) = (&subject.state, &other.state) else {
+        return None;
+    };
+    let value = |run: &Result<crate::scenarios::Measured, String>| {
+        run.as_ref()
+            .ok()
+            .and_then(|m| m.values.get(metric).copied())
+    };
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter_map(|(x, y)| Some(value(x)? / value(y).filter(|v| *v > 0.0)?))
+        .filter(|r| r.is_finite())
+        .collect();
+    Some((median(&ratios)?, ratios.len()))
 }
 
 fn write_targets(out: &mut String, results: &Results) {
@@ -430,25 +455,28 @@ fn evaluate(results: &Results, target: &Target, value: f64, decimals: usize) -> 
         Check::Below(limit) => (fmt_num(value, decimals), verdict(value <= limit)),
         Check::Runs => (fmt_num(value, decimals), verdict(true)),
         Check::AtLeast(peer, factor) | Check::AtMost(peer, factor) => {
-            let other = results
+            let other_row = results
                 .rows
                 .iter()
-                .find(|r| r.scenario == target.scenario && r.peer == Some(peer))
-                .and_then(|r| row_median(r, target.metric));
-            let Some(other) = other.filter(|o| *o > 0.0) else {
+                .find(|r| r.scenario == target.scenario && r.peer == Some(peer));
+            let other = other_row.and_then(|r| row_median(r, target.metric));
+            let paired = subject(results, target.scenario)
+                .zip(other_row)
+                .and_then(|(s, o)| paired_ratio(s, o, target.metric));
+            let (Some(other), Some((ratio, pairs))) = (other, paired) else {
                 return (
                     fmt_num(value, decimals),
                     format!("not compared: {} not measured", peer.label()),
                 );
             };
-            let ratio = value / other;
             let ok = match target.check {
                 Check::AtLeast(..) => ratio >= factor,
                 _ => ratio <= factor,
             };
             (
                 format!(
-                    "{ratio:.2}× ({} vs {})",
+                    "{ratio:.2}× over {} (medians {} vs {})",
+                    plural(pairs, "paired run"),
                     fmt_num(value, decimals),
                     fmt_num(other, decimals)
                 ),
@@ -514,7 +542,7 @@ fn write_ratios(out: &mut String, scenario: Scenario, rows: &[&Row]) {
             .iter()
             .enumerate()
             .filter_map(|(i, m)| {
-                let ratio = row_median(subject, i)? / row_median(other, i).filter(|v| *v > 0.0)?;
+                let (ratio, _) = paired_ratio(subject, other, i)?;
                 let name = m.name.split(" (").next()?;
                 let better = if m.higher_is_better {
                     "higher"
@@ -534,6 +562,7 @@ fn write_ratios(out: &mut String, scenario: Scenario, rows: &[&Row]) {
 fn write_runs(out: &mut String, scenario: Scenario, rows: &[&Row]) {
     let metrics = scenario.metrics();
     let mut lines = String::new();
+    let mut notes = Vec::new();
     for row in rows {
         let RowState::Ran(runs) = &row.state else {
             continue;
@@ -541,13 +570,20 @@ fn write_runs(out: &mut String, scenario: Scenario, rows: &[&Row]) {
         for (n, run) in runs.iter().enumerate() {
             let _ = write!(lines, "| {} | {} |", row.label, n + 1);
             match run {
-                Ok(values) => {
-                    for (v, m) in values.iter().zip(metrics) {
+                Ok(measured) => {
+                    for (v, m) in measured.values.iter().zip(metrics) {
                         let _ = write!(lines, " {} |", fmt_num(*v, m.decimals));
+                    }
+                    if let Some(note) = &measured.note {
+                        notes.push(format!("{}, run {}: {note}", row.label, n + 1));
                     }
                 }
                 Err(e) => {
-                    let _ = write!(lines, " failed: {} |", e.replace('|', "/"));
+                    lines.push_str(" failed |");
+                    for _ in 1..metrics.len() {
+                        lines.push_str(" |");
+                    }
+                    notes.push(format!("{}, run {} failed: {e}", row.label, n + 1));
                 }
             }
             lines.push('\n');
@@ -567,7 +603,14 @@ fn write_runs(out: &mut String, scenario: Scenario, rows: &[&Row]) {
     for _ in metrics {
         let _ = write!(out, " ---: |");
     }
-    let _ = writeln!(out, "\n{lines}\n</details>\n");
+    let _ = write!(out, "\n{lines}");
+    if !notes.is_empty() {
+        out.push('\n');
+    }
+    for note in notes {
+        let _ = writeln!(out, "- {}", note.replace('|', "/"));
+    }
+    let _ = writeln!(out, "\n</details>\n");
 }
 
 /// `3 runs`, `1 run`.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::peers::{Peer, Running};
 use crate::report::CpuSample;
-use crate::scenarios::{Scenario, Sizes, Slot};
+use crate::scenarios::{Measured, Scenario, Sizes, Slot};
 
 /// The longest one scenario may run against one peer.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -31,7 +31,7 @@ pub(crate) enum RowState {
     /// The peer cannot run on this machine.
     Skipped(String),
     /// One entry per run: the scenario's values, or why the run failed.
-    Ran(Vec<Result<Vec<f64>, String>>),
+    Ran(Vec<Result<Measured, String>>),
 }
 
 /// What to run.
@@ -128,15 +128,18 @@ impl Plan {
                 );
                 let outcome = run_one(row.scenario, peer, &self.sizes, self.external).await;
                 match &outcome {
-                    Ok(values) => {
+                    Ok(measured) => {
                         let shown: Vec<String> = row
                             .scenario
                             .metrics()
                             .iter()
-                            .zip(values)
+                            .zip(&measured.values)
                             .map(|(m, v)| format!("{} = {v:.*}", m.name, m.decimals))
                             .collect();
                         eprintln!("    {}", shown.join(", "));
+                        if let Some(note) = &measured.note {
+                            eprintln!("    note: {note}");
+                        }
                     }
                     Err(e) => eprintln!("    FAILED: {e:#}"),
                 }
@@ -159,7 +162,7 @@ async fn run_one(
     peer: Peer,
     sizes: &Sizes,
     external: Option<(SocketAddr, u32)>,
-) -> Result<Vec<f64>> {
+) -> Result<Measured> {
     let running = match external {
         Some((addr, pid)) => Running::external(peer, addr, pid),
         None => Running::start(peer)?,

@@ -15,7 +15,7 @@ use crate::client::{self, Conn, Incoming, Protocol, json_u64, now_us};
 use crate::peers::Running;
 use crate::stats::Histogram;
 
-use super::Sizes;
+use super::{Measured, Sizes};
 
 /// How often the driver sends the messages that are due: at high rates several leave at once.
 const SEND_TICK: Duration = Duration::from_millis(5);
@@ -63,16 +63,19 @@ struct Fanout<'a> {
     receivers: Vec<Shared>,
     tasks: JoinSet<()>,
     trial: u64,
+    /// Why a receiver's connection ended, if one did: the search stops there, with the best rate
+    /// found so far (a server that drops a client under load lost its messages).
+    broken: Option<String>,
 }
 
 /// Finds the highest rate with no loss; returns it, deliveries/s, p50 and p99 in ms, server CPU
 /// µs per delivery, and the p99 at the reference rate (NaN when messages were lost there).
-pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
+pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Measured> {
     let protocol = peer.peer.protocol();
     let mut fanout = Fanout::start(peer, sizes).await?;
     let result = search(&mut fanout, sizes).await;
-    let reference = match (&result, sizes.fanout_reference_rate) {
-        (Ok(_), Some(rate)) => Some(fanout.trial(rate, sizes).await),
+    let reference = match (&result, sizes.fanout_reference_rate, &fanout.broken) {
+        (Ok(_), Some(rate), None) => Some(fanout.trial(rate, sizes).await),
         _ => None,
     };
     fanout.tasks.shutdown().await;
@@ -87,14 +90,21 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
             sizes.fanout_clients
         );
     };
-    Ok(vec![
+    let note = fanout.broken.as_ref().map(|why| {
+        format!(
+            "search stopped at the first trial past {}/s: a client's connection ended ({why})",
+            best.rate
+        )
+    });
+    let values = vec![
         f64::from(best.rate),
         best.delivered as f64 / best.period,
         best.latency.quantile_ms(0.50),
         best.latency.quantile_ms(0.99),
         best.server_cpu * 1e6 / best.delivered.max(1) as f64,
         reference_p99,
-    ])
+    ];
+    Ok(Measured { values, note })
 }
 
 async fn search(fanout: &mut Fanout<'_>, sizes: &Sizes) -> Result<Option<Trial>> {
@@ -107,6 +117,12 @@ async fn search(fanout: &mut Fanout<'_>, sizes: &Sizes) -> Result<Option<Trial>>
     // Double until a trial fails.
     loop {
         let trial = fanout.trial(rate, sizes).await?;
+        if let Some(why) = &fanout.broken {
+            if sizes.smoke || best.is_none() {
+                bail!("a client's connection ended at {rate}/s: {why}");
+            }
+            return Ok(best);
+        }
         if !trial.passed {
             if sizes.smoke {
                 bail!(
@@ -128,6 +144,9 @@ async fn search(fanout: &mut Fanout<'_>, sizes: &Sizes) -> Result<Option<Trial>>
     while best.is_none() && rate > 1 {
         rate /= 2;
         let trial = fanout.trial(rate, sizes).await?;
+        if let Some(why) = &fanout.broken {
+            bail!("a client's connection ended at {rate}/s: {why}");
+        }
         if trial.passed {
             best = Some(trial);
         } else {
@@ -144,6 +163,9 @@ async fn search(fanout: &mut Fanout<'_>, sizes: &Sizes) -> Result<Option<Trial>>
             break;
         }
         let trial = fanout.trial(mid, sizes).await?;
+        if fanout.broken.is_some() {
+            break;
+        }
         if trial.passed {
             best = Some(trial);
         } else {
@@ -178,6 +200,7 @@ impl<'a> Fanout<'a> {
             receivers,
             tasks,
             trial: 0,
+            broken: None,
         })
     }
 
@@ -185,11 +208,11 @@ impl<'a> Fanout<'a> {
     async fn trial(&mut self, rate: u32, sizes: &Sizes) -> Result<Trial> {
         self.trial += 1;
         let trial = self.trial;
+        if let Some(why) = &self.broken {
+            bail!("a receiver's connection ended earlier: {why}");
+        }
         for seen in &self.receivers {
             let mut seen = lock(seen);
-            if let Some(e) = &seen.error {
-                bail!("a receiver failed: {e}");
-            }
             seen.trial = trial;
             seen.count = 0;
             seen.latency.clear();
@@ -242,10 +265,12 @@ impl<'a> Fanout<'a> {
         let mut latency = Histogram::default();
         let mut delivered = 0;
         let mut passed = true;
+        let mut ended = 0;
         for seen in &self.receivers {
             let seen = lock(seen);
             if let Some(e) = &seen.error {
-                bail!("a receiver failed: {e}");
+                ended += 1;
+                self.broken.get_or_insert_with(|| e.clone());
             }
             passed &= seen.count == total;
             delivered += seen.count;
@@ -263,10 +288,11 @@ impl<'a> Fanout<'a> {
         };
         eprintln!(
             "    {rate:>6}/s: {} ({delivered}/{} delivered, p50 {:.1} ms, p99 {:.1} ms)",
-            match (passed, lost) {
-                (true, _) => "pass",
-                (false, true) => "FAIL (loss)",
-                (false, false) => "FAIL (p99)",
+            match (passed, lost, ended) {
+                (_, _, 1..) => format!("FAIL ({ended} clients' connections ended)"),
+                (true, _, _) => "pass".to_owned(),
+                (false, true, _) => "FAIL (loss)".to_owned(),
+                (false, false, _) => "FAIL (p99)".to_owned(),
             },
             total * self.receivers.len() as u64,
             result.latency.quantile_ms(0.5),

@@ -76,6 +76,21 @@ const CONNECT_METRICS: &[Metric] = &[
     metric("server CPU per connection (µs)", false, 0),
 ];
 
+/// What one run measured: a value per metric, and a remark on how it went, if any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measured {
+    /// One value per metric; NaN when not measurable in this run.
+    pub(crate) values: Vec<f64>,
+    /// Something the figures alone do not tell (a client the server disconnected).
+    pub(crate) note: Option<String>,
+}
+
+impl From<Vec<f64>> for Measured {
+    fn from(values: Vec<f64>) -> Self {
+        Measured { values, note: None }
+    }
+}
+
 /// A peer's place in a scenario.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Slot {
@@ -311,12 +326,12 @@ impl Scenario {
     }
 
     /// Runs once against a started peer.
-    pub(crate) async fn run(self, peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
+    pub(crate) async fn run(self, peer: &Running, sizes: &Sizes) -> Result<Measured> {
         match self {
             Scenario::Broadcast | Scenario::WsFanout => fanout::run(peer, sizes).await,
-            Scenario::AckEcho => ack::run(peer, sizes).await,
-            Scenario::IdleMemory => idle::run(peer, sizes).await,
-            Scenario::ConnectRate => connect::run(peer, sizes).await,
+            Scenario::AckEcho => ack::run(peer, sizes).await.map(Measured::from),
+            Scenario::IdleMemory => idle::run(peer, sizes).await.map(Measured::from),
+            Scenario::ConnectRate => connect::run(peer, sizes).await.map(Measured::from),
             Scenario::SseFanout => anyhow::bail!("the SSE hub is not merged yet"),
         }
     }
