@@ -18,6 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-for dir in js-client-tests examples/chat examples/live-dashboard; do
+for dir in js-client-tests examples/chat examples/live-dashboard crates/tongxun-bench/node; do
   [ -d "$dir/node_modules" ] || npm ci --prefix "$dir" --no-audit --no-fund
 done

@@ -18,6 +18,8 @@ step "cargo test"
 cargo test --workspace --all-features --locked
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
+step "benchmark harness smoke run (tiny sizes; Node peer included when installed)"
+cargo run -q -p tongxun-bench --locked -- smoke
 step "JavaScript client tests"
 cargo build --workspace --locked
 (cd js-client-tests && npm test)

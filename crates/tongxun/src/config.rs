@@ -19,6 +19,12 @@ pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// socketioxide's own default is 128, which loses deliveries under bursts of broadcasts;
 /// the queue's memory is allocated as it fills, so a larger bound costs an idle client nothing.
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 1024;
+/// Default size of a WebSocket connection's read buffer: 1 KiB.
+///
+/// Every connected client holds one, so it counts in the memory of idle connections
+/// (socketioxide's default is 4 KiB). Small events fit many to a read; a message larger than the
+/// buffer is still received whole, in reads of this size.
+pub const DEFAULT_WS_READ_BUFFER_SIZE: usize = 1024;
 /// Default number of received events that may wait for an ordered handler, per socket.
 pub const DEFAULT_MAX_PENDING_EVENTS: usize = 10_000;
 /// Default time in-flight handlers get to finish on shutdown.
@@ -57,6 +63,9 @@ pub struct Config {
     /// Packets that may wait in one client's outgoing queue.
     /// Defaults to [`DEFAULT_MAX_BUFFER_SIZE`] (1024).
     pub max_buffer_size: usize,
+    /// Bytes a WebSocket connection reads at most per system call, and the buffer each holds.
+    /// Defaults to [`DEFAULT_WS_READ_BUFFER_SIZE`] (1 KiB).
+    pub ws_read_buffer_size: usize,
     /// Received events that may wait for an ordered handler, per socket. An event past this bound
     /// is refused: logged, and its acknowledgement (if requested) answered with an error.
     /// Defaults to [`DEFAULT_MAX_PENDING_EVENTS`] (10 000).
@@ -83,6 +92,7 @@ impl Default for Config {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+            ws_read_buffer_size: DEFAULT_WS_READ_BUFFER_SIZE,
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,

@@ -144,7 +144,8 @@ impl ServerBuilder {
             .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
             .connect_timeout(config.connect_timeout)
             .ack_timeout(config.ack_timeout)
-            .max_buffer_size(config.max_buffer_size);
+            .max_buffer_size(config.max_buffer_size)
+            .ws_read_buffer_size(config.ws_read_buffer_size);
         #[cfg(feature = "redis")]
         let builder = {
             let state = crate::io::adapter::AdapterState::new(config.redis_url.as_deref())
@@ -280,7 +281,14 @@ impl Server {
         for init in self.inits {
             socketioxide_core::adapter::Spawnable::spawn(init);
         }
-        let app = self.routes.layer(self.layer);
+        let path: Arc<str> = self.io.shared.config.path.as_str().into();
+        let app = self
+            .routes
+            .layer(self.layer)
+            .layer(axum::middleware::map_request_with_state(
+                path,
+                detach_handshake_head,
+            ));
         match self.bundle {
             // The Socket.IO layer answers every request under its path itself: the bundle's
             // routes go in front of it.
@@ -358,4 +366,42 @@ impl Server {
         tracing::info!("server stopped");
         Ok(())
     }
+}
+
+/// Gives the head of an Engine.IO handshake request (one without a `sid`) allocations of its own.
+///
+/// hyper parses a request head in place: the URI and every header value are slices of the
+/// connection's read buffer, which has grown to 16 KiB by then. Engine.IO keeps the handshake's
+/// request parts for the whole session (`Socket::req_parts`), and with them that buffer: 16 KiB
+/// held by every connected client for a few hundred bytes of head. Copying the head here lets
+/// hyper's buffer go once the connection is upgraded.
+async fn detach_handshake_head(
+    axum::extract::State(path): axum::extract::State<Arc<str>>,
+    mut req: axum::extract::Request,
+) -> axum::extract::Request {
+    let uri = req.uri();
+    let handshake = uri.path().starts_with(&*path)
+        && !uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")));
+    if !handshake {
+        return req;
+    }
+    if let Ok(copy) =
+        http::Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
+    {
+        // axum keeps a clone of the URI in the extensions, which Engine.IO keeps too.
+        if let Some(original) = req.extensions_mut().get_mut::<axum::extract::OriginalUri>() {
+            original.0 = copy.clone();
+        }
+        *req.uri_mut() = copy;
+    }
+    for value in req.headers_mut().values_mut() {
+        if let Ok(copy) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            let sensitive = value.is_sensitive();
+            *value = copy;
+            value.set_sensitive(sensitive);
+        }
+    }
+    req
 }

@@ -297,8 +297,8 @@ impl SocketState {
         mut value: Value,
         ack_id: Option<i64>,
     ) {
-        let event: Arc<str> = match RawEvent::from_message_parts(&raw, &mut value, &ack_id) {
-            Ok(RawEvent(name)) => name.into(),
+        let event: Arc<str> = match event_name(&raw, &mut value, &ack_id) {
+            Ok(name) => name,
             Err(e) => {
                 tracing::warn!(sid = %raw.id, ns = raw.ns(), "unreadable event name: {e}");
                 return;
@@ -362,6 +362,33 @@ impl SocketState {
     }
 }
 
+/// The name of a received event.
+///
+/// socketioxide parses the name to route the event but does not hand it on, and asking its parser
+/// again deserializes the whole argument array a second time (about 2,000 instructions, a tenth
+/// of an acknowledged round trip's user-space work; see `docs/benchmarks.md`). The common case,
+/// a JSON text starting `["name"` with no escape in the name, is read directly; anything else
+/// goes through the parser.
+fn event_name(
+    raw: &Arc<RawSocket>,
+    value: &mut Value,
+    ack_id: &Option<i64>,
+) -> Result<Arc<str>, socketioxide::ParserError> {
+    if let Value::Str(text, _) = value
+        && let Some(name) = plain_event_name(text.as_str())
+    {
+        return Ok(name.into());
+    }
+    RawEvent::from_message_parts(raw, value, ack_id).map(|RawEvent(name)| name.into())
+}
+
+/// The event name at the start of `["name", ...]` when it is written without escapes.
+fn plain_event_name(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("[\"")?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
@@ -402,5 +429,27 @@ impl DisconnectHandler<RawAdapter, Dispatcher> for Dispatcher {
             state.disconnect(s.clone(), reason).await;
             defer(s);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_event_name;
+
+    #[test]
+    fn reads_plain_event_names_and_leaves_the_rest_to_the_parser() {
+        assert_eq!(plain_event_name(r#"["echo",{"t":1}]"#), Some("echo"));
+        assert_eq!(plain_event_name(r#"["tick"]"#), Some("tick"));
+        assert_eq!(
+            plain_event_name(r#"["héllo wörld",1]"#),
+            Some("héllo wörld")
+        );
+        assert_eq!(plain_event_name(r#"["",1]"#), Some(""));
+        // Escapes, whitespace and anything unexpected go through socketioxide's parser.
+        assert_eq!(plain_event_name(r#"["a\"b",1]"#), None);
+        assert_eq!(plain_event_name(r#"["a\u0041"]"#), None);
+        assert_eq!(plain_event_name(r#"[ "echo"]"#), None);
+        assert_eq!(plain_event_name(r#"["unterminated"#), None);
+        assert_eq!(plain_event_name("42"), None);
     }
 }

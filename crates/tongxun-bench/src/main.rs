@@ -1,0 +1,295 @@
+//! tongxun's benchmark suite: a Socket.IO / WebSocket load generator and the peer servers it
+//! measures (tongxun, bare socketioxide, Node `socket.io`, a bare tokio-tungstenite floor).
+//!
+//! ```text
+//! cargo run -p tongxun-bench --release -- suite   # everything; writes docs/benchmarks.md
+//! cargo run -p tongxun-bench --release -- smoke   # tiny sizes; fails on any loss or error
+//! cargo run -p tongxun-bench --release -- run --scenario ack-echo --peer tongxun
+//! cargo run -p tongxun-bench --release -- serve --peer bare --port 3000
+//! ```
+
+mod client;
+mod peers;
+mod report;
+mod scenarios;
+mod stats;
+mod suite;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use peers::Peer;
+use scenarios::{Scenario, Sizes};
+
+/// tongxun's benchmark suite.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs every scenario against every peer, several times, and writes the report.
+    Suite {
+        /// Where to write the report.
+        #[arg(long, default_value_os_t = default_report_path())]
+        out: PathBuf,
+        /// A remark printed at the top of the report (such as "machine shared with builds").
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        selection: Selection,
+        #[command(flatten)]
+        sizes: SizeArgs,
+    },
+    /// Runs every scenario once with tiny sizes; exits non-zero on any loss or error.
+    Smoke {
+        /// Leaves out the Node peer even when it is installed.
+        #[arg(long)]
+        no_node: bool,
+        /// Also writes the report here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Runs scenarios and prints the figures, without writing the report.
+    Run {
+        #[command(flatten)]
+        selection: Selection,
+        #[command(flatten)]
+        sizes: SizeArgs,
+        /// Measures an already running server at this address instead of starting the peer
+        /// (for profiling it); with one `--peer` naming what it is.
+        #[arg(long, requires = "pid")]
+        addr: Option<SocketAddr>,
+        /// The process id of the server at `--addr`, for its memory.
+        #[arg(long, requires = "addr")]
+        pid: Option<u32>,
+    },
+    /// Serves one Rust peer (the bench starts its peers this way).
+    Serve {
+        /// Which peer.
+        #[arg(long, value_enum)]
+        peer: Peer,
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Exits when standard input closes.
+        #[arg(long)]
+        exit_with_stdin: bool,
+        /// A `tracing` filter for the peer's logs on stderr (none by default).
+        #[arg(long)]
+        log: Option<String>,
+    },
+}
+
+/// Which scenarios and peers to run (all by default).
+#[derive(Debug, Args)]
+struct Selection {
+    /// A scenario to run (repeatable).
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Scenario>,
+    /// A peer to run (repeatable).
+    #[arg(long = "peer", value_enum)]
+    peers: Vec<Peer>,
+}
+
+/// Overrides of the full sizes, for a shorter run; the report states the sizes used.
+#[derive(Debug, Args)]
+struct SizeArgs {
+    /// Runs of each scenario and peer [default: 5].
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Broadcast receivers [default: 1000].
+    #[arg(long)]
+    fanout_clients: Option<usize>,
+    /// Seconds each broadcast trial sends for [default: 2].
+    #[arg(long)]
+    fanout_secs: Option<f64>,
+    /// First broadcast rate tried [default: 50].
+    #[arg(long)]
+    fanout_start_rate: Option<u32>,
+    /// Highest broadcast rate tried [default: 16000].
+    #[arg(long)]
+    fanout_max_rate: Option<u32>,
+    /// One broadcast trial at this rate instead of a search, reported whatever its outcome
+    /// (to profile a fixed load).
+    #[arg(long)]
+    fanout_fixed_rate: Option<u32>,
+    /// Ack echo clients [default: 100].
+    #[arg(long)]
+    ack_clients: Option<usize>,
+    /// Seconds of ack echo measured [default: 5].
+    #[arg(long)]
+    ack_secs: Option<f64>,
+    /// Idle connections [default: 10000].
+    #[arg(long)]
+    idle_conns: Option<usize>,
+    /// Connections opened in the connection-rate scenario [default: 10000].
+    #[arg(long)]
+    connect_conns: Option<usize>,
+}
+
+impl SizeArgs {
+    fn apply(&self, mut sizes: Sizes) -> Sizes {
+        let SizeArgs {
+            repeats,
+            fanout_clients,
+            fanout_secs,
+            fanout_start_rate,
+            fanout_max_rate,
+            fanout_fixed_rate,
+            ack_clients,
+            ack_secs,
+            idle_conns,
+            connect_conns,
+        } = self;
+        sizes.repeats = repeats.unwrap_or(sizes.repeats).max(1);
+        sizes.fanout_clients = fanout_clients.unwrap_or(sizes.fanout_clients);
+        sizes.fanout_secs = fanout_secs.unwrap_or(sizes.fanout_secs);
+        sizes.fanout_start_rate = fanout_start_rate.unwrap_or(sizes.fanout_start_rate);
+        sizes.fanout_max_rate = fanout_max_rate.unwrap_or(sizes.fanout_max_rate);
+        sizes.fanout_fixed_rate = fanout_fixed_rate.or(sizes.fanout_fixed_rate);
+        sizes.ack_clients = ack_clients.unwrap_or(sizes.ack_clients);
+        sizes.ack_secs = ack_secs.unwrap_or(sizes.ack_secs);
+        sizes.idle_conns = idle_conns.unwrap_or(sizes.idle_conns);
+        sizes.connect_conns = connect_conns.unwrap_or(sizes.connect_conns);
+        sizes
+    }
+}
+
+fn default_report_path() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/benchmarks.md"
+    ))
+}
+
+/// Raises this process's open-file limit as far as allowed (children inherit it); returns the
+/// soft limit now in force.
+pub(crate) fn raise_fd_limit() -> u64 {
+    const WANTED: u64 = 65_536;
+    // Root may lift the hard limit too; anyone may lift the soft limit up to the hard one.
+    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
+        && hard < WANTED
+    {
+        rlimit::Resource::NOFILE.set(soft, WANTED).ok();
+    }
+    rlimit::increase_nofile_limit(WANTED).unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve {
+            peer,
+            port,
+            exit_with_stdin,
+            log,
+        } => {
+            if let Some(filter) = log {
+                tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                    .with_writer(std::io::stderr)
+                    .init();
+            }
+            peers::serve(peer, port, exit_with_stdin)
+        }
+        command => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(bench(command))),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(command: Command) -> anyhow::Result<()> {
+    let limit = raise_fd_limit();
+    match command {
+        Command::Suite {
+            out,
+            note,
+            selection,
+            sizes,
+        } => {
+            let sizes = sizes.apply(Sizes::full());
+            check_fd_limit(limit, &sizes);
+            let plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
+            let results = plan.run().await;
+            let text = report::render(&results, note.as_deref());
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, text)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Smoke { no_node, out } => {
+            let mut peers = vec![Peer::Tongxun, Peer::Bare, Peer::WsFloor];
+            if no_node {
+                eprintln!("Node peer: skipped (--no-node)");
+            } else {
+                if let Some(why) = Peer::Node.unavailable() {
+                    eprintln!("Node peer: skipped, {why}");
+                }
+                peers.push(Peer::Node);
+            }
+            let plan = suite::Plan::new(&[], &peers, Sizes::smoke());
+            let results = plan.run().await;
+            let text = report::render(&results, Some("smoke run: tiny sizes, not benchmarks"));
+            if let Some(out) = out {
+                std::fs::write(&out, text)?;
+            }
+            let failures = results.failures();
+            if failures.is_empty() {
+                eprintln!("smoke: every scenario ran without loss or error");
+                Ok(())
+            } else {
+                for failure in &failures {
+                    eprintln!("smoke failure: {failure}");
+                }
+                anyhow::bail!("{} smoke failure(s)", failures.len())
+            }
+        }
+        Command::Run {
+            selection,
+            sizes,
+            addr,
+            pid,
+        } => {
+            let sizes = sizes.apply(Sizes::full());
+            check_fd_limit(limit, &sizes);
+            let mut plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
+            if let (Some(addr), Some(pid)) = (addr, pid) {
+                plan.use_external(addr, pid)?;
+            }
+            let results = plan.run().await;
+            print!("{}", report::render_results_only(&results));
+            Ok(())
+        }
+        Command::Serve { .. } => unreachable!("served without a runtime"),
+    }
+}
+
+fn check_fd_limit(limit: u64, sizes: &Sizes) {
+    let needed = sizes
+        .idle_conns
+        .max(sizes.connect_conns)
+        .max(sizes.fanout_clients) as u64
+        + 256;
+    if limit < needed {
+        eprintln!(
+            "warning: the open-file limit is {limit}, below the {needed} this run needs; \
+             raise the hard limit (ulimit -Hn) or pass smaller sizes"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! The servers under test. Each runs in a process of its own, started by the bench, so that its
+//! memory can be read from `/proc/<pid>/status` and it never shares a runtime with the load.
+//!
+//! A peer prints `listening on http://127.0.0.1:PORT` once it accepts connections, and exits
+//! when its standard input closes (the bench closes it when done, or by dying).
+
+pub(crate) mod bare;
+pub(crate) mod node;
+pub(crate) mod tongxun;
+pub(crate) mod ws_floor;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::client::Protocol;
+
+/// Time a peer gets to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server the scenarios run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Peer {
+    /// tongxun's Socket.IO layer.
+    Tongxun,
+    /// A minimal server on bare socketioxide.
+    Bare,
+    /// Node `socket.io`.
+    Node,
+    /// A bare tokio-tungstenite broadcast server (the WS hub's floor).
+    WsFloor,
+}
+
+impl Peer {
+    /// The short name used on the command line.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Peer::Tongxun => "tongxun",
+            Peer::Bare => "bare",
+            Peer::Node => "node",
+            Peer::WsFloor => "ws-floor",
+        }
+    }
+
+    /// The name shown in the report.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Peer::Tongxun => "tongxun",
+            Peer::Bare => "bare socketioxide",
+            Peer::Node => "Node socket.io",
+            Peer::WsFloor => "bare tokio-tungstenite (floor)",
+        }
+    }
+
+    /// What its clients speak.
+    pub(crate) fn protocol(self) -> Protocol {
+        match self {
+            Peer::Tongxun | Peer::Bare | Peer::Node => Protocol::SocketIo,
+            Peer::WsFloor => Protocol::RawWs,
+        }
+    }
+
+    /// Why this peer cannot run on this machine, if it cannot.
+    pub(crate) fn unavailable(self) -> Option<String> {
+        match self {
+            Peer::Node => node::unavailable(),
+            _ => None,
+        }
+    }
+}
+
+/// A started peer process; killed when dropped.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) peer: Peer,
+    pub(crate) addr: SocketAddr,
+    pid: u32,
+    /// `None` for a server the bench did not start.
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+}
+
+impl Running {
+    /// Starts `peer` on a free loopback port and waits for its `listening on` line.
+    pub(crate) fn start(peer: Peer) -> Result<Running> {
+        let mut command = match peer {
+            Peer::Node => node::command(),
+            _ => {
+                let mut command = Command::new(std::env::current_exe()?);
+                command.args([
+                    "serve",
+                    "--peer",
+                    peer.key(),
+                    "--port",
+                    "0",
+                    "--exit-with-stdin",
+                ]);
+                command
+            }
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting the {} peer", peer.label()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("peer stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    if let Some(tx) = tx.take() {
+                        tx.send(addr.trim().to_owned()).ok();
+                    }
+                } else {
+                    // Keep reading so that the peer never blocks on a full pipe.
+                    eprintln!("[peer] {line}");
+                }
+            }
+        });
+        let mut running = Running {
+            peer,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid: child.id(),
+            child: Some(child),
+            stdin,
+        };
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => bail!(
+                "the {} peer did not print `listening on` in time",
+                peer.label()
+            ),
+        };
+        running.addr = addr
+            .parse()
+            .with_context(|| format!("bad listening address {addr:?}"))?;
+        Ok(running)
+    }
+
+    /// A server started by someone else (to profile it), listening on `addr`.
+    pub(crate) fn external(peer: Peer, addr: SocketAddr, pid: u32) -> Running {
+        Running {
+            peer,
+            addr,
+            pid,
+            child: None,
+            stdin: None,
+        }
+    }
+
+    /// CPU time the peer used so far (user and system), in seconds.
+    pub(crate) fn cpu_secs(&self) -> Result<f64> {
+        /// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+        const TICKS: f64 = 100.0;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .context("unreadable /proc/<pid>/stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command name.
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short /proc/<pid>/stat")?
+            .iter()
+            .map(|v| v.parse::<u64>())
+            .sum::<Result<u64, _>>()?;
+        Ok(ticks as f64 / TICKS)
+    }
+
+    /// The peer's resident memory (`VmRSS`), in KiB.
+    pub(crate) fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc/<pid>/status")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Some(child) = &mut self.child {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+/// Runs a Rust peer in this process: `tongxun-bench serve --peer <peer>`. With
+/// `exit_with_stdin`, the process exits once its standard input closes, so that no peer
+/// outlives the bench that started it.
+pub(crate) fn serve(peer: Peer, port: u16, exit_with_stdin: bool) -> Result<()> {
+    crate::raise_fd_limit();
+    if exit_with_stdin {
+        std::thread::spawn(|| {
+            let mut sink = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink).ok();
+            std::process::exit(0);
+        });
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        match peer {
+            Peer::Tongxun => tongxun::serve(listener).await,
+            Peer::Bare => bare::serve(listener).await,
+            Peer::WsFloor => ws_floor::serve(listener).await,
+            Peer::Node => bail!("the Node peer runs with `node node/server.mjs`"),
+        }
+    })
+}

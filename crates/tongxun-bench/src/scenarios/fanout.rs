@@ -1,0 +1,346 @@
+//! Broadcast fan-out: the highest rate at which every client receives every message.
+//!
+//! The same connections serve every trial of a search: each message carries its trial number,
+//! and a receiver counts only the current trial's messages (late ones from an earlier trial are
+//! ignored, and between trials the bench waits until the server has gone quiet).
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use tokio::task::JoinSet;
+
+use crate::client::{self, Conn, Incoming, Protocol, json_u64, now_us};
+use crate::peers::Running;
+use crate::stats::Histogram;
+
+use super::{Measured, Sizes};
+
+/// How often the driver sends the messages that are due: at high rates several leave at once.
+const SEND_TICK: Duration = Duration::from_millis(5);
+/// How long the server must stay quiet between two trials.
+const QUIET: Duration = Duration::from_millis(200);
+/// The longest wait for the server to go quiet.
+const QUIET_MAX: Duration = Duration::from_secs(10);
+
+/// What one receiver saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The trial being counted.
+    trial: u64,
+    /// Messages of that trial.
+    count: u64,
+    /// Messages of any trial.
+    all: u64,
+    latency: Histogram,
+    error: Option<String>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn lock(seen: &Shared) -> MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The outcome of sending at one rate.
+#[derive(Debug)]
+struct Trial {
+    rate: u32,
+    passed: bool,
+    delivered: u64,
+    /// Seconds the sending should take at this rate.
+    period: f64,
+    latency: Histogram,
+    /// Server CPU seconds from the start of the trial until every message arrived.
+    server_cpu: f64,
+}
+
+struct Fanout<'a> {
+    peer: &'a Running,
+    protocol: Protocol,
+    driver: Conn,
+    receivers: Vec<Shared>,
+    tasks: JoinSet<()>,
+    trial: u64,
+    /// Why a receiver's connection ended, if one did: the search stops there, with the best rate
+    /// found so far (a server that drops a client under load lost its messages).
+    broken: Option<String>,
+}
+
+/// Finds the highest rate with no loss; returns it, deliveries/s, p50 and p99 in ms, server CPU
+/// µs per delivery, and the p99 at the reference rate (NaN when messages were lost there).
+pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Measured> {
+    let protocol = peer.peer.protocol();
+    let mut fanout = Fanout::start(peer, sizes).await?;
+    let result = search(&mut fanout, sizes).await;
+    let reference = match (&result, sizes.fanout_reference_rate, &fanout.broken) {
+        (Ok(_), Some(rate), None) => Some(fanout.trial(rate, sizes).await),
+        _ => None,
+    };
+    fanout.tasks.shutdown().await;
+    let best = result?;
+    let reference_p99 = match reference.transpose()? {
+        Some(trial) if trial.passed => trial.latency.quantile_ms(0.99),
+        _ => f64::NAN,
+    };
+    let Some(best) = best else {
+        bail!(
+            "lost messages even at 1 broadcast/s to {} clients ({protocol:?})",
+            sizes.fanout_clients
+        );
+    };
+    let note = fanout.broken.as_ref().map(|why| {
+        format!(
+            "search stopped at the first trial past {}/s: a client's connection ended ({why})",
+            best.rate
+        )
+    });
+    let values = vec![
+        f64::from(best.rate),
+        best.delivered as f64 / best.period,
+        best.latency.quantile_ms(0.50),
+        best.latency.quantile_ms(0.99),
+        best.server_cpu * 1e6 / best.delivered.max(1) as f64,
+        reference_p99,
+    ];
+    Ok(Measured { values, note })
+}
+
+async fn search(fanout: &mut Fanout<'_>, sizes: &Sizes) -> Result<Option<Trial>> {
+    if let Some(rate) = sizes.fanout_fixed_rate {
+        return fanout.trial(rate, sizes).await.map(Some);
+    }
+    let mut best: Option<Trial> = None;
+    let mut failed: Option<u32> = None;
+    let mut rate = sizes.fanout_start_rate.max(1);
+    // Double until a trial fails.
+    loop {
+        let trial = fanout.trial(rate, sizes).await?;
+        if let Some(why) = &fanout.broken {
+            if sizes.smoke || best.is_none() {
+                bail!("a client's connection ended at {rate}/s: {why}");
+            }
+            return Ok(best);
+        }
+        if !trial.passed {
+            if sizes.smoke {
+                bail!(
+                    "{} of {} deliveries at {rate}/s",
+                    trial.delivered,
+                    (trial.period * f64::from(rate)).round() as u64 * sizes.fanout_clients as u64
+                );
+            }
+            failed = Some(rate);
+            break;
+        }
+        best = Some(trial);
+        if rate >= sizes.fanout_max_rate {
+            break;
+        }
+        rate = rate.saturating_mul(2).min(sizes.fanout_max_rate);
+    }
+    // The first rate already lost messages: halve until one passes.
+    while best.is_none() && rate > 1 {
+        rate /= 2;
+        let trial = fanout.trial(rate, sizes).await?;
+        if let Some(why) = &fanout.broken {
+            bail!("a client's connection ended at {rate}/s: {why}");
+        }
+        if trial.passed {
+            best = Some(trial);
+        } else {
+            failed = Some(rate);
+        }
+    }
+    // Bisect between the best passing rate and the lowest failing one.
+    for _ in 0..sizes.fanout_bisect_steps {
+        let (Some(low), Some(high)) = (best.as_ref().map(|t| t.rate), failed) else {
+            break;
+        };
+        let mid = low + (high - low) / 2;
+        if mid == low {
+            break;
+        }
+        let trial = fanout.trial(mid, sizes).await?;
+        if fanout.broken.is_some() {
+            break;
+        }
+        if trial.passed {
+            best = Some(trial);
+        } else {
+            failed = Some(mid);
+        }
+    }
+    Ok(best)
+}
+
+impl<'a> Fanout<'a> {
+    async fn start(peer: &'a Running, sizes: &Sizes) -> Result<Fanout<'a>> {
+        let protocol = peer.peer.protocol();
+        let conns = client::connect_many(
+            peer.addr,
+            protocol,
+            sizes.fanout_clients,
+            sizes.connect_concurrency,
+        )
+        .await?;
+        let mut tasks = JoinSet::new();
+        let mut receivers = Vec::with_capacity(conns.len());
+        for conn in conns {
+            let seen = Shared::default();
+            receivers.push(seen.clone());
+            tasks.spawn(receive(conn, seen));
+        }
+        let driver = Conn::connect(peer.addr, protocol).await?;
+        Ok(Fanout {
+            peer,
+            protocol,
+            driver,
+            receivers,
+            tasks,
+            trial: 0,
+            broken: None,
+        })
+    }
+
+    /// Sends at `rate` for the configured time and counts what arrived in the window.
+    async fn trial(&mut self, rate: u32, sizes: &Sizes) -> Result<Trial> {
+        self.trial += 1;
+        let trial = self.trial;
+        if let Some(why) = &self.broken {
+            bail!("a receiver's connection ended earlier: {why}");
+        }
+        for seen in &self.receivers {
+            let mut seen = lock(seen);
+            seen.trial = trial;
+            seen.count = 0;
+            seen.latency.clear();
+        }
+        let total = ((f64::from(rate) * sizes.fanout_secs).round() as u64).max(1);
+        let cpu_before = self.peer.cpu_secs()?;
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(SEND_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut body = Vec::with_capacity(96);
+        let mut sent = 0;
+        while sent < total {
+            ticker.tick().await;
+            self.driver.service().await?;
+            let due = ((started.elapsed().as_secs_f64() * f64::from(rate)) as u64 + 1).min(total);
+            while sent < due {
+                body.clear();
+                let open = if self.protocol == Protocol::SocketIo {
+                    "[\"bcast\","
+                } else {
+                    ""
+                };
+                let close = if self.protocol == Protocol::SocketIo {
+                    "]"
+                } else {
+                    ""
+                };
+                write!(
+                    body,
+                    "{open}{{\"t\":{},\"r\":{trial},\"s\":{sent}}}{close}",
+                    now_us()
+                )?;
+                match self.protocol {
+                    Protocol::SocketIo => self.driver.emit(&body, None).await?,
+                    Protocol::RawWs => self.driver.send_text(&[&body]).await?,
+                }
+                sent += 1;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_millis(sizes.fanout_grace_ms);
+        loop {
+            let done = self.receivers.iter().all(|s| lock(s).count >= total);
+            if done || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.driver.service().await?;
+        }
+        let server_cpu = self.peer.cpu_secs()? - cpu_before;
+        let mut latency = Histogram::default();
+        let mut delivered = 0;
+        let mut passed = true;
+        let mut ended = 0;
+        for seen in &self.receivers {
+            let seen = lock(seen);
+            if let Some(e) = &seen.error {
+                ended += 1;
+                self.broken.get_or_insert_with(|| e.clone());
+            }
+            passed &= seen.count == total;
+            delivered += seen.count;
+            latency.merge(&seen.latency);
+        }
+        let lost = !passed;
+        passed &= latency.quantile_ms(0.99) <= sizes.fanout_p99_bound_ms;
+        let result = Trial {
+            rate,
+            passed,
+            delivered,
+            period: total as f64 / f64::from(rate),
+            latency,
+            server_cpu,
+        };
+        eprintln!(
+            "    {rate:>6}/s: {} ({delivered}/{} delivered, p50 {:.1} ms, p99 {:.1} ms)",
+            match (passed, lost, ended) {
+                (_, _, 1..) => format!("FAIL ({ended} clients' connections ended)"),
+                (true, _, _) => "pass".to_owned(),
+                (false, true, _) => "FAIL (loss)".to_owned(),
+                (false, false, _) => "FAIL (p99)".to_owned(),
+            },
+            total * self.receivers.len() as u64,
+            result.latency.quantile_ms(0.5),
+            result.latency.quantile_ms(0.99),
+        );
+        self.quiet().await?;
+        Ok(result)
+    }
+
+    /// Waits until no receiver has seen a message for a while.
+    async fn quiet(&mut self) -> Result<()> {
+        let until = Instant::now() + QUIET_MAX;
+        let mut last = u64::MAX;
+        while Instant::now() < until {
+            let all: u64 = self.receivers.iter().map(|s| lock(s).all).sum();
+            if all == last {
+                return Ok(());
+            }
+            last = all;
+            tokio::time::sleep(QUIET).await;
+            self.driver.service().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts a receiver's messages and their latency until its connection fails.
+async fn receive(mut conn: Conn, seen: Shared) {
+    loop {
+        let body = match conn.recv().await {
+            Ok(Incoming::Event(body)) if body.starts_with(b"[\"tick\"") => body,
+            Ok(Incoming::Text(body)) => body,
+            Ok(_) => continue,
+            Err(e) => {
+                lock(&seen).error = Some(format!("{e:#}"));
+                return;
+            }
+        };
+        let (Some(sent), Some(trial)) = (json_u64(body, b"\"t\":"), json_u64(body, b"\"r\":"))
+        else {
+            continue;
+        };
+        let latency = now_us().saturating_sub(sent);
+        let mut seen = lock(&seen);
+        seen.all += 1;
+        if seen.trial == trial {
+            seen.count += 1;
+            seen.latency.record(latency);
+        }
+    }
+}

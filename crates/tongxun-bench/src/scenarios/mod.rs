@@ -1,0 +1,351 @@
+//! The scenarios: what is measured, against which peers, and how big.
+//!
+//! A scenario lists its peers as [`Slot`]s: a peer that runs, or a pending one (the WS and SSE
+//! hubs, until they are merged) that shows in the report as such rather than with made-up
+//! figures. Adding the hubs means adding their [`Peer`] and turning the slot into
+//! [`Slot::Run`].
+
+pub(crate) mod ack;
+pub(crate) mod connect;
+pub(crate) mod fanout;
+pub(crate) mod idle;
+
+use anyhow::Result;
+
+use crate::peers::{Peer, Running};
+
+/// One thing the suite measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scenario {
+    /// Broadcast fan-out to many Socket.IO clients at the highest rate with no loss.
+    Broadcast,
+    /// Acknowledged echo, each client in a closed loop.
+    AckEcho,
+    /// Server memory per idle connection.
+    IdleMemory,
+    /// Connections opened per second.
+    ConnectRate,
+    /// Broadcast fan-out to many plain WebSocket clients.
+    WsFanout,
+    /// Fan-out to many Server-Sent Events subscribers.
+    SseFanout,
+}
+
+/// A measured quantity of a scenario.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Metric {
+    /// Column heading.
+    pub(crate) name: &'static str,
+    /// Whether more is better (a rate) or worse (memory, latency).
+    pub(crate) higher_is_better: bool,
+    /// Decimals shown.
+    pub(crate) decimals: usize,
+}
+
+const fn metric(name: &'static str, higher_is_better: bool, decimals: usize) -> Metric {
+    Metric {
+        name,
+        higher_is_better,
+        decimals,
+    }
+}
+
+const FANOUT_METRICS: &[Metric] = &[
+    metric("highest rate with no loss (broadcasts/s)", true, 0),
+    metric("deliveries/s", true, 0),
+    metric("p50 latency (ms)", false, 1),
+    metric("p99 latency (ms)", false, 1),
+    metric("server CPU per delivery (µs)", false, 3),
+    metric("p99 latency at the reference rate (ms)", false, 1),
+];
+
+const ACK_METRICS: &[Metric] = &[
+    metric("acks/s", true, 0),
+    metric("p50 latency (ms)", false, 2),
+    metric("p99 latency (ms)", false, 2),
+    metric("server CPU per ack (µs)", false, 2),
+];
+
+const IDLE_METRICS: &[Metric] = &[
+    metric("KiB per connection", false, 1),
+    metric("server RSS (MiB)", false, 1),
+];
+
+const CONNECT_METRICS: &[Metric] = &[
+    metric("connections/s", true, 0),
+    metric("server CPU per connection (µs)", false, 0),
+];
+
+/// What one run measured: a value per metric, and a remark on how it went, if any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measured {
+    /// One value per metric; NaN when not measurable in this run.
+    pub(crate) values: Vec<f64>,
+    /// Something the figures alone do not tell (a client the server disconnected).
+    pub(crate) note: Option<String>,
+}
+
+impl From<Vec<f64>> for Measured {
+    fn from(values: Vec<f64>) -> Self {
+        Measured { values, note: None }
+    }
+}
+
+/// A peer's place in a scenario.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// Measured.
+    Run(Peer),
+    /// Shown in the report without figures.
+    Pending {
+        /// The peer's name.
+        label: &'static str,
+        /// Why it is not measured yet.
+        reason: &'static str,
+    },
+}
+
+/// How big each scenario is.
+#[derive(Debug, Clone)]
+pub(crate) struct Sizes {
+    /// Runs of every scenario and peer; the report shows medians.
+    pub(crate) repeats: usize,
+    /// Receivers of a broadcast.
+    pub(crate) fanout_clients: usize,
+    /// Seconds each broadcast trial sends for.
+    pub(crate) fanout_secs: f64,
+    /// Milliseconds after the sending ends by which every message must have arrived.
+    pub(crate) fanout_grace_ms: u64,
+    /// The p99 latency, in milliseconds, above which a rate counts as not sustained: past it
+    /// the server is building a backlog, not keeping up.
+    pub(crate) fanout_p99_bound_ms: f64,
+    /// First broadcast rate tried (broadcasts/s); doubled until messages are lost.
+    pub(crate) fanout_start_rate: u32,
+    /// Highest broadcast rate tried.
+    pub(crate) fanout_max_rate: u32,
+    /// Bisection steps between the last rate without loss and the first with loss.
+    pub(crate) fanout_bisect_steps: u32,
+    /// One trial at this rate instead of a search (for profiling a fixed load).
+    pub(crate) fanout_fixed_rate: Option<u32>,
+    /// A rate every Rust peer sustains, tried once more after the search so that latencies are
+    /// also compared under the same load.
+    pub(crate) fanout_reference_rate: Option<u32>,
+    /// Clients of the ack echo.
+    pub(crate) ack_clients: usize,
+    /// Seconds of ack echo measured, after a warm-up of a fifth of that.
+    pub(crate) ack_secs: f64,
+    /// Idle connections whose memory is measured.
+    pub(crate) idle_conns: usize,
+    /// Connections opened in the connection-rate scenario.
+    pub(crate) connect_conns: usize,
+    /// Handshakes in flight at once when opening many connections.
+    pub(crate) connect_concurrency: usize,
+    /// Smoke mode: one broadcast trial at the start rate, which must lose nothing.
+    pub(crate) smoke: bool,
+}
+
+impl Sizes {
+    /// The sizes of the issue: 1,000 broadcast receivers, 100 ack clients, 10,000 idle
+    /// connections and connects; five runs (about 11 minutes in all on 2 cores).
+    pub(crate) fn full() -> Self {
+        Self {
+            repeats: 5,
+            fanout_clients: 1000,
+            fanout_secs: 2.0,
+            fanout_grace_ms: 1000,
+            fanout_p99_bound_ms: 500.0,
+            fanout_start_rate: 50,
+            fanout_max_rate: 16_000,
+            fanout_bisect_steps: 3,
+            fanout_fixed_rate: None,
+            fanout_reference_rate: Some(400),
+            ack_clients: 100,
+            ack_secs: 5.0,
+            idle_conns: 10_000,
+            connect_conns: 10_000,
+            connect_concurrency: 100,
+            smoke: false,
+        }
+    }
+
+    /// Tiny sizes that only check the harness works.
+    pub(crate) fn smoke() -> Self {
+        Self {
+            repeats: 1,
+            fanout_clients: 20,
+            fanout_secs: 0.5,
+            fanout_grace_ms: 2000,
+            fanout_p99_bound_ms: 5000.0,
+            fanout_start_rate: 100,
+            fanout_max_rate: 100,
+            fanout_bisect_steps: 0,
+            fanout_fixed_rate: None,
+            fanout_reference_rate: None,
+            ack_clients: 20,
+            ack_secs: 0.5,
+            idle_conns: 20,
+            connect_conns: 20,
+            connect_concurrency: 10,
+            smoke: true,
+        }
+    }
+}
+
+impl Scenario {
+    /// Every scenario, in report order.
+    pub(crate) const ALL: [Scenario; 6] = [
+        Scenario::Broadcast,
+        Scenario::AckEcho,
+        Scenario::IdleMemory,
+        Scenario::ConnectRate,
+        Scenario::WsFanout,
+        Scenario::SseFanout,
+    ];
+
+    /// The report's heading.
+    pub(crate) fn title(self, sizes: &Sizes) -> String {
+        match self {
+            Scenario::Broadcast => format!(
+                "Broadcast fan-out to {} Socket.IO clients",
+                thousands(sizes.fanout_clients)
+            ),
+            Scenario::AckEcho => format!(
+                "Ack echo, {} clients in a loop",
+                thousands(sizes.ack_clients)
+            ),
+            Scenario::IdleMemory => format!(
+                "{} idle connections: server memory",
+                thousands(sizes.idle_conns)
+            ),
+            Scenario::ConnectRate => format!(
+                "Connection setup: {} connections",
+                thousands(sizes.connect_conns)
+            ),
+            Scenario::WsFanout => format!(
+                "WS hub fan-out to {} WebSocket clients",
+                thousands(sizes.fanout_clients)
+            ),
+            Scenario::SseFanout => "SSE hub fan-out to 10,000 subscribers".to_owned(),
+        }
+    }
+
+    /// How it is measured, for the report.
+    pub(crate) fn method(self, sizes: &Sizes) -> String {
+        let fanout = format!(
+            "A driver connection sends `{{\"t\":<µs>,\"r\":<trial>,\"s\":<seq>}}` at a steady rate \
+             for {secs} s; the server sends it to every other client. A rate passes when every \
+             receiver got every message no later than {grace} ms after the sending ended and the \
+             p99 latency stayed under {bound} ms (above it the server is building a backlog, \
+             not keeping up). The rate starts at {start}/s, doubles until a trial fails (at most {max}/s), then \
+             {steps} bisection steps. Latency is from the driver's send to each receipt, at the \
+             highest passing rate, as is the server's CPU time (user and system, from \
+             `/proc/<pid>/stat`) per delivery: a cost that other load on the machine disturbs \
+             less than rates and latencies.{reference}",
+            secs = sizes.fanout_secs,
+            grace = sizes.fanout_grace_ms,
+            bound = sizes.fanout_p99_bound_ms,
+            start = sizes.fanout_start_rate,
+            max = sizes.fanout_max_rate,
+            steps = sizes.fanout_bisect_steps,
+            reference = match sizes.fanout_reference_rate {
+                Some(rate) => format!(
+                    " Each run ends with one more trial at {rate}/s, the reference rate, \
+                     so that latencies are also compared under the same load; `—` there means \
+                     the peer lost messages at that rate."
+                ),
+                None => String::new(),
+            },
+        );
+        match self {
+            Scenario::Broadcast => {
+                format!("{fanout} Handlers: `bcast` → `socket.broadcast().emit(\"tick\", data)`.")
+            }
+            Scenario::AckEcho => format!(
+                "Each client emits `echo` with an ack and waits for it before the next, for {} s \
+                 after a {} s warm-up. The server's handler acknowledges with its argument. \
+                 Latency is per round trip; server CPU is per acknowledgement over the whole run.",
+                sizes.ack_secs,
+                sizes.ack_secs / 5.0
+            ),
+            Scenario::IdleMemory => format!(
+                "The server's `VmRSS` (from `/proc/<pid>/status`) after {} connections joined \
+                 namespace `/` and stayed idle (answering pings), minus its `VmRSS` before them \
+                 (after a warm-up of 100 connections that came and went), divided by the number \
+                 of connections.",
+                thousands(sizes.idle_conns)
+            ),
+            Scenario::ConnectRate => format!(
+                "Time to open {} connections, {} handshakes in flight, each one TCP connect, the \
+                 WebSocket upgrade, the Engine.IO open packet and the namespace connect; server CPU \
+                 is per connection over that time.",
+                thousands(sizes.connect_conns),
+                sizes.connect_concurrency
+            ),
+            Scenario::WsFanout => format!(
+                "{fanout} The floor is a bare tokio-tungstenite server relaying every text \
+                 message to every other client."
+            ),
+            Scenario::SseFanout => "Not measured yet: the SSE hub is not merged.".to_owned(),
+        }
+    }
+
+    /// Its peers.
+    pub(crate) fn slots(self) -> Vec<Slot> {
+        const HUB_PENDING: &str = "pending: hub not merged";
+        match self {
+            Scenario::Broadcast
+            | Scenario::AckEcho
+            | Scenario::IdleMemory
+            | Scenario::ConnectRate => vec![
+                Slot::Run(Peer::Tongxun),
+                Slot::Run(Peer::Bare),
+                Slot::Run(Peer::Node),
+            ],
+            Scenario::WsFanout => vec![
+                Slot::Pending {
+                    label: "tongxun WS hub",
+                    reason: HUB_PENDING,
+                },
+                Slot::Run(Peer::WsFloor),
+            ],
+            Scenario::SseFanout => vec![Slot::Pending {
+                label: "tongxun SSE hub",
+                reason: HUB_PENDING,
+            }],
+        }
+    }
+
+    /// What it measures, one value per metric.
+    pub(crate) fn metrics(self) -> &'static [Metric] {
+        match self {
+            Scenario::Broadcast | Scenario::WsFanout | Scenario::SseFanout => FANOUT_METRICS,
+            Scenario::AckEcho => ACK_METRICS,
+            Scenario::IdleMemory => IDLE_METRICS,
+            Scenario::ConnectRate => CONNECT_METRICS,
+        }
+    }
+
+    /// Runs once against a started peer.
+    pub(crate) async fn run(self, peer: &Running, sizes: &Sizes) -> Result<Measured> {
+        match self {
+            Scenario::Broadcast | Scenario::WsFanout => fanout::run(peer, sizes).await,
+            Scenario::AckEcho => ack::run(peer, sizes).await.map(Measured::from),
+            Scenario::IdleMemory => idle::run(peer, sizes).await.map(Measured::from),
+            Scenario::ConnectRate => connect::run(peer, sizes).await.map(Measured::from),
+            Scenario::SseFanout => anyhow::bail!("the SSE hub is not merged yet"),
+        }
+    }
+}
+
+/// `10000` as `10,000`.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,192 @@
+//! Runs a plan of scenarios and peers, several times, interleaved: each repeat runs every
+//! scenario against every peer in turn, so that a noisy moment on the machine is spread over
+//! the peers rather than falling on one of them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+
+use crate::peers::{Peer, Running};
+use crate::report::CpuSample;
+use crate::scenarios::{Measured, Scenario, Sizes, Slot};
+
+/// The longest one scenario may run against one peer.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One row of the report: a scenario against one peer.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) scenario: Scenario,
+    pub(crate) label: String,
+    pub(crate) peer: Option<Peer>,
+    pub(crate) state: RowState,
+}
+
+/// What a row holds.
+#[derive(Debug)]
+pub(crate) enum RowState {
+    /// Not measurable yet (a hub not merged).
+    Pending(String),
+    /// The peer cannot run on this machine.
+    Skipped(String),
+    /// One entry per run: the scenario's values, or why the run failed.
+    Ran(Vec<Result<Measured, String>>),
+}
+
+/// What to run.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    sizes: Sizes,
+    rows: Vec<Row>,
+    external: Option<(SocketAddr, u32)>,
+}
+
+/// Everything measured, for the report.
+#[derive(Debug)]
+pub(crate) struct Results {
+    pub(crate) sizes: Sizes,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) started: SystemTime,
+    pub(crate) elapsed: Duration,
+    pub(crate) cpu_before: Option<CpuSample>,
+    pub(crate) cpu_after: Option<CpuSample>,
+}
+
+impl Plan {
+    /// The rows of `scenarios` (all when empty) for `peers` (all when empty). Pending rows are
+    /// always listed; a peer that cannot run here is listed as skipped.
+    pub(crate) fn new(scenarios: &[Scenario], peers: &[Peer], sizes: Sizes) -> Plan {
+        let scenarios = if scenarios.is_empty() {
+            &Scenario::ALL[..]
+        } else {
+            scenarios
+        };
+        let mut rows = Vec::new();
+        for &scenario in scenarios {
+            for slot in scenario.slots() {
+                let row = match slot {
+                    Slot::Pending { label, reason } => Row {
+                        scenario,
+                        label: label.to_owned(),
+                        peer: None,
+                        state: RowState::Pending(reason.to_owned()),
+                    },
+                    Slot::Run(peer) if peers.is_empty() || peers.contains(&peer) => Row {
+                        scenario,
+                        label: peer.label().to_owned(),
+                        peer: Some(peer),
+                        state: match peer.unavailable() {
+                            Some(why) => RowState::Skipped(why),
+                            None => RowState::Ran(Vec::new()),
+                        },
+                    },
+                    Slot::Run(_) => continue,
+                };
+                rows.push(row);
+            }
+        }
+        Plan {
+            sizes,
+            rows,
+            external: None,
+        }
+    }
+
+    /// Runs against a server someone else started instead of starting the peer.
+    pub(crate) fn use_external(&mut self, addr: SocketAddr, pid: u32) -> Result<()> {
+        let mut peers: Vec<Peer> = self.rows.iter().filter_map(|r| r.peer).collect();
+        peers.dedup();
+        if peers.len() != 1 {
+            bail!("--addr needs exactly one --peer saying what the server is");
+        }
+        for row in &mut self.rows {
+            if matches!(row.state, RowState::Skipped(_)) {
+                row.state = RowState::Ran(Vec::new());
+            }
+        }
+        self.external = Some((addr, pid));
+        Ok(())
+    }
+
+    /// Runs every row `repeats` times.
+    pub(crate) async fn run(mut self) -> Results {
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let cpu_before = CpuSample::read();
+        let repeats = self.sizes.repeats;
+        for repeat in 1..=repeats {
+            for row in &mut self.rows {
+                let (Some(peer), RowState::Ran(runs)) = (row.peer, &mut row.state) else {
+                    continue;
+                };
+                eprintln!(
+                    "[{repeat}/{repeats}] {} · {} ({:.0} s elapsed)",
+                    row.scenario.title(&self.sizes),
+                    row.label,
+                    clock.elapsed().as_secs_f64()
+                );
+                let outcome = run_one(row.scenario, peer, &self.sizes, self.external).await;
+                match &outcome {
+                    Ok(measured) => {
+                        let shown: Vec<String> = row
+                            .scenario
+                            .metrics()
+                            .iter()
+                            .zip(&measured.values)
+                            .map(|(m, v)| format!("{} = {v:.*}", m.name, m.decimals))
+                            .collect();
+                        eprintln!("    {}", shown.join(", "));
+                        if let Some(note) = &measured.note {
+                            eprintln!("    note: {note}");
+                        }
+                    }
+                    Err(e) => eprintln!("    FAILED: {e:#}"),
+                }
+                runs.push(outcome.map_err(|e| format!("{e:#}")));
+            }
+        }
+        Results {
+            sizes: self.sizes,
+            rows: self.rows,
+            started,
+            elapsed: clock.elapsed(),
+            cpu_before,
+            cpu_after: CpuSample::read(),
+        }
+    }
+}
+
+async fn run_one(
+    scenario: Scenario,
+    peer: Peer,
+    sizes: &Sizes,
+    external: Option<(SocketAddr, u32)>,
+) -> Result<Measured> {
+    let running = match external {
+        Some((addr, pid)) => Running::external(peer, addr, pid),
+        None => Running::start(peer)?,
+    };
+    let values = tokio::time::timeout(RUN_TIMEOUT, scenario.run(&running, sizes))
+        .await
+        .context("the run timed out")??;
+    drop(running);
+    Ok(values)
+}
+
+impl Results {
+    /// Every failed run, as `scenario / peer: error`.
+    pub(crate) fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for row in &self.rows {
+            if let RowState::Ran(runs) = &row.state {
+                for run in runs {
+                    if let Err(e) = run {
+                        failures.push(format!("{:?} / {}: {e}", row.scenario, row.label));
+                    }
+                }
+            }
+        }
+        failures
+    }
+}
