@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -28,15 +28,9 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Time any single step may take before the test is reported as hung (real or paused time).
 const STEP: Duration = Duration::from_secs(30);
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tongxun=debug".into()),
-        )
-        .try_init();
-}
+#[path = "support/serve.rs"]
+mod serve;
+use serve::Running;
 
 /// Awaits `fut`, failing the test when it takes longer than [`STEP`].
 async fn within<F: Future>(fut: F) -> F::Output {
@@ -49,30 +43,16 @@ async fn within<F: Future>(fut: F) -> F::Output {
 struct TestServer {
     addr: SocketAddr,
     hub: WsHub,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 impl TestServer {
     async fn start(hub: WsHub) -> Self {
-        init_tracing();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tongxun::Server::builder().ws(hub.clone()).build();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            server
-                .serve(listener, async {
-                    stopped.await.ok();
-                })
-                .await
-                .unwrap();
-        });
+        let running = Running::start(tongxun::Server::builder().ws(hub.clone()).build()).await;
         Self {
-            addr,
+            addr: running.addr,
             hub,
-            stop: Some(stop),
-            done: Some(done),
+            running,
         }
     }
 
@@ -108,9 +88,8 @@ impl TestServer {
     }
 
     /// Triggers graceful shutdown and waits until `serve` returned.
-    async fn shutdown(mut self) {
-        self.stop.take().unwrap().send(()).ok();
-        within(self.done.take().unwrap()).await.unwrap();
+    async fn shutdown(self) {
+        self.running.stop().await;
     }
 }
 

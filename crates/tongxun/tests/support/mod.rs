@@ -10,59 +10,38 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tongxun::Server;
 
+#[path = "serve.rs"]
+mod serve;
+use serve::Running;
+
 /// Time any single step of a test may take before it is reported as hung.
 pub const STEP: Duration = Duration::from_secs(10);
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tongxun=debug".into()),
-        )
-        .try_init();
-}
-
-/// A server running on a free loopback port until the handle is dropped or shut down.
+/// A server running on a free loopback port until it is shut down.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub io: tongxun::Io,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 impl TestServer {
     pub async fn start(server: Server) -> Self {
-        init_tracing();
         let io = server.io();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            server
-                .serve(listener, async {
-                    stopped.await.ok();
-                })
-                .await
-                .unwrap();
-        });
+        let running = Running::start(server).await;
         Self {
-            addr,
+            addr: running.addr,
             io,
-            stop: Some(stop),
-            done: Some(done),
+            running,
         }
     }
 
     /// Triggers graceful shutdown and waits until `serve` returned.
-    pub async fn shutdown(mut self) {
-        self.stop.take().unwrap().send(()).ok();
-        within(self.done.take().unwrap()).await.unwrap();
+    pub async fn shutdown(self) {
+        self.running.stop().await;
     }
 
     pub async fn client(&self, ns: &str) -> Client {

@@ -8,71 +8,40 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tongxun::sse::SseHub;
+
+#[path = "serve.rs"]
+mod serve;
+use serve::Running;
 
 /// How long a test waits for anything before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Logs to the test's output, once per process.
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tongxun=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// A tongxun server serving `hub` on a free loopback port.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub hub: SseHub,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 impl TestServer {
     pub async fn start(hub: SseHub) -> Self {
-        init_tracing();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tongxun::Server::builder().sse(hub.clone()).build();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(listener, async {
-                    stopped.await.ok();
-                })
-                .await
-                .unwrap();
-        });
+        let running = Running::start(tongxun::Server::builder().sse(hub.clone()).build()).await;
         Self {
-            addr,
+            addr: running.addr,
             hub,
-            stop: Some(stop),
-            task: Some(task),
+            running,
         }
     }
 
     /// Triggers graceful shutdown, without waiting for it to finish.
     pub fn begin_shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).ok();
-        }
+        self.running.begin_shutdown();
     }
 
     /// Shuts the server down and waits until `serve` returned.
-    pub async fn stop(mut self) {
-        self.begin_shutdown();
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(PATIENCE, task)
-                .await
-                .expect("server stopped")
-                .unwrap();
-        }
+    pub async fn stop(self) {
+        self.running.stop().await;
     }
 }
 
