@@ -129,12 +129,17 @@ test("the publish endpoint refuses bad requests with clear errors, sending nothi
   clients.close();
 });
 
-test("a Socket.IO client cannot subscribe to a topic shaped like a socket id", async () => {
+test("a Socket.IO client cannot subscribe to a connected socket's own room; other 16-character names are fine", async () => {
   const socket = io(`${server.url}/live`, { forceNew: true, reconnection: false });
   await next(socket, "connect");
-  const answer = await socket.emitWithAck("subscribe", socket.id);
-  assert.match(answer.error, /reserved/);
+  const other = io(`${server.url}/live`, { forceNew: true, reconnection: false });
+  await next(other, "connect");
+  assert.match((await socket.emitWithAck("subscribe", socket.id)).error, /reserved/);
+  assert.match((await socket.emitWithAck("subscribe", ["ok", other.id])).error, /reserved/);
+  assert.equal("temperature_room".length, 16);
+  assert.deepEqual(await socket.emitWithAck("subscribe", "temperature_room"), { ok: ["temperature_room"] });
   assert.deepEqual(await socket.emitWithAck("subscribe", ["a", "b"]), { ok: ["a", "b"] });
   assert.deepEqual(await socket.emitWithAck("unsubscribe", "a"), { ok: ["a"] });
   socket.disconnect();
+  other.disconnect();
 });

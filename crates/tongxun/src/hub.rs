@@ -203,7 +203,9 @@ impl Hub {
     }
 
     /// A Socket.IO namespace whose clients manage their topics: `subscribe` and `unsubscribe`
-    /// take a topic or a list of topics and acknowledge `{"ok": [topics]}` or `{"error": "..."}`.
+    /// take a topic or a list of topics and acknowledge `{"ok": [topics]}` or `{"error": "..."}`. A
+    /// client cannot subscribe to the room of a connected socket's id, which carries that
+    /// socket's private messages.
     /// Use [`subscriptions`] to add the same listeners in a connect handler of your own.
     pub fn namespace() -> Namespace {
         Namespace::new(|socket: Socket| async move { subscriptions(&socket) })
@@ -392,11 +394,23 @@ pub fn check_topic(topic: &str) -> Result<(), HubError> {
             "only ASCII letters, digits, '-', '_', '.', '/' and ':' are allowed".into(),
         ));
     }
-    if topic.parse::<crate::Sid>().is_ok() {
-        // Every socket is in a room named by its id: a topic of that shape could read another
-        // socket's private messages.
+    Ok(())
+}
+
+/// Refuses a topic that is the id of a socket connected to `socket`'s namespace: every socket is
+/// in a room named by its id, so subscribing to it would read that socket's private messages.
+fn check_subscription(socket: &Socket, topic: &str) -> Result<(), HubError> {
+    let Ok(sid) = topic.parse::<crate::Sid>() else {
+        return Ok(());
+    };
+    let taken = socket
+        .io()
+        .raw()
+        .of(socket.ns())
+        .is_some_and(|ns| ns.get_socket(sid).is_some());
+    if taken {
         return Err(HubError::InvalidTopic(
-            "names shaped like a socket id are reserved".into(),
+            "a socket's own room is reserved".into(),
         ));
     }
     Ok(())
@@ -430,7 +444,13 @@ pub fn subscriptions(socket: &Socket) {
     socket.on(
         "subscribe",
         |socket: Socket, Data(topics): Data<Topics>, ack: Ack| async move {
-            match topics.checked() {
+            let checked = topics.checked().and_then(|topics| {
+                topics
+                    .iter()
+                    .try_for_each(|t| check_subscription(&socket, t))?;
+                Ok(topics)
+            });
+            match checked {
                 Ok(topics) => {
                     socket.join(topics.clone());
                     ack.send(&serde_json::json!({ "ok": topics }))
@@ -479,8 +499,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topic_rules_match_the_sse_hub_and_keep_socket_ids_out() {
-        for ok in ["prices", "chat:general", "rooms/42.chat"] {
+    fn topic_rules_match_the_sse_hub() {
+        for ok in [
+            "prices",
+            "chat:general",
+            "rooms/42.chat",
+            "temperature_room",
+        ] {
             assert!(check_topic(ok).is_ok(), "{ok}");
             #[cfg(feature = "sse")]
             assert!(crate::sse::check_topic(ok).is_ok(), "{ok}");
@@ -488,8 +513,6 @@ mod tests {
         for bad in ["", "a b", "a,b", "é"] {
             assert!(check_topic(bad).is_err(), "{bad:?}");
         }
-        let sid = crate::Sid::new().to_string();
-        assert!(matches!(check_topic(&sid), Err(HubError::InvalidTopic(_))));
     }
 
     #[test]
