@@ -335,6 +335,9 @@ impl Socket {
     }
 
     /// Every socket of this socket's namespace, this one included (Node's `socket.nsp`).
+    ///
+    /// # Panics
+    /// When the app deleted the namespace through socketioxide (`SocketIo::delete_ns`).
     pub fn namespace(&self) -> Broadcast {
         self.io()
             .of(self.ns())
