@@ -77,7 +77,9 @@ pub struct Config {
     /// Defaults to [`DEFAULT_SHUTDOWN_TIMEOUT`] (10 s).
     pub shutdown_timeout: Duration,
     /// Redis to share rooms and broadcasts with other nodes through, such as
-    /// `redis://127.0.0.1:6379`. Defaults to `None`: one node, everything in memory.
+    /// `redis://127.0.0.1:6379`: Socket.IO's rooms, broadcasts and acks, the publishes of the
+    /// WebSocket hub, and the SSE hub's history and publishes (see `docs/scaling.md`). Defaults
+    /// to `None`: one node, everything in memory.
     #[cfg(feature = "redis")]
     pub redis_url: Option<String>,
 }

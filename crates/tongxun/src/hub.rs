@@ -70,7 +70,8 @@ pub struct Delivery {
     pub socketio: usize,
     /// WebSocket clients subscribed to the topic that took the message.
     pub ws: usize,
-    /// The SSE event id, when an SSE hub is attached.
+    /// The SSE event id, when an SSE hub is attached and took the event: `None` when its
+    /// history is in Redis and Redis was unreachable.
     pub sse: Option<String>,
 }
 
@@ -272,11 +273,13 @@ impl Hub {
         // must leave the others untouched.
         #[cfg(feature = "sse")]
         if let (Some(hub), Some(sse_event)) = (&self.inner.sse, sse_event) {
-            let id = hub
-                .publish(topic, sse_event)
-                .await
-                .map_err(|e| HubError::Refused(e.to_string()))?;
-            delivery.sse = Some(id.to_string());
+            match hub.publish(topic, sse_event).await {
+                Ok(id) => delivery.sse = Some(id.to_string()),
+                // Redis is away: SSE subscribers miss the event (the hub logged it), the
+                // others still get it, as Socket.IO and WebSocket clients of this node do.
+                Err(crate::sse::PublishError::Unavailable) => {}
+                Err(e) => return Err(HubError::Refused(e.to_string())),
+            }
         }
         #[cfg(feature = "ws")]
         if let (Some(hub), Some(frame)) = (&self.inner.ws, ws_frame) {

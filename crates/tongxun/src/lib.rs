@@ -146,6 +146,8 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(feature = "redis")]
+mod bus;
 mod client_bundle;
 pub mod config;
 mod error;

@@ -127,7 +127,8 @@ impl ServerBuilder {
     /// Builds the server.
     ///
     /// # Panics
-    /// When a namespace path is registered twice or a dynamic pattern is not valid.
+    /// When a namespace path is registered twice, a dynamic pattern is not valid, or
+    /// `Config::redis_url` is not a Redis URL.
     pub fn build(self) -> Server {
         let config = self.config;
         let shared = Arc::new(ServerShared {
@@ -147,11 +148,13 @@ impl ServerBuilder {
             .max_buffer_size(config.max_buffer_size)
             .ws_read_buffer_size(config.ws_read_buffer_size);
         #[cfg(feature = "redis")]
-        let builder = {
-            let state = crate::io::adapter::AdapterState::new(config.redis_url.as_deref())
-                .unwrap_or_else(|e| panic!("invalid Config::redis_url: {e}"));
-            builder.with_adapter::<RawAdapter>(state)
-        };
+        let bus = config.redis_url.as_deref().map(|url| {
+            crate::bus::RedisBus::new(url)
+                .unwrap_or_else(|e| panic!("invalid Config::redis_url: {e}"))
+        });
+        #[cfg(feature = "redis")]
+        let builder =
+            builder.with_adapter::<RawAdapter>(crate::io::adapter::AdapterState::new(bus.as_ref()));
         let (layer, raw) = builder.build_layer();
 
         let mut namespaces = self.namespaces;
@@ -173,7 +176,10 @@ impl ServerBuilder {
             let handler = namespace.into_handler(&path, shared.clone());
             match kind {
                 NamespaceKind::Static => {
-                    #[cfg_attr(not(feature = "redis"), allow(clippy::let_unit_value))]
+                    #[cfg_attr(
+                        not(feature = "redis"),
+                        allow(unused_variables, clippy::let_unit_value)
+                    )]
                     let init = raw.ns(path, handler);
                     #[cfg(feature = "redis")]
                     inits.push(init);
@@ -188,12 +194,22 @@ impl ServerBuilder {
 
         #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_mut))]
         let mut routes = self.routes;
+        #[cfg(feature = "redis")]
+        let mut hubs_listening = Vec::new();
         #[cfg(feature = "ws")]
         if let Some(hub) = &self.ws {
+            #[cfg(feature = "redis")]
+            if let Some(bus) = &bus {
+                hubs_listening.push(hub.share_through(bus));
+            }
             routes = routes.merge(hub.router());
         }
         #[cfg(feature = "sse")]
         if let Some(hub) = &self.sse {
+            #[cfg(feature = "redis")]
+            if let Some(bus) = &bus {
+                hubs_listening.push(hub.share_through(bus));
+            }
             routes = routes.merge(hub.router());
         }
 
@@ -205,6 +221,8 @@ impl ServerBuilder {
             bundle,
             #[cfg(feature = "redis")]
             inits,
+            #[cfg(feature = "redis")]
+            hubs_listening,
             #[cfg(feature = "ws")]
             ws: self.ws,
             #[cfg(feature = "sse")]
@@ -223,6 +241,9 @@ pub struct Server {
     /// Namespaces whose adapter is still setting up (subscribing to Redis).
     #[cfg(feature = "redis")]
     inits: Vec<crate::io::adapter::InitRes>,
+    /// Hubs still subscribing to their Redis channel.
+    #[cfg(feature = "redis")]
+    hubs_listening: Vec<tokio::sync::oneshot::Receiver<()>>,
     #[cfg(feature = "ws")]
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
@@ -313,6 +334,10 @@ impl Server {
         #[cfg(feature = "redis")]
         for init in std::mem::take(&mut self.inits) {
             init.wait().await;
+        }
+        #[cfg(feature = "redis")]
+        for listening in std::mem::take(&mut self.hubs_listening) {
+            listening.await.ok();
         }
         let io = self.io.clone();
         #[cfg(feature = "ws")]

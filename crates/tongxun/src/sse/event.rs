@@ -128,6 +128,10 @@ pub enum PublishError {
     /// The hub was shut down.
     #[error("the hub is shut down")]
     ShutDown,
+    /// The hub keeps its history in Redis ([`Config::redis_url`](crate::Config::redis_url)),
+    /// which could not record the event: it was sent to nobody.
+    #[error("the shared history (Redis) is unreachable: the event was not published")]
+    Unavailable,
 }
 
 /// Checks a topic name: 1 to 64 bytes of ASCII letters, digits, `-`, `_`, `.`, `/` and `:`.
@@ -230,6 +234,8 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 pub(crate) const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 /// The comment sent before a stream ends because the hub shuts down.
 pub(crate) const SHUTDOWN_COMMENT: &[u8] = b": server shutting down, reconnect\n\n";
+/// Ends a stream that could not read the shared history; the client retries after `retry`.
+pub(crate) const UNAVAILABLE_COMMENT: &[u8] = b": history unavailable, reconnect\n\n";
 
 #[cfg(test)]
 mod tests {

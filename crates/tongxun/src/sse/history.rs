@@ -1,12 +1,10 @@
-//! Per-topic history: the last events of a topic, for resuming clients.
+//! Per-topic history in memory: the last events of a topic, for resuming clients.
 //!
-//! The hub talks to history through the small [`History`] trait so that a later shared store
-//! (Redis Streams, for resuming on another node) can replace the in-memory ring buffer without
-//! touching the hub. Sequence numbers are `u64`, starting at 1 per topic; a shared store keeps
-//! that shape (e.g. stream entries `<seq>-0`) and owns the epoch.
+//! Sequence numbers are `u64`, starting at 1 per topic. The history shared through Redis
+//! ([`shared`](super::shared), feature `redis`) keeps the same shape: its stream entries are
+//! `<seq>-0`, and it answers with the same [`Replay`].
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +12,8 @@ use bytes::Bytes;
 /// One published event as the hub keeps and shares it between streams.
 #[derive(Debug)]
 pub(crate) struct Stored {
+    /// The epoch of its id: a stream that started in another epoch must resume instead.
+    pub(crate) epoch: Arc<str>,
     /// The topic it was published to.
     pub(crate) topic: Arc<str>,
     /// Its sequence number in that topic.
@@ -37,16 +37,6 @@ pub(crate) enum Replay {
     Ahead,
 }
 
-/// The history of one topic. Calls are made with the topic's lock held, so they must not block.
-pub(crate) trait History: Send + Sync + fmt::Debug {
-    /// The sequence number of the last event, 0 before the first.
-    fn last_seq(&self) -> u64;
-    /// Records an event under the next sequence number and returns it.
-    fn append(&mut self, topic: &Arc<str>, order: u64, frame: Bytes) -> Arc<Stored>;
-    /// The events after sequence number `after`.
-    fn replay_after(&self, after: u64) -> Replay;
-}
-
 /// The default history: the last `capacity` events of a topic, in memory.
 #[derive(Debug)]
 pub(crate) struct MemoryHistory {
@@ -63,16 +53,23 @@ impl MemoryHistory {
             last_seq: 0,
         }
     }
-}
 
-impl History for MemoryHistory {
-    fn last_seq(&self) -> u64 {
+    /// The sequence number of the last event, 0 before the first.
+    pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
     }
 
-    fn append(&mut self, topic: &Arc<str>, order: u64, frame: Bytes) -> Arc<Stored> {
+    /// Records an event under the next sequence number and returns it.
+    pub(crate) fn append(
+        &mut self,
+        epoch: &Arc<str>,
+        topic: &Arc<str>,
+        order: u64,
+        frame: Bytes,
+    ) -> Arc<Stored> {
         self.last_seq += 1;
         let stored = Arc::new(Stored {
+            epoch: epoch.clone(),
             topic: topic.clone(),
             seq: self.last_seq,
             order,
@@ -87,7 +84,8 @@ impl History for MemoryHistory {
         stored
     }
 
-    fn replay_after(&self, after: u64) -> Replay {
+    /// The events after sequence number `after`.
+    pub(crate) fn replay_after(&self, after: u64) -> Replay {
         if after > self.last_seq {
             return Replay::Ahead;
         }
@@ -121,7 +119,7 @@ mod tests {
         let mut history = MemoryHistory::new(3);
         assert_eq!(seqs(history.replay_after(0)), Vec::<u64>::new());
         for n in 1..=5 {
-            assert_eq!(history.append(&topic, 0, Bytes::new()).seq, n);
+            assert_eq!(history.append(&topic, &topic, 0, Bytes::new()).seq, n);
         }
         assert_eq!(history.last_seq(), 5);
         assert_eq!(seqs(history.replay_after(5)), Vec::<u64>::new());
@@ -136,7 +134,7 @@ mod tests {
     fn without_capacity_only_the_last_position_resumes() {
         let topic: Arc<str> = "a".into();
         let mut history = MemoryHistory::new(0);
-        history.append(&topic, 0, Bytes::new());
+        history.append(&topic, &topic, 0, Bytes::new());
         assert_eq!(seqs(history.replay_after(1)), Vec::<u64>::new());
         assert!(matches!(history.replay_after(0), Replay::Behind));
     }

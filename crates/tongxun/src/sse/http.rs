@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::SseHub;
 use super::config::{SubscribeRejection, SubscribeRequest, constant_time_eq};
-use super::event::{PublishError, SHUTDOWN_COMMENT, SseEvent, check_topic};
+use super::event::{PublishError, SHUTDOWN_COMMENT, SseEvent, UNAVAILABLE_COMMENT, check_topic};
 
 /// Room a `POST` body gets beyond twice the data limit, for the JSON around the data.
 const ENVELOPE_ALLOWANCE: usize = 1024;
@@ -162,11 +162,7 @@ async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> R
     }
 
     if hub.inner.shutdown.is_cancelled() {
-        // A 200 that ends at once makes the client retry later, presumably against the next
-        // server; an error status would stop it for good.
-        let retry = format!("retry: {}\n\n", config.retry.as_millis());
-        let body = [Bytes::from(retry), Bytes::from_static(SHUTDOWN_COMMENT)].concat();
-        return stream_response(Body::from(body));
+        return retry_later(config.retry, SHUTDOWN_COMMENT);
     }
 
     // The header is what a client sends when it reconnects, so it is newer than the query
@@ -178,8 +174,19 @@ async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> R
     let last_id = header_last_id
         .as_deref()
         .or(query_last_id.filter(|value| !value.is_empty()));
-    let stream = hub.subscribe(&topics, last_id);
-    stream_response(Body::from_stream(stream))
+    match hub.subscribe(&topics, last_id).await {
+        Ok(stream) => stream_response(Body::from_stream(stream)),
+        Err(_) => retry_later(config.retry, UNAVAILABLE_COMMENT),
+    }
+}
+
+/// A stream that ends at once with `comment`: a 200 makes the client retry after `retry`
+/// (presumably against another server, or once the history is back), where an error status
+/// would stop it for good.
+fn retry_later(retry: std::time::Duration, comment: &'static [u8]) -> Response {
+    let retry = format!("retry: {}\n\n", retry.as_millis());
+    let body = [Bytes::from(retry), Bytes::from_static(comment)].concat();
+    stream_response(Body::from(body))
 }
 
 /// The JSON body of a `POST`.
@@ -300,10 +307,10 @@ async fn publish(State(hub): State<SseHub>, headers: HeaderMap, body: Body) -> R
             tracing::warn!(error = %e, "sse publish refused");
             client_error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
-        Err(PublishError::ShutDown) => (
+        Err(e @ (PublishError::ShutDown | PublishError::Unavailable)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "error": "the hub is shutting down" }).to_string(),
+            serde_json::json!({ "error": e.to_string() }).to_string(),
         )
             .into_response(),
         Err(e) => {

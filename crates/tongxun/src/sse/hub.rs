@@ -14,7 +14,7 @@ use super::SseConfig;
 use super::event::{
     PublishError, READY_EVENT, RESYNC_EVENT, SseEvent, check_topic, put_data, put_field,
 };
-use super::history::{History, MemoryHistory, Replay, Stored};
+use super::history::{MemoryHistory, Replay, Stored};
 use super::id::{EventId, ParsedId, put_id_line};
 use super::stream::SubscriberStream;
 
@@ -105,6 +105,9 @@ pub(crate) struct Inner {
     replayed: AtomicU64,
     lagged: AtomicU64,
     resyncs: AtomicU64,
+    /// The history in Redis, when shared with other nodes.
+    #[cfg(feature = "redis")]
+    pub(crate) shared: std::sync::OnceLock<super::shared::SharedHistory>,
 }
 
 /// One topic: its history and the streams subscribed to it, under one lock so that a stream
@@ -115,7 +118,8 @@ pub(crate) struct Topic {
 }
 
 struct TopicState {
-    history: Box<dyn History>,
+    /// Empty when the history is shared through Redis.
+    history: MemoryHistory,
     subscribers: HashMap<u64, Slot>,
     /// Set when the topic left the hub's map; whoever holds it must look it up again.
     removed: bool,
@@ -144,13 +148,60 @@ impl ResyncReason {
 }
 
 /// What a subscriber asked to resume from.
+#[derive(Clone)]
 enum Resume<'a> {
     /// No id: start at the end of every topic.
     Fresh,
-    /// An id of this hub's current epoch.
+    /// A well-formed id (of the current epoch, once checked with [`within`](Self::within)).
     From(ParsedId<'a>),
     /// An id that is malformed or from another epoch.
     Unknown,
+}
+
+impl<'a> Resume<'a> {
+    fn parse(last_event_id: Option<&'a str>, subscriber: u64) -> Self {
+        match last_event_id.map(|text| (text, ParsedId::parse(text))) {
+            None => Resume::Fresh,
+            Some((_, Some(parsed))) => Resume::From(parsed),
+            Some((text, None)) => {
+                tracing::warn!(
+                    subscriber,
+                    last_event_id = ?text,
+                    "malformed last event id, asking the client to resync"
+                );
+                Resume::Unknown
+            }
+        }
+    }
+
+    /// The same, but [`Unknown`](Self::Unknown) when the id is of another epoch.
+    fn within(self, epoch: &str) -> Self {
+        match self {
+            Resume::From(parsed) if parsed.epoch != epoch => {
+                tracing::debug!(
+                    epoch = parsed.epoch,
+                    "last event id from an earlier history"
+                );
+                Resume::Unknown
+            }
+            other => other,
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    fn epoch(&self) -> Option<&'a str> {
+        match self {
+            Resume::From(parsed) => Some(parsed.epoch),
+            _ => None,
+        }
+    }
+
+    fn position(&self, topic: &str) -> Option<u64> {
+        match self {
+            Resume::From(parsed) => parsed.position(topic),
+            _ => None,
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,6 +238,8 @@ impl SseHub {
                 replayed: AtomicU64::new(0),
                 lagged: AtomicU64::new(0),
                 resyncs: AtomicU64::new(0),
+                #[cfg(feature = "redis")]
+                shared: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -196,8 +249,9 @@ impl SseHub {
     /// The event is encoded once; every subscribed stream shares those bytes and writes only its
     /// own `id:` line. A subscriber whose queue is full is disconnected rather than waited for
     /// (see the [module docs](crate::sse#slow-subscribers)), so publishing never waits for
-    /// clients. It is `async` so that a shared history (Redis) can be awaited later; today it
-    /// completes without suspending.
+    /// clients. In memory it completes without suspending; with
+    /// [`Config::redis_url`](crate::Config::redis_url) it waits for Redis to record the event,
+    /// and every node's subscribers get it from there.
     ///
     /// # Errors
     /// - [`PublishError::InvalidTopic`] when `topic` breaks the [topic
@@ -207,6 +261,7 @@ impl SseHub {
     /// - [`PublishError::DataTooLarge`] when the data exceeds
     ///   [`SseConfig::max_data_len`].
     /// - [`PublishError::ShutDown`] after [`shutdown`](Self::shutdown).
+    /// - [`PublishError::Unavailable`] when the history is in Redis and Redis cannot be reached.
     ///
     /// # Cancel safety
     /// Cancel-safe: the event is published entirely, or not at all if the future is dropped
@@ -228,14 +283,35 @@ impl SseHub {
     /// # }).unwrap();
     /// ```
     pub async fn publish(&self, topic: &str, event: SseEvent) -> Result<EventId, PublishError> {
-        self.publish_now(topic, &event)
+        self.publish_encoded(topic, &event).await
     }
 
-    fn publish_now(&self, topic: &str, event: &SseEvent) -> Result<EventId, PublishError> {
+    async fn publish_encoded(
+        &self,
+        topic: &str,
+        event: &SseEvent,
+    ) -> Result<EventId, PublishError> {
         check_topic(topic)?;
         let frame = event.encode(self.inner.config.max_data_len)?;
         if self.inner.shutdown.is_cancelled() {
             return Err(PublishError::ShutDown);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            // Delivered here, as on every node, when it comes back on the hub's channel.
+            let (epoch, seq) = shared
+                .append(topic, &frame, &self.inner.epoch)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(%topic, "sse event not published, Redis is unreachable: {e}");
+                    PublishError::Unavailable
+                })?;
+            self.inner.published.fetch_add(1, Ordering::Relaxed);
+            return Ok(EventId {
+                epoch: epoch.into(),
+                topic: topic.into(),
+                seq,
+            });
         }
         loop {
             let topic = self.inner.topic(topic);
@@ -244,37 +320,12 @@ impl SseHub {
                 continue;
             }
             let order = self.inner.next_order.fetch_add(1, Ordering::Relaxed);
-            let stored = state.history.append(&topic.name, order, frame);
-            let mut delivered = 0u64;
-            let mut lagged = 0u64;
-            state.subscribers.retain(|&subscriber, slot| {
-                if slot.cancel.is_cancelled() {
-                    return false;
-                }
-                match slot.queue.try_send(stored.clone()) {
-                    Ok(()) => {
-                        delivered += 1;
-                        true
-                    }
-                    Err(TrySendError::Full(_)) => {
-                        tracing::warn!(
-                            subscriber,
-                            topic = %topic.name,
-                            queue = slot.queue.max_capacity(),
-                            "subscriber fell behind, disconnecting it so that it resumes from history"
-                        );
-                        slot.cancel.cancel();
-                        lagged += 1;
-                        false
-                    }
-                    Err(TrySendError::Closed(_)) => false,
-                }
-            });
+            let stored = state
+                .history
+                .append(&self.inner.epoch, &topic.name, order, frame);
+            self.inner.fan_out(&topic, &mut state, &stored);
             drop(state);
-            tracing::trace!(topic = %topic.name, seq = stored.seq, delivered, "event published");
             self.inner.published.fetch_add(1, Ordering::Relaxed);
-            self.inner.delivered.fetch_add(delivered, Ordering::Relaxed);
-            self.inner.lagged.fetch_add(lagged, Ordering::Relaxed);
             return Ok(EventId {
                 epoch: self.inner.epoch.clone(),
                 topic: topic.name.clone(),
@@ -358,74 +409,88 @@ impl SseHub {
 
     /// Opens a stream on `topics` (validated, without duplicates), resuming from `last_event_id`
     /// when given.
-    pub(crate) fn subscribe(
+    ///
+    /// # Errors
+    /// When the history is in Redis and Redis cannot be reached.
+    pub(crate) async fn subscribe(
         &self,
         topics: &[String],
         last_event_id: Option<&str>,
-    ) -> SubscriberStream {
+    ) -> Result<SubscriberStream, PublishError> {
         let inner = &self.inner;
         let id = inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let cancel = lock(&inner.generation).child_token();
         let (queue, receiver) = mpsc::channel(inner.config.subscriber_queue.max(1));
+        let slot = Slot {
+            queue,
+            cancel: cancel.clone(),
+        };
+        let resume = Resume::parse(last_event_id, id);
 
-        let resume = match last_event_id.map(|text| (text, ParsedId::parse(text))) {
-            None => Resume::Fresh,
-            Some((_, Some(parsed))) if *parsed.epoch == *inner.epoch => Resume::From(parsed),
-            Some((_, Some(parsed))) => {
-                tracing::debug!(
-                    subscriber = id,
-                    epoch = parsed.epoch,
-                    "last event id from an earlier run"
-                );
-                Resume::Unknown
+        #[cfg(feature = "redis")]
+        let shared = inner.shared.get();
+        #[cfg(not(feature = "redis"))]
+        let shared: Option<std::convert::Infallible> = None;
+        let (epoch, registered, starts) = match shared {
+            None => {
+                let resume = resume.clone().within(&inner.epoch);
+                let (registered, starts): (Vec<_>, Vec<_>) = topics
+                    .iter()
+                    .map(|name| inner.register(name, id, &slot, &resume))
+                    .unzip();
+                (inner.epoch.clone(), registered, starts)
             }
-            Some((text, None)) => {
-                tracing::warn!(
-                    subscriber = id,
-                    last_event_id = ?text,
-                    "malformed last event id, asking the client to resync"
-                );
-                Resume::Unknown
+            #[cfg(feature = "redis")]
+            Some(shared) => {
+                // Registered first, so that whatever is published while history is read
+                // arrives in the queue; the stream skips what the replay already holds.
+                let no_history = Resume::Fresh;
+                let registered: Vec<Arc<Topic>> = topics
+                    .iter()
+                    .map(|name| inner.register(name, id, &slot, &no_history).0)
+                    .collect();
+                let wanted: Vec<(&str, Option<u64>)> = topics
+                    .iter()
+                    .map(|name| (name.as_str(), resume.position(name)))
+                    .collect();
+                match shared.read(&wanted, resume.epoch(), &inner.epoch).await {
+                    Ok((epoch, reads)) => {
+                        let starts = reads
+                            .into_iter()
+                            .map(|read| (read.last, read.replay))
+                            .collect();
+                        (epoch, registered, starts)
+                    }
+                    Err(e) => {
+                        tracing::warn!(subscriber = id, "sse history unreachable: {e}");
+                        for topic in &registered {
+                            inner.unsubscribe(topic, id);
+                        }
+                        return Err(PublishError::Unavailable);
+                    }
+                }
             }
         };
+        drop(slot);
+        let resume = resume.within(&epoch);
 
-        let mut registered = Vec::with_capacity(topics.len());
         let mut positions = Vec::with_capacity(topics.len());
         let mut replay = Vec::new();
         let mut resync: Vec<(ResyncReason, Vec<Arc<str>>)> = Vec::new();
-        for name in topics {
-            let (topic, position, reason) = loop {
-                let topic = inner.topic(name);
-                let mut state = lock(&topic.state);
-                if state.removed {
-                    continue;
-                }
-                let last = state.history.last_seq();
-                let (position, reason) = match &resume {
-                    Resume::Fresh => (last, None),
-                    Resume::Unknown => (last, Some(ResyncReason::UnknownId)),
-                    Resume::From(parsed) => match parsed.position(name) {
-                        // A topic added since the id was issued starts now.
-                        None => (last, None),
-                        Some(from) => match state.history.replay_after(from) {
-                            Replay::Events(events) => {
-                                replay.extend(events);
-                                (from, None)
-                            }
-                            Replay::Behind => (last, Some(ResyncReason::HistoryExceeded)),
-                            Replay::Ahead => (last, Some(ResyncReason::UnknownId)),
-                        },
-                    },
-                };
-                state.subscribers.insert(
-                    id,
-                    Slot {
-                        queue: queue.clone(),
-                        cancel: cancel.clone(),
-                    },
-                );
-                drop(state);
-                break (topic, position, reason);
+        for (topic, (last, history)) in registered.iter().zip(starts) {
+            let (position, reason) = match (&resume, history) {
+                (Resume::Fresh, _) => (last, None),
+                (Resume::Unknown, _) => (last, Some(ResyncReason::UnknownId)),
+                (Resume::From(parsed), history) => match (parsed.position(&topic.name), history) {
+                    // A topic added since the id was issued starts now.
+                    (None, _) => (last, None),
+                    (Some(from), Some(Replay::Events(events))) => {
+                        replay.extend(events);
+                        (from, None)
+                    }
+                    (Some(_), Some(Replay::Behind)) => (last, Some(ResyncReason::HistoryExceeded)),
+                    (Some(_), Some(Replay::Ahead) | None) => (last, Some(ResyncReason::UnknownId)),
+                },
             };
             if let Some(reason) = reason {
                 match resync.iter_mut().find(|(r, _)| *r == reason) {
@@ -434,9 +499,7 @@ impl SseHub {
                 }
             }
             positions.push((topic.name.clone(), position));
-            registered.push(topic);
         }
-        drop(queue);
         // Each topic's events are in order already; this interleaves the topics as the events
         // were published, as they would have arrived live.
         replay.sort_by_key(|stored| stored.order);
@@ -448,7 +511,7 @@ impl SseHub {
             .resyncs
             .fetch_add(resync.len() as u64, Ordering::Relaxed);
 
-        let opening = self.opening(&positions, &resync);
+        let opening = self.opening(&epoch, &positions, &resync);
         tracing::debug!(
             subscriber = id,
             topics = ?topics,
@@ -457,16 +520,17 @@ impl SseHub {
             resync = ?resync,
             "sse stream opened"
         );
-        SubscriberStream::new(
+        Ok(SubscriberStream::new(
             self.inner.clone(),
             id,
+            epoch,
             registered,
             positions,
             opening,
             replay,
             receiver,
             cancel,
-        )
+        ))
     }
 
     /// The first bytes of a stream: `retry`, any `resync` events, then `ready`, each carrying
@@ -474,6 +538,7 @@ impl SseHub {
     /// the signal.
     fn opening(
         &self,
+        epoch: &str,
         positions: &[(Arc<str>, u64)],
         resync: &[(ResyncReason, Vec<Arc<str>>)],
     ) -> BytesMut {
@@ -485,14 +550,14 @@ impl SseHub {
             &inner.config.retry.as_millis().to_string(),
         );
         for (reason, topics) in resync {
-            put_id_line(&mut out, &inner.epoch, positions);
+            put_id_line(&mut out, epoch, positions);
             put_field(&mut out, "event", RESYNC_EVENT);
             let names: Vec<&str> = topics.iter().map(|name| &**name).collect();
             let data = serde_json::json!({ "topics": names, "reason": reason.as_str() });
             put_data(&mut out, &data.to_string());
             out.put_u8(b'\n');
         }
-        put_id_line(&mut out, &inner.epoch, positions);
+        put_id_line(&mut out, epoch, positions);
         put_field(&mut out, "event", READY_EVENT);
         let names: Vec<&str> = positions.iter().map(|(name, _)| &**name).collect();
         put_data(
@@ -505,6 +570,95 @@ impl SseHub {
 }
 
 impl Inner {
+    /// Adds a stream to topic `name`; returns the topic, its last sequence number, and what
+    /// its in-memory history holds after the position `resume` gives for it, if any.
+    fn register(
+        &self,
+        name: &str,
+        subscriber: u64,
+        slot: &Slot,
+        resume: &Resume<'_>,
+    ) -> (Arc<Topic>, (u64, Option<Replay>)) {
+        loop {
+            let topic = self.topic(name);
+            let mut state = lock(&topic.state);
+            if state.removed {
+                continue;
+            }
+            let last = state.history.last_seq();
+            let replay = resume
+                .position(name)
+                .map(|from| state.history.replay_after(from));
+            state.subscribers.insert(
+                subscriber,
+                Slot {
+                    queue: slot.queue.clone(),
+                    cancel: slot.cancel.clone(),
+                },
+            );
+            drop(state);
+            return (topic, (last, replay));
+        }
+    }
+
+    /// Queues `stored` for every stream on `topic`, disconnecting those that fell behind.
+    fn fan_out(&self, topic: &Topic, state: &mut TopicState, stored: &Arc<Stored>) {
+        let mut delivered = 0u64;
+        let mut lagged = 0u64;
+        state.subscribers.retain(|&subscriber, slot| {
+            if slot.cancel.is_cancelled() {
+                return false;
+            }
+            match slot.queue.try_send(stored.clone()) {
+                Ok(()) => {
+                    delivered += 1;
+                    true
+                }
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!(
+                        subscriber,
+                        topic = %topic.name,
+                        queue = slot.queue.max_capacity(),
+                        "subscriber fell behind, disconnecting it so that it resumes from history"
+                    );
+                    slot.cancel.cancel();
+                    lagged += 1;
+                    false
+                }
+                Err(TrySendError::Closed(_)) => false,
+            }
+        });
+        tracing::trace!(topic = %topic.name, seq = stored.seq, delivered, "event delivered");
+        self.delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.lagged.fetch_add(lagged, Ordering::Relaxed);
+    }
+
+    /// Delivers an event that arrived from the shared history to this node's streams.
+    #[cfg(feature = "redis")]
+    pub(crate) fn deliver_shared(
+        &self,
+        epoch: Arc<str>,
+        topic: &str,
+        seq: u64,
+        frame: bytes::Bytes,
+    ) {
+        let Some(topic) = lock(&self.topics).get(topic).cloned() else {
+            return;
+        };
+        let mut state = lock(&topic.state);
+        if state.removed {
+            return;
+        }
+        let stored = Arc::new(Stored {
+            epoch,
+            topic: topic.name.clone(),
+            seq,
+            order: self.next_order.fetch_add(1, Ordering::Relaxed),
+            frame,
+        });
+        self.fan_out(&topic, &mut state, &stored);
+    }
+
     /// The topic named `name`, created if needed.
     fn topic(&self, name: &str) -> Arc<Topic> {
         let mut topics = lock(&self.topics);
@@ -515,7 +669,7 @@ impl Inner {
         let topic = Arc::new(Topic {
             name: name.clone(),
             state: Mutex::new(TopicState {
-                history: Box::new(MemoryHistory::new(self.config.history_len)),
+                history: MemoryHistory::new(self.config.history_len),
                 subscribers: HashMap::new(),
                 removed: false,
             }),

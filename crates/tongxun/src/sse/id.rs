@@ -59,7 +59,7 @@ impl fmt::Display for EventId {
 }
 
 /// A parsed `Last-Event-ID`: the epoch and the position in each topic.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ParsedId<'a> {
     pub(crate) epoch: &'a str,
     pub(crate) positions: Vec<(&'a str, u64)>,

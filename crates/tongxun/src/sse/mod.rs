@@ -155,6 +155,8 @@ mod history;
 mod http;
 mod hub;
 mod id;
+#[cfg(feature = "redis")]
+mod shared;
 mod stream;
 
 pub use config::{

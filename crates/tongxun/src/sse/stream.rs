@@ -30,6 +30,8 @@ const COPY_LIMIT: usize = 1024;
 pub(crate) struct SubscriberStream {
     hub: Arc<Inner>,
     id: u64,
+    /// The epoch of the stream's id.
+    epoch: Arc<str>,
     topics: Vec<Arc<Topic>>,
     /// The last sequence number delivered per topic: the stream's id.
     positions: Vec<(Arc<str>, u64)>,
@@ -53,6 +55,7 @@ impl SubscriberStream {
     pub(crate) fn new(
         hub: Arc<Inner>,
         id: u64,
+        epoch: Arc<str>,
         topics: Vec<Arc<Topic>>,
         positions: Vec<(Arc<str>, u64)>,
         opening: BytesMut,
@@ -65,6 +68,7 @@ impl SubscriberStream {
         Self {
             hub,
             id,
+            epoch,
             topics,
             positions,
             out: VecDeque::from([opening.freeze()]),
@@ -78,27 +82,38 @@ impl SubscriberStream {
     }
 
     /// Appends the events in `self.batch` to `self.out`, each after the stream's new id.
+    ///
+    /// An event the stream already has (replayed, and then queued live while history was read)
+    /// is skipped. An event after a gap, or of another epoch, ends the stream instead: the client
+    /// reconnects with the id of the last event it got, and resumes from history.
     fn encode_batch(&mut self) {
         let mut buf = BytesMut::new();
-        for stored in self.batch.drain(..) {
+        for stored in std::mem::take(&mut self.batch) {
             let Some(slot) = self.positions.iter().position(|(topic, _)| {
                 Arc::ptr_eq(topic, &stored.topic) || **topic == *stored.topic
             }) else {
                 tracing::error!(subscriber = self.id, topic = %stored.topic, "event for a topic the stream is not on");
                 continue;
             };
-            if stored.seq <= self.positions[slot].1 {
-                tracing::error!(
+            let position = self.positions[slot].1;
+            let same_epoch = Arc::ptr_eq(&stored.epoch, &self.epoch) || stored.epoch == self.epoch;
+            if same_epoch && stored.seq <= position {
+                continue;
+            }
+            if !same_epoch || stored.seq != position + 1 {
+                tracing::debug!(
                     subscriber = self.id,
                     topic = %stored.topic,
                     seq = stored.seq,
-                    position = self.positions[slot].1,
-                    "event older than the stream's position, skipped"
+                    position,
+                    same_epoch,
+                    "events missed, ending the stream so that it resumes from history"
                 );
-                continue;
+                self.ended = true;
+                break;
             }
             self.positions[slot].1 = stored.seq;
-            put_id_line(&mut buf, &self.hub.epoch, &self.positions);
+            put_id_line(&mut buf, &self.epoch, &self.positions);
             if stored.frame.len() <= COPY_LIMIT {
                 buf.put_slice(&stored.frame);
             } else {
@@ -151,6 +166,9 @@ impl Stream for SubscriberStream {
             }
             if !this.batch.is_empty() {
                 this.encode_batch();
+                if this.ended {
+                    tracing::debug!(subscriber = this.id, "sse stream ended by the server");
+                }
                 this.reset_keep_alive();
                 continue;
             }

@@ -52,6 +52,9 @@ pub struct WsStats {
     pub oversized_messages: u64,
     /// Clients closed with 1002 or 1007 because they broke the protocol.
     pub protocol_errors: u64,
+    /// Messages that reached this node's clients but not the other nodes', because the queue to
+    /// Redis was full (only with [`Config::redis_url`](crate::Config::redis_url)).
+    pub relay_dropped: u64,
 }
 
 /// A plain WebSocket hub: clients connect at [`WsConfig::path`], the app handles their
@@ -82,7 +85,7 @@ pub struct WsStats {
 /// ```
 #[derive(Clone)]
 pub struct WsHub {
-    inner: Arc<HubInner>,
+    pub(crate) inner: Arc<HubInner>,
 }
 
 impl fmt::Debug for WsHub {
@@ -132,11 +135,6 @@ impl WsHub {
 
     pub(crate) fn from_inner(inner: Arc<HubInner>) -> Self {
         Self { inner }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn inner(&self) -> &Arc<HubInner> {
-        &self.inner
     }
 
     /// The hub's configuration.

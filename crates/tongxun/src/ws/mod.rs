@@ -88,6 +88,8 @@ mod error;
 mod hub;
 mod message;
 mod registry;
+#[cfg(feature = "redis")]
+mod relay;
 mod request;
 mod upgrade;
 

@@ -26,6 +26,7 @@ pub(crate) struct Counters {
     pub(crate) slow_clients_closed: AtomicU64,
     pub(crate) oversized_messages: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    pub(crate) relay_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -46,6 +47,9 @@ pub(crate) struct HubInner {
     pub(crate) counters: Counters,
     shutting_down: AtomicBool,
     pub(crate) tasks: TaskTracker,
+    /// The link to the other nodes, when shared through Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) relay: std::sync::OnceLock<super::relay::Relay>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -68,6 +72,8 @@ impl HubInner {
             counters: Counters::default(),
             shutting_down: AtomicBool::new(false),
             tasks: TaskTracker::new(),
+            #[cfg(feature = "redis")]
+            relay: std::sync::OnceLock::new(),
         }
     }
 
@@ -99,6 +105,7 @@ impl HubInner {
             slow_clients_closed: c.slow_clients_closed.load(Ordering::Relaxed),
             oversized_messages: c.oversized_messages.load(Ordering::Relaxed),
             protocol_errors: c.protocol_errors.load(Ordering::Relaxed),
+            relay_dropped: c.relay_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -209,14 +216,37 @@ impl HubInner {
         }
     }
 
-    /// Queues one shared message for every client but `except`.
+    /// Queues one shared message for every client but `except`, here and on the other nodes;
+    /// returns how many clients of this node took it.
     pub(crate) fn broadcast(&self, message: &WsMessage, except: Option<ClientId>) -> usize {
+        let delivered = self.broadcast_local(message, except);
+        #[cfg(feature = "redis")]
+        self.relay(super::relay::Audience::All, message);
+        delivered
+    }
+
+    /// Queues one shared message for the subscribers of `topic` but `except`, here and on the
+    /// other nodes; returns how many clients of this node took it.
+    pub(crate) fn publish(
+        &self,
+        topic: &str,
+        message: &WsMessage,
+        except: Option<ClientId>,
+    ) -> usize {
+        let delivered = self.publish_local(topic, message, except);
+        #[cfg(feature = "redis")]
+        self.relay(super::relay::Audience::Topic(topic), message);
+        delivered
+    }
+
+    /// [`broadcast`](Self::broadcast) to this node's clients only.
+    pub(crate) fn broadcast_local(&self, message: &WsMessage, except: Option<ClientId>) -> usize {
         let clients = read(&self.clients);
         self.fan_out(clients.values(), message, except)
     }
 
-    /// Queues one shared message for the subscribers of `topic` but `except`.
-    pub(crate) fn publish(
+    /// [`publish`](Self::publish) to this node's clients only.
+    pub(crate) fn publish_local(
         &self,
         topic: &str,
         message: &WsMessage,
@@ -300,7 +330,7 @@ mod tests {
     use crate::ws::request::WsRequest;
 
     fn join(hub: &WsHub) -> WsClient {
-        let inner = hub.inner().clone();
+        let inner = hub.inner.clone();
         let shared = Arc::new(ClientShared::new(
             inner.next_id(),
             WsRequest::new("/ws".parse().unwrap(), http::HeaderMap::new()),
@@ -383,7 +413,7 @@ mod tests {
         let hub = WsHub::default();
         let a = join(&hub);
         a.subscribe("t").unwrap();
-        hub.inner().unregister(&a.shared);
+        hub.inner.unregister(&a.shared);
         assert_eq!(hub.subscriber_count("t"), 0);
         assert_eq!(hub.client_count(), 0);
         assert_eq!(a.subscribe("u"), Err(SubscribeError::Closed));

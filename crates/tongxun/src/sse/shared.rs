@@ -1,0 +1,333 @@
+//! History shared by every node through Redis, so that a client resumes on any node.
+//!
+//! With [`Config::redis_url`](crate::Config::redis_url) set, a topic's history is a Redis Stream
+//! whose entries have the ids `<seq>-0`: the sequence numbers of the in-memory history, so event
+//! ids keep their shape. Publishing is one Lua script, atomic in Redis: it takes the next
+//! sequence number, appends the entry (trimmed to [`SseConfig::history_len`]), and publishes it
+//! on the hub's channel. Every node, the publishing one included, delivers to its streams what
+//! arrives on the channel, so all nodes see one order: the order of the stream. The epoch lives
+//! in Redis too and changes only when Redis loses its data.
+//!
+//! | key | holds |
+//! | --- | --- |
+//! | `tongxun:sse:{path}:epoch` | the epoch of the ids |
+//! | `tongxun:sse:{path}:order` | a counter that ranks events across topics, for replays |
+//! | `tongxun:sse:{path}:seq:{topic}` | the topic's last sequence number |
+//! | `tongxun:sse:{path}:log:{topic}` | the topic's stream: fields `o` (order) and `f` (frame) |
+//!
+//! A message on the channel `tongxun:sse:{path}` is `<epoch> <seq> <topic>\n<frame>`.
+//!
+//! [`SseConfig::history_len`]: super::SseConfig::history_len
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use redis::{RedisError, Script, Value};
+use tokio::sync::oneshot;
+
+use super::SseHub;
+use super::history::{Replay, Stored};
+use super::hub::Inner;
+use crate::bus::RedisBus;
+
+/// Messages from the channel waiting to be delivered before new ones are dropped (the streams
+/// that miss one notice the gap and resume from history).
+const INBOX: usize = 8192;
+
+const APPEND: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+local order = redis.call('INCR', KEYS[2])
+local seq = redis.call('INCR', KEYS[3])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[2], seq .. '-0', 'o', order, 'f', ARGV[5])
+end
+redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. seq .. ' ' .. ARGV[4] .. '\n' .. ARGV[5])
+return {epoch, seq}
+";
+
+const READ: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+local out = {epoch}
+local resume = ARGV[2] == epoch
+for i = 1, (#KEYS - 1) / 2 do
+  local last = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  local after = ARGV[2 + i]
+  out[#out + 1] = last
+  if resume and after ~= '' and tonumber(after) < last then
+    local entries = redis.call('XRANGE', KEYS[2 * i + 1], '(' .. after .. '-0', '+')
+    out[#out + 1] = #entries
+    for _, entry in ipairs(entries) do
+      out[#out + 1] = entry[1]
+      out[#out + 1] = entry[2][2]
+      out[#out + 1] = entry[2][4]
+    end
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+";
+
+/// A hub's history in Redis.
+pub(crate) struct SharedHistory {
+    bus: RedisBus,
+    channel: String,
+    /// `tongxun:sse:{path}:`
+    prefix: String,
+    history_len: usize,
+    append: Script,
+    read: Script,
+}
+
+/// What [`SharedHistory::read`] found for one topic.
+pub(crate) struct TopicRead {
+    /// The topic's last sequence number.
+    pub(crate) last: u64,
+    /// The events after the position asked for, when one was.
+    pub(crate) replay: Option<Replay>,
+}
+
+impl SseHub {
+    /// Keeps this hub's history in Redis and delivers what any node publishes. The receiver
+    /// fires once this node listens on the hub's channel. A hub is shared through one bus at
+    /// most; later calls are ignored.
+    pub(crate) fn share_through(&self, bus: &RedisBus) -> oneshot::Receiver<()> {
+        let (ready, listening) = oneshot::channel();
+        let inner = &self.inner;
+        let path = &inner.config.path;
+        let shared = SharedHistory {
+            bus: bus.clone(),
+            channel: format!("tongxun:sse:{path}"),
+            prefix: format!("tongxun:sse:{path}:"),
+            history_len: inner.config.history_len,
+            append: Script::new(APPEND),
+            read: Script::new(READ),
+        };
+        let channel = shared.channel.clone();
+        if inner.shared.set(shared).is_err() {
+            tracing::warn!(%path, "sse hub already shared through Redis");
+            return listening;
+        }
+        let bus = bus.clone();
+        let weak = Arc::downgrade(inner);
+        tokio::spawn(async move {
+            let mut recoveries = bus.recoveries();
+            let mut incoming = bus.subscribe(channel, INBOX).await;
+            ready.send(()).ok();
+            let mut epoch: Arc<str> = "".into();
+            loop {
+                tokio::select! {
+                    message = incoming.recv() => {
+                        let Some((_, payload)) = message else { return };
+                        if !receive(&weak, &mut epoch, payload) {
+                            return;
+                        }
+                    }
+                    Ok(()) = recoveries.changed() => {
+                        // Events published while this node was cut off never arrived: let every
+                        // stream resume from history.
+                        let Some(inner) = weak.upgrade() else { return };
+                        SseHub { inner }.disconnect_all();
+                    }
+                }
+            }
+        });
+        listening
+    }
+}
+
+/// Delivers a message from the channel; `false` once the hub is gone. `epoch` caches the last
+/// epoch seen, so that each event does not allocate its own.
+fn receive(hub: &Weak<Inner>, epoch: &mut Arc<str>, payload: Vec<u8>) -> bool {
+    let Some(hub) = hub.upgrade() else {
+        return false;
+    };
+    let payload = Bytes::from(payload);
+    let Some((message_epoch, seq, topic, frame)) = parse_message(&payload) else {
+        tracing::warn!("unreadable sse event from Redis");
+        return true;
+    };
+    if **epoch != *message_epoch {
+        *epoch = message_epoch.into();
+    }
+    let frame = payload.slice_ref(frame);
+    hub.deliver_shared(epoch.clone(), topic, seq, frame);
+    true
+}
+
+/// Splits `<epoch> <seq> <topic>\n<frame>`.
+fn parse_message(payload: &[u8]) -> Option<(&str, u64, &str, &[u8])> {
+    let newline = payload.iter().position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&payload[..newline]).ok()?;
+    let mut parts = header.splitn(3, ' ');
+    let epoch = parts.next()?;
+    let seq = parts.next()?.parse().ok()?;
+    let topic = parts.next()?;
+    Some((epoch, seq, topic, &payload[newline + 1..]))
+}
+
+impl SharedHistory {
+    /// Records an event and publishes it to every node; returns its epoch and sequence number.
+    pub(crate) async fn append(
+        &self,
+        topic: &str,
+        frame: &[u8],
+        candidate_epoch: &str,
+    ) -> Result<(String, u64), RedisError> {
+        let mut invocation = self.append.prepare_invoke();
+        invocation
+            .key(format!("{}epoch", self.prefix))
+            .key(format!("{}order", self.prefix))
+            .key(format!("{}seq:{topic}", self.prefix))
+            .key(format!("{}log:{topic}", self.prefix))
+            .arg(candidate_epoch)
+            .arg(self.history_len)
+            .arg(&self.channel)
+            .arg(topic)
+            .arg(frame);
+        let result = match self.bus.conn().await {
+            Some(mut conn) => invocation.invoke_async(&mut conn).await,
+            None => Err(unreachable()),
+        };
+        self.bus.record(&result);
+        result
+    }
+
+    /// The epoch, and for each topic its last sequence number and, when `epoch` is the current
+    /// one and a position is given, the events after that position.
+    pub(crate) async fn read(
+        &self,
+        topics: &[(&str, Option<u64>)],
+        epoch: Option<&str>,
+        candidate_epoch: &str,
+    ) -> Result<(Arc<str>, Vec<TopicRead>), RedisError> {
+        let mut invocation = self.read.prepare_invoke();
+        invocation
+            .key(format!("{}epoch", self.prefix))
+            .arg(candidate_epoch)
+            .arg(epoch.unwrap_or_default());
+        for (topic, after) in topics {
+            invocation
+                .key(format!("{}seq:{topic}", self.prefix))
+                .key(format!("{}log:{topic}", self.prefix))
+                .arg(after.map(|seq| seq.to_string()).unwrap_or_default());
+        }
+        let result = match self.bus.conn().await {
+            Some(mut conn) => invocation.invoke_async::<Vec<Value>>(&mut conn).await,
+            None => Err(unreachable()),
+        };
+        self.bus.record(&result);
+        parse_read(result?, topics).ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected answer to the sse history read",
+            ))
+        })
+    }
+}
+
+fn unreachable() -> RedisError {
+    RedisError::from((redis::ErrorKind::Io, "not connected to Redis"))
+}
+
+/// Reads the answer of the read script: the epoch, then per topic its last sequence number, a
+/// count, and that many (id, order, frame) triples.
+fn parse_read(
+    values: Vec<Value>,
+    topics: &[(&str, Option<u64>)],
+) -> Option<(Arc<str>, Vec<TopicRead>)> {
+    let mut values = values.into_iter();
+    let epoch: Arc<str> = redis::from_redis_value::<String>(values.next()?)
+        .ok()?
+        .into();
+    let mut reads = Vec::with_capacity(topics.len());
+    for (topic, after) in topics {
+        let last: u64 = redis::from_redis_value(values.next()?).ok()?;
+        let count: usize = redis::from_redis_value(values.next()?).ok()?;
+        let mut events = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id: String = redis::from_redis_value(values.next()?).ok()?;
+            let order: u64 = redis::from_redis_value(values.next()?).ok()?;
+            let frame: Vec<u8> = redis::from_redis_value(values.next()?).ok()?;
+            let seq = id.strip_suffix("-0")?.parse().ok()?;
+            events.push((seq, order, Bytes::from(frame)));
+        }
+        let replay = after.map(|after| replay_after(&epoch, topic, after, last, events));
+        reads.push(TopicRead { last, replay });
+    }
+    Some((epoch, reads))
+}
+
+/// What the events read after position `after` mean for a stream resuming there.
+fn replay_after(
+    epoch: &Arc<str>,
+    topic: &str,
+    after: u64,
+    last: u64,
+    events: Vec<(u64, u64, Bytes)>,
+) -> Replay {
+    if after > last {
+        return Replay::Ahead;
+    }
+    // Every sequence number up to `last` was appended; trimming only removes the oldest.
+    let missing = last - after;
+    if events.len() as u64 != missing {
+        return Replay::Behind;
+    }
+    let topic: Arc<str> = topic.into();
+    Replay::Events(
+        events
+            .into_iter()
+            .map(|(seq, order, frame)| {
+                Arc::new(Stored {
+                    epoch: epoch.clone(),
+                    topic: topic.clone(),
+                    seq,
+                    order,
+                    frame,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_messages_split_into_their_parts() {
+        let (epoch, seq, topic, frame) =
+            parse_message(b"e1 17 chat:general\nevent: x\ndata: a b\n\n").unwrap();
+        assert_eq!((epoch, seq, topic), ("e1", 17, "chat:general"));
+        assert_eq!(frame, b"event: x\ndata: a b\n\n");
+        for bad in [&b""[..], b"e1 17 t", b"e1 x t\n", b"e1 17\n", b"\xff 1 t\n"] {
+            assert!(parse_message(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replays_only_an_unbroken_run_of_events() {
+        let events = |seqs: std::ops::RangeInclusive<u64>| {
+            seqs.map(|seq| (seq, seq, Bytes::new())).collect::<Vec<_>>()
+        };
+        let seqs = |replay: Replay| match replay {
+            Replay::Events(events) => events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            other => panic!("expected events, got {other:?}"),
+        };
+        let epoch: Arc<str> = "e1".into();
+        let replay = |after, last, events| replay_after(&epoch, "t", after, last, events);
+        assert_eq!(seqs(replay(5, 5, Vec::new())), Vec::<u64>::new());
+        assert_eq!(seqs(replay(2, 5, events(3..=5))), vec![3, 4, 5]);
+        assert!(matches!(replay(1, 5, events(3..=5)), Replay::Behind));
+        assert!(matches!(replay(6, 5, Vec::new()), Replay::Ahead));
+    }
+}
