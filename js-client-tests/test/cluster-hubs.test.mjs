@@ -1,0 +1,243 @@
+// The WebSocket and SSE hubs across three nodes sharing a real redis-server: npm `ws` and
+// `eventsource` clients on different nodes receive every published event, an SSE subscriber that
+// drops and reconnects to another node resumes with no loss, and a Redis restart costs nothing
+// that was accepted.
+import assert from "node:assert/strict";
+import { createConnection, createServer } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { EventSource } from "eventsource";
+import { startRedis } from "./support/redis.mjs";
+import { start } from "./support/server.mjs";
+import { PUBLISH_TOKEN, SUBSCRIBE_TOKEN, next, record, streamUrl } from "./support/sse-server.mjs";
+import { Client, TOKEN } from "./support/ws-server.mjs";
+
+const HUB_TOKEN = "test-hub-token";
+
+let redis;
+let nodes = [];
+const closers = [];
+
+before(async () => {
+  redis = await startRedis();
+  const env = { TONGXUN_REDIS_URL: redis.url, RUST_LOG: process.env.RUST_LOG ?? "tongxun=error" };
+  nodes = await Promise.all([0, 1, 2].map(() => start(undefined, [], env)));
+  for (const node of nodes) node.wsUrl = `${node.url.replace(/^http/, "ws")}/ws`;
+});
+after(async () => {
+  for (const close of closers) close();
+  await Promise.all(nodes.map((n) => n.stop()));
+  await redis?.stop();
+});
+
+/** `POST /events` on `node`; resolves to `{ status, body }`. */
+async function ssePublish(node, topic, data) {
+  const response = await fetch(`${node.url}/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${PUBLISH_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ topic, event: "tick", data }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** `POST /publish` (the cross-transport hub) on `node`; resolves to the delivery report. */
+async function hubPublish(node, topic, data) {
+  const response = await fetch(`${node.url}/publish`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${HUB_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ topic, event: "tick", data }),
+  });
+  assert.equal(response.status, 200, await response.clone().text());
+  return response.json();
+}
+
+/** A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads. */
+async function wsSubscriber(node, topic) {
+  const client = await Client.join(node);
+  closers.push(() => client.ws.terminate());
+  await client.send(JSON.stringify({ subscribe: topic }));
+  assert.deepEqual(JSON.parse(await client.nextText()), { subscribed: topic });
+  client.ticks = [];
+  client.texts = [];
+  client.ws.on("message", (data, isBinary) => {
+    if (isBinary) return;
+    const text = data.toString();
+    client.texts.push(text);
+    try {
+      const frame = JSON.parse(text);
+      if (frame.topic === topic && frame.event === "tick") client.ticks.push(frame.data);
+    } catch {
+      // not a hub envelope
+    }
+  });
+  return client;
+}
+
+/** An EventSource on `topic` at `url`, recording `tick`, `ready` and `resync` events. */
+async function sseSubscriber(url) {
+  const source = new EventSource(url);
+  closers.push(() => source.close());
+  const events = record(source, ["tick", "ready", "resync"]);
+  await events.until((all) => all.some((e) => e.type === "ready"), "ready");
+  return { source, events, ticks: () => events.of("tick").map((e) => e.data) };
+}
+
+/** Resolves once `check()` holds, polling every `ms`, for at most `attempts` polls. */
+async function eventually(check, what, { attempts = 100, ms = 100 } = {}) {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/**
+ * A stand-in for a load balancer: forwards each connection to the node it points at now, and
+ * can cut every open connection, as a dying node or a failover would.
+ */
+async function balancer(target) {
+  const open = new Set();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port: new URL(state.target.url).port });
+    open.add(client);
+    open.add(upstream);
+    client.pipe(upstream).pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  const state = { target };
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  closers.push(() => server.close());
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    pointTo(node) {
+      state.target = node;
+    },
+    cut() {
+      for (const socket of open) socket.destroy();
+      open.clear();
+    },
+  };
+}
+
+describe("the hubs across three nodes", { timeout: 60_000 }, () => {
+  test("ws clients on every node receive every published event, each node's in order", async () => {
+    const subscribers = await Promise.all(nodes.map((node) => wsSubscriber(node, "ws-ticker")));
+    const sent = [];
+    for (let i = 0; i < 30; i++) {
+      const from = i % 3;
+      sent.push({ from, i });
+      const delivery = await hubPublish(nodes[from], "ws-ticker", { from, i });
+      assert.equal(delivery.ws, 1, "the publishing node's own subscriber took it at once");
+    }
+    for (const client of subscribers) {
+      await eventually(() => client.ticks.length >= sent.length, "every tick on every node", { attempts: 50 });
+      assert.equal(client.ticks.length, sent.length, "nothing twice");
+      for (const from of [0, 1, 2]) {
+        assert.deepEqual(
+          client.ticks.filter((t) => t.from === from).map((t) => t.i),
+          sent.filter((s) => s.from === from).map((s) => s.i),
+          `node ${from}'s events in the order it published them`,
+        );
+      }
+    }
+  });
+
+  test("a ws client's broadcast reaches ws clients of the other nodes", async () => {
+    const clients = await Promise.all(nodes.map((node) => wsSubscriber(node, "unused")));
+    await clients[1].send("all:hello from node 1");
+    for (const client of clients) {
+      await eventually(() => client.texts.includes("all:hello from node 1"), "the broadcast", { attempts: 50 });
+    }
+  });
+
+  test("eventsource clients on every node receive every event, in one order, with the same ids", async () => {
+    const topic = "sse-ticker";
+    const subscribers = await Promise.all(
+      nodes.map((node) => sseSubscriber(streamUrl(node.url, [topic], { token: SUBSCRIBE_TOKEN }))),
+    );
+    const ids = [];
+    for (let i = 0; i < 30; i++) {
+      const { status, body } = await ssePublish(nodes[i % 3], topic, `e${i}`);
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.equal(body.seq, i + 1, "one sequence for the topic, whichever node publishes");
+      ids.push(body.id);
+    }
+    const expected = ids.map((_, i) => `e${i}`);
+    for (const { events, ticks } of subscribers) {
+      await events.until(() => ticks().length >= 30, "30 ticks");
+      assert.deepEqual(ticks(), expected);
+      assert.deepEqual(
+        events.of("tick").map((e) => e.lastEventId),
+        ids,
+        "every node gives an event the id its publisher was told",
+      );
+    }
+  });
+
+  test("an SSE subscriber that drops and reconnects to another node resumes with no loss", async () => {
+    const topic = "sse-failover";
+    const lb = await balancer(nodes[0]);
+    const { source, events, ticks } = await sseSubscriber(streamUrl(lb.url, [topic]));
+    for (let i = 0; i < 10; i++) assert.equal((await ssePublish(nodes[i % 3], topic, `e${i}`)).status, 200);
+    await events.until(() => ticks().length === 10, "the first 10 ticks");
+
+    // Node 0 "goes away": its connections are cut and the balancer sends newcomers to node 1.
+    // Events published meanwhile are in Redis only.
+    lb.pointTo(nodes[1]);
+    const reopened = next(source, "open");
+    lb.cut();
+    for (let i = 10; i < 20; i++) assert.equal((await ssePublish(nodes[2], topic, `e${i}`)).status, 200);
+    await reopened;
+    for (let i = 20; i < 25; i++) assert.equal((await ssePublish(nodes[i % 3], topic, `e${i}`)).status, 200);
+
+    await events.until(() => ticks().length >= 25, "25 ticks");
+    assert.deepEqual(ticks(), Array.from({ length: 25 }, (_, i) => `e${i}`), "each event once, in order");
+    assert.equal(events.of("resync").length, 0, "resumed from history, not resynchronised");
+    assert.equal(events.of("ready").length, 2, "the stream was opened twice");
+  });
+
+  test("Redis restarting: SSE refuses what it cannot record, WS stays local, then all resumes", async () => {
+    const topic = "sse-outage";
+    const sse = await Promise.all(nodes.map((node) => sseSubscriber(streamUrl(node.url, [topic]))));
+    const ws = await Promise.all(nodes.map((node) => wsSubscriber(node, topic)));
+    assert.equal((await ssePublish(nodes[0], topic, "before")).status, 200);
+
+    const port = redis.port;
+    await redis.stop();
+    const refused = await ssePublish(nodes[1], topic, "during");
+    assert.equal(refused.status, 503, "an event that cannot be recorded is refused, not lost");
+    assert.match(refused.body.error, /Redis/);
+    const delivery = await hubPublish(nodes[1], topic, "during");
+    assert.equal(delivery.sse, null, "the hub reports that SSE did not take it");
+    assert.equal(delivery.ws, 1, "the node's own ws client still gets it");
+
+    redis = await startRedis(port);
+    // Nodes reconnect by themselves (a heartbeat every second, then backoff).
+    await eventually(async () => (await ssePublish(nodes[2], topic, "probe")).status === 200, "SSE publishing again");
+    // Every node ends its streams once Redis is back (or once an event of the new history
+    // arrives), so that they resume. This Redis kept nothing, so they resynchronise: what was
+    // published between the restart and their return is the documented gap.
+    for (const { events } of sse) {
+      await events.until((all) => all.filter((e) => e.type === "ready").length >= 2, "the stream reopened");
+    }
+    assert.equal((await ssePublish(nodes[0], topic, "after")).status, 200);
+    for (const { events, ticks } of sse) {
+      await events.until(() => ticks().includes("after"), "the event published after the restart");
+      assert.ok(!ticks().includes("during"), "nothing refused is delivered");
+      assert.equal(ticks().filter((t) => t === "after").length, 1);
+    }
+    // WebSocket relaying resumes too.
+    await eventually(async () => {
+      await hubPublish(nodes[0], topic, "ws-after");
+      return ws.every((client) => client.ticks.includes("ws-after"));
+    }, "ws relaying again", { attempts: 30, ms: 200 });
+    assert.deepEqual(ws[1].ticks.filter((t) => t === "during"), ["during"]);
+    assert.ok(!ws[0].ticks.includes("during") && !ws[2].ticks.includes("during"), "the outage's gap");
+  });
+});
