@@ -147,6 +147,31 @@ impl ResyncReason {
     }
 }
 
+/// A stream's place in its topics until its [`SubscriberStream`] owns it: dropped before that,
+/// it takes the stream out of the topics again.
+#[cfg(feature = "redis")]
+struct Registration<'a> {
+    hub: &'a Inner,
+    subscriber: u64,
+    topics: Vec<Arc<Topic>>,
+}
+
+#[cfg(feature = "redis")]
+impl Registration<'_> {
+    fn keep(mut self) -> Vec<Arc<Topic>> {
+        std::mem::take(&mut self.topics)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        for topic in &self.topics {
+            self.hub.unsubscribe(topic, self.subscriber);
+        }
+    }
+}
+
 /// What a subscriber asked to resume from.
 #[derive(Clone)]
 enum Resume<'a> {
@@ -445,27 +470,29 @@ impl SseHub {
                 // Registered first, so that whatever is published while history is read
                 // arrives in the queue; the stream skips what the replay already holds.
                 let no_history = Resume::Fresh;
-                let registered: Vec<Arc<Topic>> = topics
-                    .iter()
-                    .map(|name| inner.register(name, id, &slot, &no_history).0)
-                    .collect();
+                let registration = Registration {
+                    hub: inner,
+                    subscriber: id,
+                    topics: topics
+                        .iter()
+                        .map(|name| inner.register(name, id, &slot, &no_history).0)
+                        .collect(),
+                };
                 let wanted: Vec<(&str, Option<u64>)> = topics
                     .iter()
                     .map(|name| (name.as_str(), resume.position(name)))
                     .collect();
+                // Dropping the future (the client left) or failing drops the registration.
                 match shared.read(&wanted, resume.epoch(), &inner.epoch).await {
                     Ok((epoch, reads)) => {
                         let starts = reads
                             .into_iter()
                             .map(|read| (read.last, read.replay))
                             .collect();
-                        (epoch, registered, starts)
+                        (epoch, registration.keep(), starts)
                     }
                     Err(e) => {
                         tracing::warn!(subscriber = id, "sse history unreachable: {e}");
-                        for topic in &registered {
-                            inner.unsubscribe(topic, id);
-                        }
                         return Err(PublishError::Unavailable);
                     }
                 }
