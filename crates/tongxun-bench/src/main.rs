@@ -234,7 +234,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Smoke { no_node, out } => {
-            let mut peers = vec![Peer::Tongxun, Peer::Bare, Peer::WsFloor];
+            let mut peers = vec![Peer::Tongxun, Peer::Bare, Peer::WsHub, Peer::WsFloor];
             if no_node {
                 eprintln!("Node peer: skipped (--no-node)");
             } else {

@@ -8,6 +8,7 @@ pub(crate) mod bare;
 pub(crate) mod node;
 pub(crate) mod tongxun;
 pub(crate) mod ws_floor;
+pub(crate) mod ws_hub;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -33,6 +34,8 @@ pub(crate) enum Peer {
     Node,
     /// A bare tokio-tungstenite broadcast server (the WS hub's floor).
     WsFloor,
+    /// tongxun's WebSocket hub.
+    WsHub,
 }
 
 impl Peer {
@@ -43,6 +46,7 @@ impl Peer {
             Peer::Bare => "bare",
             Peer::Node => "node",
             Peer::WsFloor => "ws-floor",
+            Peer::WsHub => "ws-hub",
         }
     }
 
@@ -53,6 +57,7 @@ impl Peer {
             Peer::Bare => "bare socketioxide",
             Peer::Node => "Node socket.io",
             Peer::WsFloor => "bare tokio-tungstenite (floor)",
+            Peer::WsHub => "tongxun WS hub",
         }
     }
 
@@ -60,7 +65,7 @@ impl Peer {
     pub(crate) fn protocol(self) -> Protocol {
         match self {
             Peer::Tongxun | Peer::Bare | Peer::Node => Protocol::SocketIo,
-            Peer::WsFloor => Protocol::RawWs,
+            Peer::WsFloor | Peer::WsHub => Protocol::RawWs,
         }
     }
 
@@ -218,6 +223,7 @@ pub(crate) fn serve(peer: Peer, port: u16, exit_with_stdin: bool) -> Result<()> 
             Peer::Tongxun => tongxun::serve(listener).await,
             Peer::Bare => bare::serve(listener).await,
             Peer::WsFloor => ws_floor::serve(listener).await,
+            Peer::WsHub => ws_hub::serve(listener).await,
             Peer::Node => bail!("the Node peer runs with `node node/server.mjs`"),
         }
     })

@@ -282,8 +282,10 @@ impl Scenario {
                 sizes.connect_concurrency
             ),
             Scenario::WsFanout => format!(
-                "{fanout} The floor is a bare tokio-tungstenite server relaying every text \
-                 message to every other client."
+                "{fanout} tongxun's `WsHub` (default `WsConfig`) relays every text message with \
+                 `client.hub().broadcast_except(client.id(), message)`; the floor is a bare \
+                 tokio-tungstenite server relaying every text message to every other client \
+                 through a `tokio::sync::broadcast` channel."
             ),
             Scenario::SseFanout => "Not measured yet: the SSE hub is not merged.".to_owned(),
         }
@@ -301,13 +303,7 @@ impl Scenario {
                 Slot::Run(Peer::Bare),
                 Slot::Run(Peer::Node),
             ],
-            Scenario::WsFanout => vec![
-                Slot::Pending {
-                    label: "tongxun WS hub",
-                    reason: HUB_PENDING,
-                },
-                Slot::Run(Peer::WsFloor),
-            ],
+            Scenario::WsFanout => vec![Slot::Run(Peer::WsHub), Slot::Run(Peer::WsFloor)],
             Scenario::SseFanout => vec![Slot::Pending {
                 label: "tongxun SSE hub",
                 reason: HUB_PENDING,
