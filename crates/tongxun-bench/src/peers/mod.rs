@@ -6,6 +6,8 @@
 
 pub(crate) mod bare;
 pub(crate) mod node;
+pub(crate) mod sse_floor;
+pub(crate) mod sse_hub;
 pub(crate) mod tongxun;
 pub(crate) mod ws_floor;
 pub(crate) mod ws_hub;
@@ -36,6 +38,10 @@ pub(crate) enum Peer {
     WsFloor,
     /// tongxun's WebSocket hub.
     WsHub,
+    /// tongxun's Server-Sent Events hub.
+    SseHub,
+    /// A minimal axum SSE server over a broadcast channel (the SSE hub's floor).
+    SseFloor,
 }
 
 impl Peer {
@@ -47,6 +53,8 @@ impl Peer {
             Peer::Node => "node",
             Peer::WsFloor => "ws-floor",
             Peer::WsHub => "ws-hub",
+            Peer::SseHub => "sse-hub",
+            Peer::SseFloor => "sse-floor",
         }
     }
 
@@ -58,6 +66,8 @@ impl Peer {
             Peer::Node => "Node socket.io",
             Peer::WsFloor => "bare tokio-tungstenite (floor)",
             Peer::WsHub => "tongxun WS hub",
+            Peer::SseHub => "tongxun SSE hub",
+            Peer::SseFloor => "axum SSE (floor)",
         }
     }
 
@@ -66,6 +76,7 @@ impl Peer {
         match self {
             Peer::Tongxun | Peer::Bare | Peer::Node => Protocol::SocketIo,
             Peer::WsFloor | Peer::WsHub => Protocol::RawWs,
+            Peer::SseHub | Peer::SseFloor => Protocol::Sse,
         }
     }
 
@@ -224,6 +235,8 @@ pub(crate) fn serve(peer: Peer, port: u16, exit_with_stdin: bool) -> Result<()> 
             Peer::Bare => bare::serve(listener).await,
             Peer::WsFloor => ws_floor::serve(listener).await,
             Peer::WsHub => ws_hub::serve(listener).await,
+            Peer::SseHub => sse_hub::serve(listener).await,
+            Peer::SseFloor => sse_floor::serve(listener).await,
             Peer::Node => bail!("the Node peer runs with `node node/server.mjs`"),
         }
     })
