@@ -133,9 +133,14 @@ struct Fanout<'a> {
     receivers: Vec<Shared>,
     tasks: JoinSet<()>,
     trial: u64,
-    /// Why a receiver's connection ended, if one did: the search stops there, with the best rate
-    /// found so far (a server that drops a client under load lost its messages).
+    /// Why a receiver's connection ended, if one did: for Socket.IO the search stops there,
+    /// with the best rate found so far (a server that drops a client under load lost its
+    /// messages). Raw WebSocket and SSE connections are opened again instead, see
+    /// [`Fanout::reopen`].
     broken: Option<String>,
+    /// The rates at which the server ended connections that were then opened again, and how
+    /// many it ended.
+    reopened: Vec<(u32, usize)>,
 }
 
 /// Finds the highest rate with no loss; returns it, deliveries/s, p50 and p99 in ms, server CPU
@@ -160,12 +165,25 @@ pub(crate) async fn run(peer: &Running, search: &Search) -> Result<Measured> {
             search.receivers
         );
     };
-    let note = fanout.broken.as_ref().map(|why| {
-        format!(
+    let mut notes: Vec<String> = fanout
+        .reopened
+        .iter()
+        .map(|(rate, ended)| {
+            format!(
+                "at {rate}/s the server ended {} of {} connections (receivers too far behind); \
+                 they were opened again and the search went on",
+                super::thousands(*ended),
+                super::thousands(search.receivers)
+            )
+        })
+        .collect();
+    if let Some(why) = &fanout.broken {
+        notes.push(format!(
             "search stopped at the first trial past {}/s: a client's connection ended ({why})",
             best.rate
-        )
-    });
+        ));
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
     let values = vec![
         f64::from(best.rate),
         best.delivered as f64 / best.period,
@@ -187,6 +205,7 @@ async fn find_rate(fanout: &mut Fanout<'_>, search: &Search) -> Result<Option<Tr
     // Double until a trial fails.
     loop {
         let trial = fanout.trial(rate, search).await?;
+        fanout.reopen(rate, search).await?;
         if let Some(why) = &fanout.broken {
             if search.smoke || best.is_none() {
                 bail!("a client's connection ended at {rate}/s: {why}");
@@ -214,6 +233,7 @@ async fn find_rate(fanout: &mut Fanout<'_>, search: &Search) -> Result<Option<Tr
     while best.is_none() && rate > 1 {
         rate /= 2;
         let trial = fanout.trial(rate, search).await?;
+        fanout.reopen(rate, search).await?;
         if let Some(why) = &fanout.broken {
             bail!("a client's connection ended at {rate}/s: {why}");
         }
@@ -233,6 +253,7 @@ async fn find_rate(fanout: &mut Fanout<'_>, search: &Search) -> Result<Option<Tr
             break;
         }
         let trial = fanout.trial(mid, search).await?;
+        fanout.reopen(mid, search).await?;
         if fanout.broken.is_some() {
             break;
         }
@@ -248,28 +269,10 @@ async fn find_rate(fanout: &mut Fanout<'_>, search: &Search) -> Result<Option<Tr
 impl<'a> Fanout<'a> {
     async fn start(peer: &'a Running, search: &Search) -> Result<Fanout<'a>> {
         let protocol = peer.peer.protocol();
-        let mut tasks = JoinSet::new();
-        let mut receivers = Vec::with_capacity(search.receivers);
-        let mut watch = || {
-            let seen = Shared::default();
-            receivers.push(seen.clone());
-            seen
-        };
-        let driver = if protocol == Protocol::Sse {
-            let subscribers =
-                sse_client::connect_many(peer.addr, search.receivers, search.concurrency).await?;
-            for subscriber in subscribers {
-                tasks.spawn(receive_sse(subscriber, watch()));
-            }
-            Driver::Sse(Publisher::connect(peer.addr).await?)
-        } else {
-            let conns =
-                client::connect_many(peer.addr, protocol, search.receivers, search.concurrency)
-                    .await?;
-            for conn in conns {
-                tasks.spawn(receive(conn, watch()));
-            }
-            Driver::Ws(Conn::connect(peer.addr, protocol).await?)
+        let (receivers, tasks) = open_receivers(peer, search).await?;
+        let driver = match protocol {
+            Protocol::Sse => Driver::Sse(Publisher::connect(peer.addr).await?),
+            _ => Driver::Ws(Conn::connect(peer.addr, protocol).await?),
         };
         Ok(Fanout {
             peer,
@@ -279,7 +282,31 @@ impl<'a> Fanout<'a> {
             tasks,
             trial: 0,
             broken: None,
+            reopened: Vec::new(),
         })
+    }
+
+    /// After a trial at `rate` in which the server ended receivers' connections: closes them all
+    /// and opens them again, as clients would reconnect, so that the search goes on. A hub that
+    /// ends the connection of a receiver too far behind (the WS hub's 1013, the SSE hub's
+    /// lagging subscriber) is doing its job: that rate simply failed, as it fails on a floor
+    /// whose receivers miss messages. Socket.IO connections stay ended (an Engine.IO session
+    /// closed under load is a loss the broadcast scenario reports), and in smoke mode nothing
+    /// is reopened.
+    async fn reopen(&mut self, rate: u32, search: &Search) -> Result<()> {
+        if self.broken.is_none() || self.protocol == Protocol::SocketIo || search.smoke {
+            return Ok(());
+        }
+        let ended = self
+            .receivers
+            .iter()
+            .filter(|seen| lock(seen).error.is_some())
+            .count();
+        self.tasks.shutdown().await;
+        (self.receivers, self.tasks) = open_receivers(self.peer, search).await?;
+        self.broken = None;
+        self.reopened.push((rate, ended));
+        Ok(())
     }
 
     /// Sends at `rate` for the configured time and counts what arrived in the window.
@@ -338,7 +365,7 @@ impl<'a> Fanout<'a> {
                 ended += 1;
                 self.broken.get_or_insert_with(|| e.clone());
             }
-            passed &= seen.count == total && seen.gaps == 0;
+            passed &= seen.count == total && seen.gaps == 0 && seen.error.is_none();
             delivered += seen.count;
             latency.merge(&seen.latency);
         }
@@ -385,6 +412,32 @@ impl<'a> Fanout<'a> {
         }
         Ok(())
     }
+}
+
+/// Opens the receiving connections, each watched by a task of its own.
+async fn open_receivers(peer: &Running, search: &Search) -> Result<(Vec<Shared>, JoinSet<()>)> {
+    let mut tasks = JoinSet::new();
+    let mut receivers = Vec::with_capacity(search.receivers);
+    let mut watch = || {
+        let seen = Shared::default();
+        receivers.push(seen.clone());
+        seen
+    };
+    let protocol = peer.peer.protocol();
+    if protocol == Protocol::Sse {
+        let subscribers =
+            sse_client::connect_many(peer.addr, search.receivers, search.concurrency).await?;
+        for subscriber in subscribers {
+            tasks.spawn(receive_sse(subscriber, watch()));
+        }
+    } else {
+        let conns =
+            client::connect_many(peer.addr, protocol, search.receivers, search.concurrency).await?;
+        for conn in conns {
+            tasks.spawn(receive(conn, watch()));
+        }
+    }
+    Ok((receivers, tasks))
 }
 
 /// Counts a receiver's messages and their latency until its connection fails.

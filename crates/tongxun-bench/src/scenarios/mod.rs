@@ -313,7 +313,7 @@ impl Scenario {
                 sizes.connect_concurrency
             ),
             Scenario::WsFanout => format!(
-                "{fanout} tongxun's `WsHub` (default `WsConfig`) relays every text message with \
+                "{fanout} {REOPEN} tongxun's `WsHub` (default `WsConfig`) relays every text message with \
                  `client.hub().broadcast_except(client.id(), message)`; the floor is a bare \
                  tokio-tungstenite server relaying every text message to every other client \
                  through a `tokio::sync::broadcast` channel."
@@ -328,7 +328,7 @@ impl Scenario {
                  receipt. Every subscriber must also see every event's id exactly one above the \
                  previous one (tongxun's `ready` event gives the starting position): a gap counts \
                  as a loss, a repeated or decreasing id fails the run; every `POST` must be \
-                 answered `200`. {search} tongxun's `SseHub` has its default `SseConfig` but for \
+                 answered `200`. {search} {REOPEN} tongxun's `SseHub` has its default `SseConfig` but for \
                  `publish_token`. The floor is a minimal axum server: `axum::response::sse` over \
                  one `tokio::sync::broadcast` channel of 256 events (the hub's default \
                  subscriber queue), a `POST` route taking the same JSON body and token, ids \
@@ -376,6 +376,10 @@ impl Scenario {
         }
     }
 }
+
+/// What the WS and SSE fan-outs do when the server ends connections, for the report.
+const REOPEN: &str = "A trial in which the server ended receivers' connections (the hubs end \
+     those too far behind) fails, and every receiver connects again before the next trial.";
 
 /// How a fan-out search decides, for the report.
 fn search_method(search: &Search) -> String {
