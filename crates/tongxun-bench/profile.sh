@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 mode=${1:?usage: profile.sh heap|callgrind <peer> ...}
-peer=${2:?which peer: tongxun, bare or ws-floor}
+peer=${2:?which peer: tongxun, bare, ws-hub, ws-floor, sse-hub or sse-floor}
 shift 2
 
 target=${PROFILE_TARGET_DIR:-${CARGO_TARGET_DIR:-target}-profile}

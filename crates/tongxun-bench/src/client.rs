@@ -41,6 +41,8 @@ pub(crate) enum Protocol {
     SocketIo,
     /// Plain WebSocket text messages on `/ws`.
     RawWs,
+    /// Server-Sent Events over HTTP/1.1, not WebSocket: see [`crate::sse_client`].
+    Sse,
 }
 
 /// A message the server sent, borrowed from the connection's buffer until the next call.
@@ -109,6 +111,11 @@ impl Conn {
 
     async fn connect_inner(addr: SocketAddr, protocol: Protocol) -> Result<Conn> {
         static SEEDS: AtomicU32 = AtomicU32::new(0x9E37_79B9);
+        let path = match protocol {
+            Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket",
+            Protocol::RawWs => "/ws",
+            Protocol::Sse => bail!("an SSE peer takes no WebSocket connections"),
+        };
         let stream = TcpStream::connect(addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
         let mut conn = Conn {
@@ -119,10 +126,6 @@ impl Conn {
             tail: 0,
             out: Vec::with_capacity(128),
             rng: SEEDS.fetch_add(0x6D2B_79F5, Ordering::Relaxed) | 1,
-        };
-        let path = match protocol {
-            Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket",
-            Protocol::RawWs => "/ws",
         };
         let key = conn.websocket_key();
         let request = format!(

@@ -1,5 +1,6 @@
-//! tongxun's benchmark suite: a Socket.IO / WebSocket load generator and the peer servers it
-//! measures (tongxun, bare socketioxide, Node `socket.io`, a bare tokio-tungstenite floor).
+//! tongxun's benchmark suite: a Socket.IO / WebSocket / Server-Sent Events load generator and
+//! the peer servers it measures (tongxun, bare socketioxide, Node `socket.io`, tongxun's WS hub
+//! and a bare tokio-tungstenite floor, tongxun's SSE hub and a minimal axum SSE floor).
 //!
 //! ```text
 //! cargo run -p tongxun-bench --release -- suite   # everything; writes docs/benchmarks.md
@@ -12,6 +13,7 @@ mod client;
 mod peers;
 mod report;
 mod scenarios;
+mod sse_client;
 mod stats;
 mod suite;
 
@@ -116,8 +118,8 @@ struct SizeArgs {
     /// Highest broadcast rate tried [default: 16000].
     #[arg(long)]
     fanout_max_rate: Option<u32>,
-    /// One broadcast trial at this rate instead of a search, reported whatever its outcome
-    /// (to profile a fixed load).
+    /// One trial at this rate instead of a search, reported whatever its outcome (to profile a
+    /// fixed load); for every fan-out scenario run.
     #[arg(long)]
     fanout_fixed_rate: Option<u32>,
     /// Ack echo clients [default: 100].
@@ -132,6 +134,15 @@ struct SizeArgs {
     /// Connections opened in the connection-rate scenario [default: 10000].
     #[arg(long)]
     connect_conns: Option<usize>,
+    /// SSE subscribers [default: 10000].
+    #[arg(long)]
+    sse_subscribers: Option<usize>,
+    /// First SSE publish rate tried [default: 5].
+    #[arg(long)]
+    sse_start_rate: Option<u32>,
+    /// Highest SSE publish rate tried [default: 2000].
+    #[arg(long)]
+    sse_max_rate: Option<u32>,
 }
 
 impl SizeArgs {
@@ -147,6 +158,9 @@ impl SizeArgs {
             ack_secs,
             idle_conns,
             connect_conns,
+            sse_subscribers,
+            sse_start_rate,
+            sse_max_rate,
         } = self;
         sizes.repeats = repeats.unwrap_or(sizes.repeats).max(1);
         sizes.fanout_clients = fanout_clients.unwrap_or(sizes.fanout_clients);
@@ -158,6 +172,9 @@ impl SizeArgs {
         sizes.ack_secs = ack_secs.unwrap_or(sizes.ack_secs);
         sizes.idle_conns = idle_conns.unwrap_or(sizes.idle_conns);
         sizes.connect_conns = connect_conns.unwrap_or(sizes.connect_conns);
+        sizes.sse_subscribers = sse_subscribers.unwrap_or(sizes.sse_subscribers);
+        sizes.sse_start_rate = sse_start_rate.unwrap_or(sizes.sse_start_rate);
+        sizes.sse_max_rate = sse_max_rate.unwrap_or(sizes.sse_max_rate);
         sizes
     }
 }
@@ -234,7 +251,14 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Smoke { no_node, out } => {
-            let mut peers = vec![Peer::Tongxun, Peer::Bare, Peer::WsFloor];
+            let mut peers = vec![
+                Peer::Tongxun,
+                Peer::Bare,
+                Peer::WsHub,
+                Peer::WsFloor,
+                Peer::SseHub,
+                Peer::SseFloor,
+            ];
             if no_node {
                 eprintln!("Node peer: skipped (--no-node)");
             } else {
@@ -284,7 +308,8 @@ fn check_fd_limit(limit: u64, sizes: &Sizes) {
     let needed = sizes
         .idle_conns
         .max(sizes.connect_conns)
-        .max(sizes.fanout_clients) as u64
+        .max(sizes.fanout_clients)
+        .max(sizes.sse_subscribers) as u64
         + 256;
     if limit < needed {
         eprintln!(

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::peers::{Peer, Running};
 use crate::report::CpuSample;
-use crate::scenarios::{Measured, Scenario, Sizes, Slot};
+use crate::scenarios::{Measured, Scenario, Sizes};
 
 /// The longest one scenario may run against one peer.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -19,15 +19,13 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) struct Row {
     pub(crate) scenario: Scenario,
     pub(crate) label: String,
-    pub(crate) peer: Option<Peer>,
+    pub(crate) peer: Peer,
     pub(crate) state: RowState,
 }
 
 /// What a row holds.
 #[derive(Debug)]
 pub(crate) enum RowState {
-    /// Not measurable yet (a hub not merged).
-    Pending(String),
     /// The peer cannot run on this machine.
     Skipped(String),
     /// One entry per run: the scenario's values, or why the run failed.
@@ -54,8 +52,8 @@ pub(crate) struct Results {
 }
 
 impl Plan {
-    /// The rows of `scenarios` (all when empty) for `peers` (all when empty). Pending rows are
-    /// always listed; a peer that cannot run here is listed as skipped.
+    /// The rows of `scenarios` (all when empty) for `peers` (all when empty); a peer that
+    /// cannot run here is listed as skipped.
     pub(crate) fn new(scenarios: &[Scenario], peers: &[Peer], sizes: Sizes) -> Plan {
         let scenarios = if scenarios.is_empty() {
             &Scenario::ALL[..]
@@ -64,26 +62,19 @@ impl Plan {
         };
         let mut rows = Vec::new();
         for &scenario in scenarios {
-            for slot in scenario.slots() {
-                let row = match slot {
-                    Slot::Pending { label, reason } => Row {
-                        scenario,
-                        label: label.to_owned(),
-                        peer: None,
-                        state: RowState::Pending(reason.to_owned()),
+            for &peer in scenario.peers() {
+                if !peers.is_empty() && !peers.contains(&peer) {
+                    continue;
+                }
+                rows.push(Row {
+                    scenario,
+                    label: peer.label().to_owned(),
+                    peer,
+                    state: match peer.unavailable() {
+                        Some(why) => RowState::Skipped(why),
+                        None => RowState::Ran(Vec::new()),
                     },
-                    Slot::Run(peer) if peers.is_empty() || peers.contains(&peer) => Row {
-                        scenario,
-                        label: peer.label().to_owned(),
-                        peer: Some(peer),
-                        state: match peer.unavailable() {
-                            Some(why) => RowState::Skipped(why),
-                            None => RowState::Ran(Vec::new()),
-                        },
-                    },
-                    Slot::Run(_) => continue,
-                };
-                rows.push(row);
+                });
             }
         }
         Plan {
@@ -95,7 +86,7 @@ impl Plan {
 
     /// Runs against a server someone else started instead of starting the peer.
     pub(crate) fn use_external(&mut self, addr: SocketAddr, pid: u32) -> Result<()> {
-        let mut peers: Vec<Peer> = self.rows.iter().filter_map(|r| r.peer).collect();
+        let mut peers: Vec<Peer> = self.rows.iter().map(|r| r.peer).collect();
         peers.dedup();
         if peers.len() != 1 {
             bail!("--addr needs exactly one --peer saying what the server is");
@@ -117,7 +108,8 @@ impl Plan {
         let repeats = self.sizes.repeats;
         for repeat in 1..=repeats {
             for row in &mut self.rows {
-                let (Some(peer), RowState::Ran(runs)) = (row.peer, &mut row.state) else {
+                let peer = row.peer;
+                let RowState::Ran(runs) = &mut row.state else {
                     continue;
                 };
                 eprintln!(

@@ -6,8 +6,11 @@
 
 pub(crate) mod bare;
 pub(crate) mod node;
+pub(crate) mod sse_floor;
+pub(crate) mod sse_hub;
 pub(crate) mod tongxun;
 pub(crate) mod ws_floor;
+pub(crate) mod ws_hub;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -33,6 +36,12 @@ pub(crate) enum Peer {
     Node,
     /// A bare tokio-tungstenite broadcast server (the WS hub's floor).
     WsFloor,
+    /// tongxun's WebSocket hub.
+    WsHub,
+    /// tongxun's Server-Sent Events hub.
+    SseHub,
+    /// A minimal axum SSE server over a broadcast channel (the SSE hub's floor).
+    SseFloor,
 }
 
 impl Peer {
@@ -43,6 +52,9 @@ impl Peer {
             Peer::Bare => "bare",
             Peer::Node => "node",
             Peer::WsFloor => "ws-floor",
+            Peer::WsHub => "ws-hub",
+            Peer::SseHub => "sse-hub",
+            Peer::SseFloor => "sse-floor",
         }
     }
 
@@ -53,6 +65,9 @@ impl Peer {
             Peer::Bare => "bare socketioxide",
             Peer::Node => "Node socket.io",
             Peer::WsFloor => "bare tokio-tungstenite (floor)",
+            Peer::WsHub => "tongxun WS hub",
+            Peer::SseHub => "tongxun SSE hub",
+            Peer::SseFloor => "axum SSE (floor)",
         }
     }
 
@@ -60,7 +75,8 @@ impl Peer {
     pub(crate) fn protocol(self) -> Protocol {
         match self {
             Peer::Tongxun | Peer::Bare | Peer::Node => Protocol::SocketIo,
-            Peer::WsFloor => Protocol::RawWs,
+            Peer::WsFloor | Peer::WsHub => Protocol::RawWs,
+            Peer::SseHub | Peer::SseFloor => Protocol::Sse,
         }
     }
 
@@ -218,6 +234,9 @@ pub(crate) fn serve(peer: Peer, port: u16, exit_with_stdin: bool) -> Result<()> 
             Peer::Tongxun => tongxun::serve(listener).await,
             Peer::Bare => bare::serve(listener).await,
             Peer::WsFloor => ws_floor::serve(listener).await,
+            Peer::WsHub => ws_hub::serve(listener).await,
+            Peer::SseHub => sse_hub::serve(listener).await,
+            Peer::SseFloor => sse_floor::serve(listener).await,
             Peer::Node => bail!("the Node peer runs with `node node/server.mjs`"),
         }
     })

@@ -1,9 +1,4 @@
 //! The scenarios: what is measured, against which peers, and how big.
-//!
-//! A scenario lists its peers as [`Slot`]s: a peer that runs, or a pending one (the WS and SSE
-//! hubs, until they are merged) that shows in the report as such rather than with made-up
-//! figures. Adding the hubs means adding their [`Peer`] and turning the slot into
-//! [`Slot::Run`].
 
 pub(crate) mod ack;
 pub(crate) mod connect;
@@ -13,6 +8,8 @@ pub(crate) mod idle;
 use anyhow::Result;
 
 use crate::peers::{Peer, Running};
+
+use fanout::Search;
 
 /// One thing the suite measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +56,15 @@ const FANOUT_METRICS: &[Metric] = &[
     metric("p99 latency at the reference rate (ms)", false, 1),
 ];
 
+const SSE_METRICS: &[Metric] = &[
+    metric("highest rate with no loss (events/s)", true, 0),
+    metric("deliveries/s", true, 0),
+    metric("p50 latency (ms)", false, 1),
+    metric("p99 latency (ms)", false, 1),
+    metric("server CPU per delivery (µs)", false, 3),
+    metric("p99 latency at the reference rate (ms)", false, 1),
+];
+
 const ACK_METRICS: &[Metric] = &[
     metric("acks/s", true, 0),
     metric("p50 latency (ms)", false, 2),
@@ -89,20 +95,6 @@ impl From<Vec<f64>> for Measured {
     fn from(values: Vec<f64>) -> Self {
         Measured { values, note: None }
     }
-}
-
-/// A peer's place in a scenario.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Slot {
-    /// Measured.
-    Run(Peer),
-    /// Shown in the report without figures.
-    Pending {
-        /// The peer's name.
-        label: &'static str,
-        /// Why it is not measured yet.
-        reason: &'static str,
-    },
 }
 
 /// How big each scenario is.
@@ -140,13 +132,22 @@ pub(crate) struct Sizes {
     pub(crate) connect_conns: usize,
     /// Handshakes in flight at once when opening many connections.
     pub(crate) connect_concurrency: usize,
+    /// SSE subscribers of the one topic.
+    pub(crate) sse_subscribers: usize,
+    /// First SSE publish rate tried (events/s); the rest of the search is the broadcast's.
+    pub(crate) sse_start_rate: u32,
+    /// Highest SSE publish rate tried.
+    pub(crate) sse_max_rate: u32,
+    /// The SSE peers' reference rate (see `fanout_reference_rate`).
+    pub(crate) sse_reference_rate: Option<u32>,
     /// Smoke mode: one broadcast trial at the start rate, which must lose nothing.
     pub(crate) smoke: bool,
 }
 
 impl Sizes {
-    /// The sizes of the issue: 1,000 broadcast receivers, 100 ack clients, 10,000 idle
-    /// connections and connects; five runs (about 11 minutes in all on 2 cores).
+    /// The sizes of the issue: 1,000 broadcast and WS receivers, 100 ack clients, 10,000 idle
+    /// connections, connects and SSE subscribers; five runs (about 20 minutes in all on 2
+    /// cores, of which the WS and SSE fan-outs take about 9).
     pub(crate) fn full() -> Self {
         Self {
             repeats: 5,
@@ -164,6 +165,10 @@ impl Sizes {
             idle_conns: 10_000,
             connect_conns: 10_000,
             connect_concurrency: 100,
+            sse_subscribers: 10_000,
+            sse_start_rate: 5,
+            sse_max_rate: 2_000,
+            sse_reference_rate: Some(10),
             smoke: false,
         }
     }
@@ -186,7 +191,39 @@ impl Sizes {
             idle_conns: 20,
             connect_conns: 20,
             connect_concurrency: 10,
+            sse_subscribers: 20,
+            sse_start_rate: 100,
+            sse_max_rate: 100,
+            sse_reference_rate: None,
             smoke: true,
+        }
+    }
+
+    /// The search of the Socket.IO broadcast and the WS fan-out.
+    pub(crate) fn fanout_search(&self) -> Search {
+        Search {
+            receivers: self.fanout_clients,
+            secs: self.fanout_secs,
+            grace_ms: self.fanout_grace_ms,
+            p99_bound_ms: self.fanout_p99_bound_ms,
+            start_rate: self.fanout_start_rate,
+            max_rate: self.fanout_max_rate,
+            bisect_steps: self.fanout_bisect_steps,
+            fixed_rate: self.fanout_fixed_rate,
+            reference_rate: self.fanout_reference_rate,
+            concurrency: self.connect_concurrency,
+            smoke: self.smoke,
+        }
+    }
+
+    /// The search of the SSE fan-out: the broadcast's, with its own receivers and rates.
+    pub(crate) fn sse_search(&self) -> Search {
+        Search {
+            receivers: self.sse_subscribers,
+            start_rate: self.sse_start_rate,
+            max_rate: self.sse_max_rate,
+            reference_rate: self.sse_reference_rate,
+            ..self.fanout_search()
         }
     }
 }
@@ -225,7 +262,21 @@ impl Scenario {
                 "WS hub fan-out to {} WebSocket clients",
                 thousands(sizes.fanout_clients)
             ),
-            Scenario::SseFanout => "SSE hub fan-out to 10,000 subscribers".to_owned(),
+            Scenario::SseFanout => format!(
+                "SSE hub fan-out to {} subscribers",
+                thousands(sizes.sse_subscribers)
+            ),
+        }
+    }
+
+    /// Its number of connections: receivers, clients or subscribers.
+    pub(crate) fn size(self, sizes: &Sizes) -> usize {
+        match self {
+            Scenario::Broadcast | Scenario::WsFanout => sizes.fanout_clients,
+            Scenario::AckEcho => sizes.ack_clients,
+            Scenario::IdleMemory => sizes.idle_conns,
+            Scenario::ConnectRate => sizes.connect_conns,
+            Scenario::SseFanout => sizes.sse_subscribers,
         }
     }
 
@@ -233,28 +284,9 @@ impl Scenario {
     pub(crate) fn method(self, sizes: &Sizes) -> String {
         let fanout = format!(
             "A driver connection sends `{{\"t\":<µs>,\"r\":<trial>,\"s\":<seq>}}` at a steady rate \
-             for {secs} s; the server sends it to every other client. A rate passes when every \
-             receiver got every message no later than {grace} ms after the sending ended and the \
-             p99 latency stayed under {bound} ms (above it the server is building a backlog, \
-             not keeping up). The rate starts at {start}/s, doubles until a trial fails (at most {max}/s), then \
-             {steps} bisection steps. Latency is from the driver's send to each receipt, at the \
-             highest passing rate, as is the server's CPU time (user and system, from \
-             `/proc/<pid>/stat`) per delivery: a cost that other load on the machine disturbs \
-             less than rates and latencies.{reference}",
+             for {secs} s; the server sends it to every other client. {search}",
             secs = sizes.fanout_secs,
-            grace = sizes.fanout_grace_ms,
-            bound = sizes.fanout_p99_bound_ms,
-            start = sizes.fanout_start_rate,
-            max = sizes.fanout_max_rate,
-            steps = sizes.fanout_bisect_steps,
-            reference = match sizes.fanout_reference_rate {
-                Some(rate) => format!(
-                    " Each run ends with one more trial at {rate}/s, the reference rate, \
-                     so that latencies are also compared under the same load; `—` there means \
-                     the peer lost messages at that rate."
-                ),
-                None => String::new(),
-            },
+            search = search_method(&sizes.fanout_search()),
         );
         match self {
             Scenario::Broadcast => {
@@ -282,43 +314,50 @@ impl Scenario {
                 sizes.connect_concurrency
             ),
             Scenario::WsFanout => format!(
-                "{fanout} The floor is a bare tokio-tungstenite server relaying every text \
-                 message to every other client."
+                "{fanout} {REOPEN} tongxun's `WsHub` (default `WsConfig`) relays every text message with \
+                 `client.hub().broadcast_except(client.id(), message)`; the floor is a bare \
+                 tokio-tungstenite server relaying every text message to every other client \
+                 through a `tokio::sync::broadcast` channel."
             ),
-            Scenario::SseFanout => "Not measured yet: the SSE hub is not merged.".to_owned(),
+            Scenario::SseFanout => format!(
+                "{subscribers} subscribers hold `GET /events?topic=bench` streams (the bench's \
+                 HTTP/1.1 client: one task and one read buffer per stream, chunked encoding \
+                 removed and `id:`/`data:` lines parsed in place). The driver publishes \
+                 `{{\"topic\":\"bench\",\"data\":\"...\"}}`, the data being the text \
+                 `{{\"t\":<µs>,\"r\":<trial>,\"s\":<seq>}}`, with `POST /events` (bearer \
+                 token, requests pipelined on one keep-alive connection) at a steady rate for {secs} s; latency runs from that send to each subscriber's \
+                 receipt. Every subscriber must also see every event's id exactly one above the \
+                 previous one (tongxun's `ready` event gives the starting position): a gap counts \
+                 as a loss, a repeated or decreasing id fails the run; every `POST` must be \
+                 answered `200`. {search} {REOPEN} tongxun's `SseHub` has its default `SseConfig` but for \
+                 `publish_token`. The floor is a minimal axum server: `axum::response::sse` over \
+                 one `tokio::sync::broadcast` channel of 256 events (the hub's default \
+                 subscriber queue), a `POST` route taking the same JSON body and token, ids \
+                 1, 2, 3 ...",
+                subscribers = thousands(sizes.sse_subscribers),
+                secs = sizes.fanout_secs,
+                search = search_method(&sizes.sse_search()),
+            ),
         }
     }
 
-    /// Its peers.
-    pub(crate) fn slots(self) -> Vec<Slot> {
-        const HUB_PENDING: &str = "pending: hub not merged";
+    /// Its peers, tongxun's first.
+    pub(crate) fn peers(self) -> &'static [Peer] {
         match self {
             Scenario::Broadcast
             | Scenario::AckEcho
             | Scenario::IdleMemory
-            | Scenario::ConnectRate => vec![
-                Slot::Run(Peer::Tongxun),
-                Slot::Run(Peer::Bare),
-                Slot::Run(Peer::Node),
-            ],
-            Scenario::WsFanout => vec![
-                Slot::Pending {
-                    label: "tongxun WS hub",
-                    reason: HUB_PENDING,
-                },
-                Slot::Run(Peer::WsFloor),
-            ],
-            Scenario::SseFanout => vec![Slot::Pending {
-                label: "tongxun SSE hub",
-                reason: HUB_PENDING,
-            }],
+            | Scenario::ConnectRate => &[Peer::Tongxun, Peer::Bare, Peer::Node],
+            Scenario::WsFanout => &[Peer::WsHub, Peer::WsFloor],
+            Scenario::SseFanout => &[Peer::SseHub, Peer::SseFloor],
         }
     }
 
     /// What it measures, one value per metric.
     pub(crate) fn metrics(self) -> &'static [Metric] {
         match self {
-            Scenario::Broadcast | Scenario::WsFanout | Scenario::SseFanout => FANOUT_METRICS,
+            Scenario::Broadcast | Scenario::WsFanout => FANOUT_METRICS,
+            Scenario::SseFanout => SSE_METRICS,
             Scenario::AckEcho => ACK_METRICS,
             Scenario::IdleMemory => IDLE_METRICS,
             Scenario::ConnectRate => CONNECT_METRICS,
@@ -328,13 +367,45 @@ impl Scenario {
     /// Runs once against a started peer.
     pub(crate) async fn run(self, peer: &Running, sizes: &Sizes) -> Result<Measured> {
         match self {
-            Scenario::Broadcast | Scenario::WsFanout => fanout::run(peer, sizes).await,
+            Scenario::Broadcast | Scenario::WsFanout => {
+                fanout::run(peer, &sizes.fanout_search()).await
+            }
+            Scenario::SseFanout => fanout::run(peer, &sizes.sse_search()).await,
             Scenario::AckEcho => ack::run(peer, sizes).await.map(Measured::from),
             Scenario::IdleMemory => idle::run(peer, sizes).await.map(Measured::from),
             Scenario::ConnectRate => connect::run(peer, sizes).await.map(Measured::from),
-            Scenario::SseFanout => anyhow::bail!("the SSE hub is not merged yet"),
         }
     }
+}
+
+/// What the WS and SSE fan-outs do when the server ends connections, for the report.
+const REOPEN: &str = "A trial in which the server ended receivers' connections (the hubs end \
+     those too far behind) fails, and every receiver connects again before the next trial.";
+
+/// How a fan-out search decides, for the report.
+fn search_method(search: &Search) -> String {
+    format!(
+        "A rate passes when every receiver got every message no later than {grace} ms after \
+         the sending ended and the p99 latency stayed under {bound} ms (above it the server is \
+         building a backlog, not keeping up). The rate starts at {start}/s, doubles until a \
+         trial fails (at most {max}/s), then {steps} bisection steps. Latency is from the \
+         driver's send to each receipt, at the highest passing rate, as is the server's CPU time \
+         (user and system, from `/proc/<pid>/stat`) per delivery: a cost that other load on the \
+         machine disturbs less than rates and latencies.{reference}",
+        grace = search.grace_ms,
+        bound = search.p99_bound_ms,
+        start = search.start_rate,
+        max = search.max_rate,
+        steps = search.bisect_steps,
+        reference = match search.reference_rate {
+            Some(rate) => format!(
+                " Each run ends with one more trial at {rate}/s, the reference rate, so that \
+                 latencies are also compared under the same load; `—` there means the peer lost \
+                 messages at that rate."
+            ),
+            None => String::new(),
+        },
+    )
 }
 
 /// `10000` as `10,000`.
