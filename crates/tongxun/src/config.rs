@@ -76,6 +76,11 @@ pub struct Config {
     /// Time in-flight handlers get to finish on shutdown.
     /// Defaults to [`DEFAULT_SHUTDOWN_TIMEOUT`] (10 s).
     pub shutdown_timeout: Duration,
+    /// Whether [`Server::serve`](crate::Server::serve) turns Nagle's algorithm off on every
+    /// connection (`TCP_NODELAY`), as Node does. Defaults to `true`: every transport already
+    /// writes what is queued in one go, and waiting to coalesce small writes with the next ones
+    /// only adds latency (tens of milliseconds when the peer delays its acknowledgements).
+    pub tcp_nodelay: bool,
     /// Redis to share rooms and broadcasts with other nodes through, such as
     /// `redis://127.0.0.1:6379`: Socket.IO's rooms, broadcasts and acks, the publishes of the
     /// WebSocket hub, and the SSE hub's history and publishes (see `docs/scaling.md`). Defaults
@@ -98,6 +103,7 @@ impl Default for Config {
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tcp_nodelay: true,
             #[cfg(feature = "redis")]
             redis_url: None,
         }

@@ -340,6 +340,7 @@ impl Server {
             listening.await.ok();
         }
         let io = self.io.clone();
+        let nodelay = io.shared.config.tcp_nodelay;
         #[cfg(feature = "ws")]
         let ws = self.ws.clone();
         #[cfg(feature = "sse")]
@@ -371,6 +372,11 @@ impl Server {
             stopped_tx.send(()).ok();
         };
 
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+            if nodelay && let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("could not set TCP_NODELAY: {e}");
+            }
+        });
         let serving = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -82,9 +82,13 @@ impl std::str::FromStr for ClientId {
 /// What the connection's writer sends next.
 pub(crate) enum Outgoing {
     Ping,
-    Message(WsMessage),
+    /// Messages were moved into the writer's batch.
+    Messages,
     Close(CloseFrame),
+    /// Nothing to send for now.
     Idle,
+    /// The connection is going away: the writer stops.
+    Stopped,
 }
 
 /// The outcome of offering a message to a client's queue.
@@ -108,6 +112,8 @@ struct Outbox {
     close: Option<CloseFrame>,
     /// No more messages are accepted.
     closing: bool,
+    /// The writer must stop (set by [`ClientShared::stop`]).
+    stopped: bool,
     /// Why the hub closes this client, when it does.
     reason: Option<WsDisconnectReason>,
     /// Messages dropped on overflow.
@@ -142,6 +148,7 @@ impl ClientShared {
                 ping: false,
                 close: None,
                 closing: false,
+                stopped: false,
                 reason: None,
                 dropped: 0,
             }),
@@ -254,23 +261,31 @@ impl ClientShared {
     pub(crate) fn stop(&self) {
         let mut outbox = self.outbox();
         let was_closing = std::mem::replace(&mut outbox.closing, true);
+        outbox.stopped = true;
         outbox.queue = VecDeque::new();
         outbox.ping = false;
         drop(outbox);
         self.closing.store(true, Ordering::Release);
+        self.wake_writer.notify_one();
         if !was_closing {
             self.close_started.notify_one();
         }
     }
 
-    /// The next frame for the writer to send.
-    pub(crate) fn next_outgoing(&self) -> Outgoing {
+    /// What the writer does next. Queued messages, up to `batch`'s capacity, are moved into
+    /// `batch` under one lock.
+    pub(crate) fn next_outgoing(&self, batch: &mut Vec<WsMessage>) -> Outgoing {
         let mut outbox = self.outbox();
+        if outbox.stopped {
+            return Outgoing::Stopped;
+        }
         if std::mem::take(&mut outbox.ping) {
             return Outgoing::Ping;
         }
-        if let Some(message) = outbox.queue.pop_front() {
-            return Outgoing::Message(message);
+        if !outbox.queue.is_empty() {
+            let take = outbox.queue.len().min(batch.capacity().max(1));
+            batch.extend(outbox.queue.drain(..take));
+            return Outgoing::Messages;
         }
         if outbox.queue.capacity() > SHRINK_ABOVE {
             outbox.queue = VecDeque::new();
@@ -543,12 +558,17 @@ mod tests {
 
     fn drain(client: &ClientShared) -> Vec<String> {
         let mut out = Vec::new();
+        // A batch of two shows that a longer queue takes several turns.
+        let mut batch = Vec::with_capacity(2);
         loop {
-            match client.next_outgoing() {
-                Outgoing::Message(m) => out.push(m.as_text().unwrap().to_owned()),
+            match client.next_outgoing(&mut batch) {
+                Outgoing::Messages => {
+                    assert!(batch.len() <= 2);
+                    out.extend(batch.drain(..).map(|m| m.as_text().unwrap().to_owned()));
+                }
                 Outgoing::Ping => out.push("<ping>".into()),
                 Outgoing::Close(f) => out.push(format!("<close {}>", u16::from(f.code))),
-                Outgoing::Idle => return out,
+                Outgoing::Idle | Outgoing::Stopped => return out,
             }
         }
     }
@@ -615,12 +635,28 @@ mod tests {
     }
 
     #[test]
+    fn stopping_discards_the_queue_and_stops_the_writer() {
+        let c = client();
+        c.enqueue(WsMessage::text("a"), 10, OverflowPolicy::Close);
+        c.queue_ping();
+        c.stop();
+        assert!(matches!(
+            c.next_outgoing(&mut Vec::with_capacity(4)),
+            Outgoing::Stopped
+        ));
+        assert_eq!(
+            c.enqueue(WsMessage::text("b"), 10, OverflowPolicy::Close),
+            Enqueued::Closed
+        );
+    }
+
+    #[test]
     fn pings_go_first_and_a_close_goes_out_after_the_queued_messages() {
         let c = client();
         let away = || close_frame(CloseCode::Away, "bye");
         c.enqueue(WsMessage::text("a"), 10, OverflowPolicy::Close);
         c.queue_ping();
-        assert!(matches!(c.next_outgoing(), Outgoing::Ping));
+        assert!(matches!(c.next_outgoing(&mut Vec::new()), Outgoing::Ping));
         c.enqueue(WsMessage::text("b"), 10, OverflowPolicy::Close);
         c.queue_ping();
         assert!(c.close(away(), WsDisconnectReason::ServerShutdown, false));

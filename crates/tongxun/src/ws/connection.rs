@@ -1,5 +1,5 @@
-//! One connection's life: a reader (frames, handlers, heartbeat) and a writer (the outgoing
-//! queue) run side by side in one task; closing is bounded by the close timeout.
+//! One connection's life: a reader (frames, handlers, heartbeat) in the connection's task and a
+//! writer (the outgoing queue) in a task of its own; closing is bounded by the close timeout.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -29,6 +29,8 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// A timer that does not fire (pings disabled, or the client is closing).
 const NEVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+/// Messages the writer takes from the queue per lock.
+const WRITE_BATCH: usize = 64;
 /// Close code reported when the peer's close frame carried none.
 const NO_STATUS: u16 = 1005;
 
@@ -196,38 +198,40 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
         "websocket client connected"
     );
     let close_timeout = hub.config.close_timeout;
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    // The writer has a task of its own, so that a wake-up to send is not also a read attempt
+    // (tungstenite prepares its read buffer on each one), and reading never waits for writing.
+    let mut writer = tokio::spawn(write_loop(shared.clone(), sink));
 
     let end = {
         let reader = read_loop(&client, &mut stream);
-        let writer = write_loop(&shared, &mut sink);
         let close_timer = async {
             shared.close_started.notified().await;
             sleep(close_timeout).await;
         };
-        tokio::pin!(reader, writer, close_timer);
-        let mut writing = true;
-        loop {
-            tokio::select! {
-                end = &mut reader => break end,
-                result = &mut writer, if writing => {
-                    writing = false;
-                    // Ok: our close frame is out and the reader waits for the reply. An error:
-                    // the peer is gone or closed first; the reader sees it too.
-                    if let Err(error) = result {
-                        tracing::trace!(client = %shared.id, %error, "websocket writer stopped");
-                        shared.stop();
-                    }
-                }
-                () = &mut close_timer => break ReadEnd::CloseTimeout,
-            }
+        tokio::select! {
+            end = reader => end,
+            () = close_timer => ReadEnd::CloseTimeout,
         }
     };
-    // No more messages in, none out; late senders get `WsSendError::Closed`.
+    // No more messages in, none out; late senders get `WsSendError::Closed`. The writer hands
+    // the sink back once its current write is done; one stuck on a peer that stopped reading is
+    // given up after the close timeout.
     shared.stop();
+    let sink = match timeout(close_timeout, &mut writer).await {
+        Ok(Ok(sink)) => Some(sink),
+        Ok(Err(error)) => {
+            tracing::error!(client = %shared.id, %error, "websocket writer task failed");
+            None
+        }
+        Err(_) => {
+            writer.abort();
+            None
+        }
+    };
 
     // A failed connection lingers (below); any other is dropped now, before the handler runs.
-    let mut halves = Some((sink, stream));
+    let mut halves = sink.map(|sink| (sink, stream));
     let mut failed = None;
     let reason = match end {
         ReadEnd::Closed(frame) => {
@@ -426,27 +430,44 @@ async fn run_handler(
     }
 }
 
-/// Drains the client's queue into the socket; returns once our close frame is sent.
+/// Drains the client's queue into the socket until our close frame is sent, the socket fails,
+/// or the connection stops; hands the sink back.
 async fn write_loop(
+    shared: Arc<ClientShared>,
+    mut sink: SplitSink<Socket, Message>,
+) -> SplitSink<Socket, Message> {
+    if let Err(error) = write_all(&shared, &mut sink).await {
+        // The peer is gone or closed first; the reader sees it too.
+        tracing::trace!(client = %shared.id, %error, "websocket writer stopped");
+        shared.stop();
+    }
+    sink
+}
+
+async fn write_all(
     shared: &ClientShared,
     sink: &mut SplitSink<Socket, Message>,
 ) -> Result<(), WsError> {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut unflushed = false;
     loop {
-        match shared.next_outgoing() {
+        match shared.next_outgoing(&mut batch) {
             Outgoing::Ping => {
                 sink.feed(Message::Ping(Bytes::new())).await?;
                 unflushed = true;
             }
-            Outgoing::Message(message) => {
+            Outgoing::Messages => {
                 // Frames are buffered and written in batches; the queue being empty flushes.
-                sink.feed(message.into_frame()).await?;
+                for message in batch.drain(..) {
+                    sink.feed(message.into_frame()).await?;
+                }
                 unflushed = true;
             }
             Outgoing::Close(frame) => {
                 sink.send(Message::Close(Some(frame))).await?;
                 return Ok(());
             }
+            Outgoing::Stopped => return Ok(()),
             Outgoing::Idle if unflushed => {
                 sink.flush().await?;
                 unflushed = false;

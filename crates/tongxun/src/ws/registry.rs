@@ -341,8 +341,9 @@ mod tests {
     }
 
     fn next_message(client: &WsClient) -> Option<WsMessage> {
-        match client.shared.next_outgoing() {
-            Outgoing::Message(message) => Some(message),
+        let mut batch = Vec::with_capacity(1);
+        match client.shared.next_outgoing(&mut batch) {
+            Outgoing::Messages => batch.pop(),
             _ => None,
         }
     }
