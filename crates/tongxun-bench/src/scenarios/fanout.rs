@@ -99,6 +99,13 @@ enum Driver {
 }
 
 impl Driver {
+    async fn connect(peer: &Running, protocol: Protocol) -> Result<Driver> {
+        Ok(match protocol {
+            Protocol::Sse => Driver::Sse(Publisher::connect(peer.addr).await?),
+            _ => Driver::Ws(Conn::connect(peer.addr, protocol).await?),
+        })
+    }
+
     async fn send(&mut self, protocol: Protocol, payload: &[u8]) -> Result<()> {
         match self {
             Driver::Ws(conn) if protocol == Protocol::SocketIo => {
@@ -141,6 +148,8 @@ struct Fanout<'a> {
     /// The rates at which the server ended connections that were then opened again, and how
     /// many it ended.
     reopened: Vec<(u32, usize)>,
+    /// Whether the server ended the driver's connection in the last trial.
+    driver_ended: bool,
 }
 
 /// Finds the highest rate with no loss; returns it, deliveries/s, p50 and p99 in ms, server CPU
@@ -270,10 +279,7 @@ impl<'a> Fanout<'a> {
     async fn start(peer: &'a Running, search: &Search) -> Result<Fanout<'a>> {
         let protocol = peer.peer.protocol();
         let (receivers, tasks) = open_receivers(peer, search).await?;
-        let driver = match protocol {
-            Protocol::Sse => Driver::Sse(Publisher::connect(peer.addr).await?),
-            _ => Driver::Ws(Conn::connect(peer.addr, protocol).await?),
-        };
+        let driver = Driver::connect(peer, protocol).await?;
         Ok(Fanout {
             peer,
             protocol,
@@ -283,6 +289,7 @@ impl<'a> Fanout<'a> {
             trial: 0,
             broken: None,
             reopened: Vec::new(),
+            driver_ended: false,
         })
     }
 
@@ -304,6 +311,9 @@ impl<'a> Fanout<'a> {
             .count();
         self.tasks.shutdown().await;
         (self.receivers, self.tasks) = open_receivers(self.peer, search).await?;
+        if std::mem::take(&mut self.driver_ended) {
+            self.driver = Driver::connect(self.peer, self.protocol).await?;
+        }
         self.broken = None;
         self.reopened.push((rate, ended));
         Ok(())
@@ -330,26 +340,37 @@ impl<'a> Fanout<'a> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut body = Vec::with_capacity(96);
         let mut sent = 0;
-        while sent < total {
+        // A hub may end the driver's connection too when it falls behind the broadcasts it
+        // skips (the WS hub's 1013): that trial failed, like one that ended receivers.
+        let mut driver_ended: Option<String> = None;
+        'sending: while sent < total {
             ticker.tick().await;
-            self.driver.service().await?;
+            if let Err(e) = self.driver.service().await {
+                driver_ended = Some(e.to_string());
+                break;
+            }
             let due = ((started.elapsed().as_secs_f64() * f64::from(rate)) as u64 + 1).min(total);
             while sent < due {
                 body.clear();
                 write!(body, "{{\"t\":{},\"r\":{trial},\"s\":{sent}}}", now_us())?;
-                self.driver.send(self.protocol, &body).await?;
+                if let Err(e) = self.driver.send(self.protocol, &body).await {
+                    driver_ended = Some(e.to_string());
+                    break 'sending;
+                }
                 sent += 1;
             }
         }
         let deadline = Instant::now() + Duration::from_millis(search.grace_ms);
-        loop {
+        while driver_ended.is_none() {
             let done = self.receivers.iter().all(|s| lock(s).count >= total)
                 && self.driver.unanswered() == 0;
             if done || Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
-            self.driver.service().await?;
+            if let Err(e) = self.driver.service().await {
+                driver_ended = Some(e.to_string());
+            }
         }
         let server_cpu = self.peer.cpu_secs()? - cpu_before;
         let mut latency = Histogram::default();
@@ -368,6 +389,13 @@ impl<'a> Fanout<'a> {
             passed &= seen.count == total && seen.gaps == 0 && seen.error.is_none();
             delivered += seen.count;
             latency.merge(&seen.latency);
+        }
+        if let Some(why) = driver_ended {
+            ended += 1;
+            passed = false;
+            self.broken
+                .get_or_insert(format!("the driver's connection ended: {why}"));
+            self.driver_ended = true;
         }
         // An unanswered publish is an event the server did not take in time.
         passed &= self.driver.unanswered() == 0;
@@ -393,7 +421,9 @@ impl<'a> Fanout<'a> {
             result.latency.quantile_ms(0.5),
             result.latency.quantile_ms(0.99),
         );
-        self.quiet().await?;
+        if !self.driver_ended {
+            self.quiet().await?;
+        }
         Ok(result)
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -84,6 +84,8 @@ pub(crate) enum Outgoing {
     Ping,
     /// Messages were moved into the writer's batch.
     Messages,
+    /// The next queued message must wait for the broadcasts published before it.
+    Behind,
     Close(CloseFrame),
     /// Nothing to send for now.
     Idle,
@@ -106,7 +108,8 @@ pub(crate) enum Enqueued {
 }
 
 struct Outbox {
-    queue: VecDeque<WsMessage>,
+    /// Each message with the number of broadcasts published before it was queued.
+    queue: VecDeque<(u64, WsMessage)>,
     ping: bool,
     /// The close frame to send once the queue is drained.
     close: Option<CloseFrame>,
@@ -128,6 +131,8 @@ pub(crate) struct ClientShared {
     outbox: Mutex<Outbox>,
     /// Wakes the writer: a message, a ping or a close frame is waiting.
     pub(crate) wake_writer: Notify,
+    /// The index of the last broadcast the writer took (or missed), for the hub's lag checks.
+    pub(crate) broadcasts_taken: AtomicU64,
     /// Starts the close timer.
     pub(crate) close_started: Notify,
     closing: AtomicBool,
@@ -153,6 +158,7 @@ impl ClientShared {
                 dropped: 0,
             }),
             wake_writer: Notify::new(),
+            broadcasts_taken: AtomicU64::new(0),
             close_started: Notify::new(),
             closing: AtomicBool::new(false),
             detached: AtomicBool::new(false),
@@ -169,10 +175,12 @@ impl ClientShared {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Offers a message to the queue; never waits.
+    /// Offers a message to the queue; never waits. `after` is the number of broadcasts
+    /// published so far: the writer sends those first.
     pub(crate) fn enqueue(
         &self,
         message: WsMessage,
+        after: u64,
         capacity: usize,
         policy: OverflowPolicy,
     ) -> Enqueued {
@@ -200,7 +208,7 @@ impl ClientShared {
             }
         }
         let was_empty = outbox.queue.is_empty();
-        outbox.queue.push_back(message);
+        outbox.queue.push_back((after, message));
         drop(outbox);
         if was_empty {
             // The writer drains the whole queue per wake-up; one wake-up per burst is enough.
@@ -272,9 +280,9 @@ impl ClientShared {
         }
     }
 
-    /// What the writer does next. Queued messages, up to `batch`'s capacity, are moved into
-    /// `batch` under one lock.
-    pub(crate) fn next_outgoing(&self, batch: &mut Vec<WsMessage>) -> Outgoing {
+    /// What the writer does next. Queued messages that need no broadcast after the first
+    /// `broadcasts`, up to `batch`'s capacity, are moved into `batch` under one lock.
+    pub(crate) fn next_outgoing(&self, batch: &mut Vec<WsMessage>, broadcasts: u64) -> Outgoing {
         let mut outbox = self.outbox();
         if outbox.stopped {
             return Outgoing::Stopped;
@@ -283,9 +291,18 @@ impl ClientShared {
             return Outgoing::Ping;
         }
         if !outbox.queue.is_empty() {
-            let take = outbox.queue.len().min(batch.capacity().max(1));
-            batch.extend(outbox.queue.drain(..take));
-            return Outgoing::Messages;
+            let room = batch.capacity().max(1);
+            while batch.len() < room
+                && let Some(&(after, _)) = outbox.queue.front()
+                && after <= broadcasts
+            {
+                batch.extend(outbox.queue.pop_front().map(|(_, message)| message));
+            }
+            return if batch.is_empty() {
+                Outgoing::Behind
+            } else {
+                Outgoing::Messages
+            };
         }
         if outbox.queue.capacity() > SHRINK_ABOVE {
             outbox.queue = VecDeque::new();
@@ -299,6 +316,11 @@ impl ClientShared {
     /// Whether the hub started closing this client (it accepts no more messages).
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// Counts messages the client missed.
+    pub(crate) fn count_dropped(&self, missed: u64) {
+        self.outbox().dropped += missed;
     }
 
     /// Messages waiting in the queue.
@@ -561,14 +583,14 @@ mod tests {
         // A batch of two shows that a longer queue takes several turns.
         let mut batch = Vec::with_capacity(2);
         loop {
-            match client.next_outgoing(&mut batch) {
+            match client.next_outgoing(&mut batch, u64::MAX) {
                 Outgoing::Messages => {
                     assert!(batch.len() <= 2);
                     out.extend(batch.drain(..).map(|m| m.as_text().unwrap().to_owned()));
                 }
                 Outgoing::Ping => out.push("<ping>".into()),
                 Outgoing::Close(f) => out.push(format!("<close {}>", u16::from(f.code))),
-                Outgoing::Idle | Outgoing::Stopped => return out,
+                Outgoing::Idle | Outgoing::Behind | Outgoing::Stopped => return out,
             }
         }
     }
@@ -579,6 +601,7 @@ mod tests {
         for i in 0..5 {
             c.enqueue(
                 WsMessage::text(i.to_string()),
+                0,
                 3,
                 OverflowPolicy::DropOldest,
             );
@@ -594,6 +617,7 @@ mod tests {
             .map(|i| {
                 c.enqueue(
                     WsMessage::text(i.to_string()),
+                    0,
                     2,
                     OverflowPolicy::DropNewest,
                 )
@@ -615,15 +639,15 @@ mod tests {
     fn overflow_under_the_close_policy_discards_the_queue_and_closes_with_1013() {
         let c = client();
         assert_eq!(
-            c.enqueue(WsMessage::text("a"), 1, OverflowPolicy::Close),
+            c.enqueue(WsMessage::text("a"), 0, 1, OverflowPolicy::Close),
             Enqueued::Queued
         );
         assert_eq!(
-            c.enqueue(WsMessage::text("b"), 1, OverflowPolicy::Close),
+            c.enqueue(WsMessage::text("b"), 0, 1, OverflowPolicy::Close),
             Enqueued::Overflowed
         );
         assert_eq!(
-            c.enqueue(WsMessage::text("c"), 1, OverflowPolicy::Close),
+            c.enqueue(WsMessage::text("c"), 0, 1, OverflowPolicy::Close),
             Enqueued::Closed
         );
         assert!(c.is_closing());
@@ -637,15 +661,15 @@ mod tests {
     #[test]
     fn stopping_discards_the_queue_and_stops_the_writer() {
         let c = client();
-        c.enqueue(WsMessage::text("a"), 10, OverflowPolicy::Close);
+        c.enqueue(WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
         c.stop();
         assert!(matches!(
-            c.next_outgoing(&mut Vec::with_capacity(4)),
+            c.next_outgoing(&mut Vec::with_capacity(4), 0),
             Outgoing::Stopped
         ));
         assert_eq!(
-            c.enqueue(WsMessage::text("b"), 10, OverflowPolicy::Close),
+            c.enqueue(WsMessage::text("b"), 0, 10, OverflowPolicy::Close),
             Enqueued::Closed
         );
     }
@@ -654,14 +678,17 @@ mod tests {
     fn pings_go_first_and_a_close_goes_out_after_the_queued_messages() {
         let c = client();
         let away = || close_frame(CloseCode::Away, "bye");
-        c.enqueue(WsMessage::text("a"), 10, OverflowPolicy::Close);
+        c.enqueue(WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
-        assert!(matches!(c.next_outgoing(&mut Vec::new()), Outgoing::Ping));
-        c.enqueue(WsMessage::text("b"), 10, OverflowPolicy::Close);
+        assert!(matches!(
+            c.next_outgoing(&mut Vec::new(), 0),
+            Outgoing::Ping
+        ));
+        c.enqueue(WsMessage::text("b"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
         assert!(c.close(away(), WsDisconnectReason::ServerShutdown, false));
         assert!(!c.close(away(), WsDisconnectReason::ServerShutdown, false));
-        let late = c.enqueue(WsMessage::text("c"), 10, OverflowPolicy::Close);
+        let late = c.enqueue(WsMessage::text("c"), 0, 10, OverflowPolicy::Close);
         assert_eq!(late, Enqueued::Closed);
         // A closing connection sends no more pings.
         assert_eq!(drain(&c), ["a", "b", "<close 1001>"]);
@@ -675,10 +702,29 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_message_waits_for_the_broadcasts_published_before_it() {
+        let c = client();
+        c.enqueue(WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
+        c.enqueue(WsMessage::text("b"), 2, 10, OverflowPolicy::Close);
+        let mut batch = Vec::with_capacity(8);
+        assert!(matches!(c.next_outgoing(&mut batch, 1), Outgoing::Messages));
+        assert_eq!(batch, [WsMessage::text("a")]);
+        batch.clear();
+        assert!(matches!(c.next_outgoing(&mut batch, 1), Outgoing::Behind));
+        assert!(matches!(c.next_outgoing(&mut batch, 2), Outgoing::Messages));
+        assert_eq!(batch, [WsMessage::text("b")]);
+    }
+
+    #[test]
     fn a_drained_queue_gives_its_memory_back() {
         let c = client();
         for i in 0..1000 {
-            c.enqueue(WsMessage::text(i.to_string()), 2000, OverflowPolicy::Close);
+            c.enqueue(
+                WsMessage::text(i.to_string()),
+                0,
+                2000,
+                OverflowPolicy::Close,
+            );
         }
         assert_eq!(drain(&c).len(), 1000);
         assert_eq!(c.outbox().queue.capacity(), 0);

@@ -36,7 +36,9 @@ pub const MAX_TOPIC_LEN: usize = 256;
 /// What happens when a message is sent to a client whose outgoing queue is full.
 ///
 /// A full queue means the client reads slower than it is sent to. Whatever the policy, the
-/// sender never waits: the other clients are not slowed down.
+/// sender never waits: the other clients are not slowed down. Broadcasts to every client go
+/// through one shared log instead of each queue; a client too far behind it meets the same
+/// policy (see `docs/ws.md`, "Slow clients").
 ///
 /// # Examples
 /// ```
@@ -95,7 +97,8 @@ pub struct WsConfig {
     /// message closes the connection with 1009 (message too big).
     /// Defaults to [`DEFAULT_MAX_MESSAGE_SIZE`] (1 MB).
     pub max_message_size: usize,
-    /// Messages that may wait in one client's outgoing queue (at least 1).
+    /// Messages that may wait in one client's outgoing queue (at least 1); also the number of
+    /// broadcasts the hub keeps for clients that are behind.
     /// Defaults to [`DEFAULT_QUEUE_CAPACITY`] (1024).
     pub queue_capacity: usize,
     /// What happens when a client's outgoing queue is full.

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::broadcasts::{Broadcast, Reader, Taken};
 use super::builder::HandlerResult;
 use super::client::{ClientShared, Outgoing, WsClient, close_frame};
 use super::commands;
@@ -190,6 +191,12 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
         hub: hub.clone(),
         shared: shared.clone(),
     };
+    // Before the client is visible: a message queued for it then never waits for a broadcast
+    // this reader could not see.
+    let broadcasts = hub.broadcasts.reader();
+    shared
+        .broadcasts_taken
+        .store(broadcasts.taken(), std::sync::atomic::Ordering::Relaxed);
     hub.register(shared.clone());
     tracing::debug!(
         client = %shared.id,
@@ -201,7 +208,7 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
     let (sink, mut stream) = socket.split();
     // The writer has a task of its own, so that a wake-up to send is not also a read attempt
     // (tungstenite prepares its read buffer on each one), and reading never waits for writing.
-    let mut writer = tokio::spawn(write_loop(shared.clone(), sink));
+    let mut writer = tokio::spawn(write_loop(hub.clone(), shared.clone(), broadcasts, sink));
 
     let end = {
         let reader = read_loop(&client, &mut stream);
@@ -430,13 +437,15 @@ async fn run_handler(
     }
 }
 
-/// Drains the client's queue into the socket until our close frame is sent, the socket fails,
-/// or the connection stops; hands the sink back.
+/// Drains the client's queue and the hub's broadcasts into the socket until our close frame is
+/// sent, the socket fails, or the connection stops; hands the sink back.
 async fn write_loop(
+    hub: Arc<HubInner>,
     shared: Arc<ClientShared>,
+    mut broadcasts: Reader,
     mut sink: SplitSink<Socket, Message>,
 ) -> SplitSink<Socket, Message> {
-    if let Err(error) = write_all(&shared, &mut sink).await {
+    if let Err(error) = write_all(&hub, &shared, &mut broadcasts, &mut sink).await {
         // The peer is gone or closed first; the reader sees it too.
         tracing::trace!(client = %shared.id, %error, "websocket writer stopped");
         shared.stop();
@@ -445,19 +454,33 @@ async fn write_loop(
 }
 
 async fn write_all(
+    hub: &HubInner,
     shared: &ClientShared,
+    broadcasts: &mut Reader,
     sink: &mut SplitSink<Socket, Message>,
 ) -> Result<(), WsError> {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut unflushed = false;
+    // A broadcast taken from the log, sent once no queued message is older.
+    let mut held: Option<Broadcast> = None;
     loop {
-        match shared.next_outgoing(&mut batch) {
+        if held.is_none() {
+            let taken = broadcasts.try_take();
+            held = take(hub, shared, broadcasts.taken(), taken);
+        }
+        let before_held = held.as_ref().map_or(broadcasts.taken(), |b| b.index - 1);
+        let mut next = shared.next_outgoing(&mut batch, before_held);
+        if matches!(next, Outgoing::Behind) && held.is_none() {
+            // The broadcasts it waits for were missed (and counted): it may go now.
+            next = shared.next_outgoing(&mut batch, u64::MAX);
+        }
+        match next {
             Outgoing::Ping => {
                 sink.feed(Message::Ping(Bytes::new())).await?;
                 unflushed = true;
             }
             Outgoing::Messages => {
-                // Frames are buffered and written in batches; the queue being empty flushes.
+                // Frames are buffered and written in batches; nothing left to send flushes.
                 for message in batch.drain(..) {
                     sink.feed(message.into_frame()).await?;
                 }
@@ -468,12 +491,44 @@ async fn write_all(
                 return Ok(());
             }
             Outgoing::Stopped => return Ok(()),
+            Outgoing::Idle | Outgoing::Behind if held.is_some() => {
+                if let Some(broadcast) = held.take()
+                    && broadcast.except != Some(shared.id)
+                {
+                    sink.feed(broadcast.message.into_frame()).await?;
+                    unflushed = true;
+                }
+            }
+            Outgoing::Behind => {}
             Outgoing::Idle if unflushed => {
                 sink.flush().await?;
                 unflushed = false;
             }
-            Outgoing::Idle => shared.wake_writer.notified().await,
+            Outgoing::Idle => {
+                tokio::select! {
+                    () = shared.wake_writer.notified() => {}
+                    taken = broadcasts.take() => {
+                        held = take(hub, shared, broadcasts.taken(), taken);
+                    }
+                }
+            }
         }
+    }
+}
+
+/// The broadcast in `taken`, if any; missed broadcasts go to the overflow policy. `position` is
+/// the reader's place in the log after taking it, published for the hub's lag checks.
+fn take(hub: &HubInner, shared: &ClientShared, position: u64, taken: Taken) -> Option<Broadcast> {
+    shared
+        .broadcasts_taken
+        .store(position, std::sync::atomic::Ordering::Relaxed);
+    match taken {
+        Taken::Broadcast(broadcast) => Some(broadcast),
+        Taken::Missed(missed) => {
+            hub.missed_broadcasts(shared, missed);
+            None
+        }
+        Taken::Nothing => None,
     }
 }
 

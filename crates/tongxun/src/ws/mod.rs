@@ -79,6 +79,7 @@
 //! (`warn` for a client's misbehaviour, `error` for a bug on the server's side).
 
 mod auth;
+mod broadcasts;
 mod builder;
 mod client;
 mod commands;

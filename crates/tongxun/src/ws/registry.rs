@@ -1,5 +1,5 @@
-//! The registry behind a hub: clients, topics, counters, and the fan-out of messages into
-//! the clients' queues.
+//! The registry behind a hub: clients, topics, counters, the fan-out of messages into the
+//! clients' queues, and the broadcast log.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,9 +8,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::task::TaskTracker;
 
+use super::broadcasts::Broadcasts;
 use super::builder::Handlers;
 use super::client::{ClientId, ClientShared, Enqueued, close_frame};
-use super::config::{MAX_TOPIC_LEN, WsConfig};
+use super::config::{MAX_TOPIC_LEN, OverflowPolicy, WsConfig};
 use super::connection::WsDisconnectReason;
 use super::error::{SubscribeError, WsSendError};
 use super::hub::WsStats;
@@ -47,6 +48,8 @@ pub(crate) struct HubInner {
     pub(crate) counters: Counters,
     shutting_down: AtomicBool,
     pub(crate) tasks: TaskTracker,
+    /// Messages to every client.
+    pub(crate) broadcasts: Broadcasts,
     /// The link to the other nodes, when shared through Redis.
     #[cfg(feature = "redis")]
     pub(crate) relay: std::sync::OnceLock<super::relay::Relay>,
@@ -63,6 +66,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl HubInner {
     pub(crate) fn new(config: WsConfig, handlers: Handlers) -> Self {
+        let broadcasts = Broadcasts::new(config.queue_capacity);
         Self {
             config,
             handlers,
@@ -72,6 +76,7 @@ impl HubInner {
             counters: Counters::default(),
             shutting_down: AtomicBool::new(false),
             tasks: TaskTracker::new(),
+            broadcasts,
             #[cfg(feature = "redis")]
             relay: std::sync::OnceLock::new(),
         }
@@ -92,7 +97,15 @@ impl HubInner {
     pub(crate) fn stats(&self) -> WsStats {
         let (clients, queued_messages) = {
             let clients = read(&self.clients);
-            (clients.len(), clients.values().map(|c| c.queued()).sum())
+            let published = self.broadcasts.published();
+            // The log holds at most `queue_capacity` broadcasts for a writer that is behind.
+            let queued = |c: &Arc<ClientShared>| {
+                let behind = published.saturating_sub(c.broadcasts_taken.load(Ordering::Relaxed));
+                c.queued()
+                    + usize::try_from(behind)
+                        .map_or(usize::MAX, |b| b.min(self.config.queue_capacity))
+            };
+            (clients.len(), clients.values().map(queued).sum())
         };
         let c = &self.counters;
         WsStats {
@@ -175,7 +188,8 @@ impl HubInner {
         message: WsMessage,
     ) -> Result<(), WsSendError> {
         let policy = self.config.overflow_policy;
-        match client.enqueue(message, self.config.queue_capacity, policy) {
+        let after = self.broadcasts.published();
+        match client.enqueue(message, after, self.config.queue_capacity, policy) {
             Enqueued::Queued => Ok(()),
             Enqueued::DroppedOldest => {
                 self.count_drop(client);
@@ -239,10 +253,60 @@ impl HubInner {
         delivered
     }
 
-    /// [`broadcast`](Self::broadcast) to this node's clients only.
+    /// [`broadcast`](Self::broadcast) to this node's clients only: one append to the broadcast
+    /// log, which every writer reads. Returns how many clients it is for.
     pub(crate) fn broadcast_local(&self, message: &WsMessage, except: Option<ClientId>) -> usize {
+        let index = self.broadcasts.publish(message.clone(), except);
         let clients = read(&self.clients);
-        self.fan_out(clients.values(), message, except)
+        let step = self.lag_check_step();
+        if self.config.overflow_policy == OverflowPolicy::Close && index.is_multiple_of(step) {
+            // Whoever is this far behind could miss a broadcast before the next check.
+            let bound = (self.config.queue_capacity.max(1) as u64).saturating_sub(step);
+            for client in clients.values() {
+                let taken = client.broadcasts_taken.load(Ordering::Relaxed);
+                if index.saturating_sub(taken) > bound {
+                    self.missed_broadcasts(client, index - taken);
+                }
+            }
+        }
+        clients.len() - except.map_or(0, |id| usize::from(clients.contains_key(&id)))
+    }
+
+    /// Broadcasts between two checks of how far behind the writers are.
+    fn lag_check_step(&self) -> u64 {
+        (self.config.queue_capacity as u64 / 8).max(1)
+    }
+
+    /// A writer is (or fell) `missed` broadcasts behind: the overflow policy decides what
+    /// follows.
+    pub(crate) fn missed_broadcasts(&self, client: &ClientShared, missed: u64) {
+        match self.config.overflow_policy {
+            OverflowPolicy::Close => {
+                let frame = close_frame(CloseCode::Again, "client too slow");
+                if client.close(frame, WsDisconnectReason::SlowConsumer, true) {
+                    let total = Counters::bump(&self.counters.slow_clients_closed);
+                    tracing::warn!(
+                        client = %client.id,
+                        capacity = self.config.queue_capacity,
+                        missed,
+                        slow_clients_closed = total,
+                        "websocket client too slow: fell behind the broadcasts, closing with 1013"
+                    );
+                }
+            }
+            OverflowPolicy::DropOldest | OverflowPolicy::DropNewest => {
+                client.count_dropped(missed);
+                self.counters
+                    .messages_dropped
+                    .fetch_add(missed, Ordering::Relaxed);
+                tracing::warn!(
+                    client = %client.id,
+                    capacity = self.config.queue_capacity,
+                    missed,
+                    "websocket client too slow: missed broadcasts"
+                );
+            }
+        }
     }
 
     /// [`publish`](Self::publish) to this node's clients only.
@@ -324,6 +388,7 @@ impl HubInner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ws::broadcasts::{Reader, Taken};
     use crate::ws::client::{Outgoing, WsClient};
     use crate::ws::error::WsSendError;
     use crate::ws::hub::WsHub;
@@ -342,26 +407,39 @@ mod tests {
 
     fn next_message(client: &WsClient) -> Option<WsMessage> {
         let mut batch = Vec::with_capacity(1);
-        match client.shared.next_outgoing(&mut batch) {
+        match client.shared.next_outgoing(&mut batch, u64::MAX) {
             Outgoing::Messages => batch.pop(),
             _ => None,
         }
     }
 
+    /// What a writer reading `reader` would send `client`.
+    fn next_broadcast(reader: &mut Reader, client: &WsClient) -> Option<WsMessage> {
+        loop {
+            match reader.try_take() {
+                Taken::Broadcast(b) if b.except == Some(client.id()) => continue,
+                Taken::Broadcast(b) => return Some(b.message),
+                _ => return None,
+            }
+        }
+    }
+
     #[test]
-    fn a_broadcast_is_one_buffer_shared_by_every_queue() {
+    fn a_broadcast_is_one_buffer_shared_by_every_reader() {
         let hub = WsHub::default();
         let clients: Vec<WsClient> = (0..3).map(|_| join(&hub)).collect();
+        let mut readers: Vec<Reader> = (0..3).map(|_| hub.inner.broadcasts.reader()).collect();
         let message = WsMessage::json(&serde_json::json!({ "big": "x".repeat(10_000) })).unwrap();
         let payload = message.as_bytes().as_ptr();
         assert_eq!(hub.broadcast(message), 3);
-        for client in &clients {
-            let queued = next_message(client).unwrap();
+        for (client, reader) in clients.iter().zip(&mut readers) {
+            let queued = next_broadcast(reader, client).unwrap();
             assert_eq!(
                 queued.as_bytes().as_ptr(),
                 payload,
                 "the payload was copied"
             );
+            assert!(next_message(client).is_none(), "nothing in the queue");
         }
     }
 
@@ -369,10 +447,11 @@ mod tests {
     fn broadcast_others_and_publish_pick_their_recipients() {
         let hub = WsHub::default();
         let [a, b, c] = [join(&hub), join(&hub), join(&hub)];
+        let [mut ra, mut rb, mut rc] = [(); 3].map(|()| hub.inner.broadcasts.reader());
         assert_eq!(a.broadcast_others("hi"), 2);
-        assert!(next_message(&a).is_none());
-        assert_eq!(next_message(&b).unwrap().as_text(), Some("hi"));
-        assert_eq!(next_message(&c).unwrap().as_text(), Some("hi"));
+        assert!(next_broadcast(&mut ra, &a).is_none());
+        assert_eq!(next_broadcast(&mut rb, &b).unwrap().as_text(), Some("hi"));
+        assert_eq!(next_broadcast(&mut rc, &c).unwrap().as_text(), Some("hi"));
 
         assert_eq!(a.subscribe("t"), Ok(true));
         assert_eq!(b.subscribe("t"), Ok(true));
@@ -385,6 +464,30 @@ mod tests {
         assert_eq!(next_message(&b).unwrap().as_text(), Some("mine"));
         assert!(next_message(&c).is_none());
         assert_eq!(hub.publish("nobody", "x"), 0);
+    }
+
+    #[test]
+    fn a_message_queued_after_a_broadcast_waits_for_it() {
+        let hub = WsHub::default();
+        let a = join(&hub);
+        let mut reader = hub.inner.broadcasts.reader();
+        hub.broadcast("first");
+        a.send("second").unwrap();
+        let mut batch = Vec::with_capacity(4);
+        // The writer has taken no broadcast yet: the queued message must wait.
+        assert!(matches!(
+            a.shared.next_outgoing(&mut batch, reader.taken()),
+            Outgoing::Behind
+        ));
+        assert_eq!(
+            next_broadcast(&mut reader, &a).unwrap().as_text(),
+            Some("first")
+        );
+        assert!(matches!(
+            a.shared.next_outgoing(&mut batch, reader.taken()),
+            Outgoing::Messages
+        ));
+        assert_eq!(batch[0].as_text(), Some("second"));
     }
 
     #[test]
