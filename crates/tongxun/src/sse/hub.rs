@@ -199,16 +199,11 @@ impl<'a> Resume<'a> {
         }
     }
 
-    /// The same, but [`Unknown`](Self::Unknown) when the id is of another epoch.
+    /// The same, but [`Unknown`](Self::Unknown) when the id is of another epoch (the stream
+    /// then opens with a `resync`, which its log line shows).
     fn within(self, epoch: &str) -> Self {
         match self {
-            Resume::From(parsed) if parsed.epoch != epoch => {
-                tracing::debug!(
-                    epoch = parsed.epoch,
-                    "last event id from an earlier history"
-                );
-                Resume::Unknown
-            }
+            Resume::From(parsed) if parsed.epoch != epoch => Resume::Unknown,
             other => other,
         }
     }

@@ -88,7 +88,7 @@ impl SubscriberStream {
     /// reconnects with the id of the last event it got, and resumes from history.
     fn encode_batch(&mut self) {
         let mut buf = BytesMut::new();
-        for stored in std::mem::take(&mut self.batch) {
+        for stored in self.batch.drain(..) {
             let Some(slot) = self.positions.iter().position(|(topic, _)| {
                 Arc::ptr_eq(topic, &stored.topic) || **topic == *stored.topic
             }) else {
