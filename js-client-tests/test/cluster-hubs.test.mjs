@@ -50,7 +50,11 @@ async function hubPublish(node, topic, data) {
   return response.json();
 }
 
-/** A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads. */
+/**
+ * A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads (`ticks`)
+ * and every text it receives (`texts`). `until(check, ms)` resolves once `check(client)` holds
+ * and rejects after `ms`.
+ */
 async function wsSubscriber(node, topic) {
   const client = await Client.join(node);
   closers.push(() => client.ws.terminate());
@@ -58,6 +62,7 @@ async function wsSubscriber(node, topic) {
   assert.deepEqual(JSON.parse(await client.nextText()), { subscribed: topic });
   client.ticks = [];
   client.texts = [];
+  let waiters = [];
   client.ws.on("message", (data, isBinary) => {
     if (isBinary) return;
     const text = data.toString();
@@ -68,7 +73,22 @@ async function wsSubscriber(node, topic) {
     } catch {
       // not a hub envelope
     }
+    waiters = waiters.filter((waiter) => !waiter());
   });
+  client.until = (check, ms = 10_000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters = waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out; got ${JSON.stringify(client.texts.slice(-5))}`));
+      }, ms);
+      const waiter = () => {
+        if (!check(client)) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      if (!waiter()) waiters.push(waiter);
+    });
   return client;
 }
 
@@ -79,15 +99,6 @@ async function sseSubscriber(url) {
   const events = record(source, ["tick", "ready", "resync"]);
   await events.until((all) => all.some((e) => e.type === "ready"), "ready");
   return { source, events, ticks: () => events.of("tick").map((e) => e.data) };
-}
-
-/** Resolves once `check()` holds, polling every `ms`, for at most `attempts` polls. */
-async function eventually(check, what, { attempts = 100, ms = 100 } = {}) {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, ms));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 /**
@@ -136,7 +147,7 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
       assert.equal(delivery.ws, 1, "the publishing node's own subscriber took it at once");
     }
     for (const client of subscribers) {
-      await eventually(() => client.ticks.length >= sent.length, "every tick on every node", { attempts: 50 });
+      await client.until((c) => c.ticks.length >= sent.length);
       assert.equal(client.ticks.length, sent.length, "nothing twice");
       for (const from of [0, 1, 2]) {
         assert.deepEqual(
@@ -151,9 +162,7 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
   test("a ws client's broadcast reaches ws clients of the other nodes", async () => {
     const clients = await Promise.all(nodes.map((node) => wsSubscriber(node, "unused")));
     await clients[1].send("all:hello from node 1");
-    for (const client of clients) {
-      await eventually(() => client.texts.includes("all:hello from node 1"), "the broadcast", { attempts: 50 });
-    }
+    await Promise.all(clients.map((client) => client.until((c) => c.texts.includes("all:hello from node 1"))));
   });
 
   test("eventsource clients on every node receive every event, in one order, with the same ids", async () => {
@@ -218,13 +227,13 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
     assert.equal(delivery.ws, 1, "the node's own ws client still gets it");
 
     redis = await startRedis(port);
-    // Nodes reconnect by themselves (a heartbeat every second, then backoff).
-    await eventually(async () => (await ssePublish(nodes[2], topic, "probe")).status === 200, "SSE publishing again");
-    // Every node ends its streams once Redis is back (or once an event of the new history
-    // arrives), so that they resume. This Redis kept nothing, so they resynchronise: what was
-    // published between the restart and their return is the documented gap.
+    // Nodes reconnect by themselves (a heartbeat every second, then backoff). Once a node is
+    // back it ends its SSE streams so that they resume; until then a reconnecting stream is
+    // told to retry later. So a second `ready` on every node's stream means every node is back.
+    // This Redis kept nothing, so the streams resynchronise: what was published between the
+    // restart and their return is the documented gap.
     for (const { events } of sse) {
-      await events.until((all) => all.filter((e) => e.type === "ready").length >= 2, "the stream reopened");
+      await events.until((all) => all.filter((e) => e.type === "ready").length >= 2, "the stream reopened", 30_000);
     }
     assert.equal((await ssePublish(nodes[0], topic, "after")).status, 200);
     for (const { events, ticks } of sse) {
@@ -232,11 +241,17 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
       assert.ok(!ticks().includes("during"), "nothing refused is delivered");
       assert.equal(ticks().filter((t) => t === "after").length, 1);
     }
-    // WebSocket relaying resumes too.
-    await eventually(async () => {
-      await hubPublish(nodes[0], topic, "ws-after");
-      return ws.every((client) => client.ticks.includes("ws-after"));
-    }, "ws relaying again", { attempts: 30, ms: 200 });
+    // WebSocket relaying resumes too: each attempt waits for its own message on every node.
+    let relayed = false;
+    for (let attempt = 0; attempt < 10 && !relayed; attempt++) {
+      const text = `ws-after-${attempt}`;
+      await hubPublish(nodes[0], topic, text);
+      relayed = await Promise.all(ws.map((client) => client.until((c) => c.ticks.includes(text), 1000))).then(
+        () => true,
+        () => false,
+      );
+    }
+    assert.ok(relayed, "ws relaying again");
     assert.deepEqual(ws[1].ticks.filter((t) => t === "during"), ["during"]);
     assert.ok(!ws[0].ticks.includes("during") && !ws[2].ticks.includes("during"), "the outage's gap");
   });

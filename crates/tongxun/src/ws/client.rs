@@ -463,7 +463,8 @@ impl WsClient {
         self.hub.deliver(&self.shared, message.into())
     }
 
-    /// Queues a message for every other client of the hub; returns how many took it.
+    /// Sends a message to every other client of the hub; returns how many clients of this node
+    /// it is for.
     ///
     /// # Examples
     /// ```

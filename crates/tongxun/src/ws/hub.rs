@@ -167,8 +167,10 @@ impl WsHub {
         )
     }
 
-    /// Queues `message` for every client; returns how many took it. The payload is shared, not
-    /// copied, and the call never waits for a client.
+    /// Sends `message` to every client; returns how many clients of this node it is for. It is
+    /// one append to the hub's broadcast log, whatever the number of clients: the payload is
+    /// shared, not copied, and the call never waits for a client (see `docs/ws.md`, "Slow
+    /// clients").
     ///
     /// # Examples
     /// ```
@@ -182,7 +184,8 @@ impl WsHub {
         self.inner.broadcast(&message.into(), None)
     }
 
-    /// Queues `message` for every client but `except`; returns how many took it.
+    /// Sends `message` to every client but `except`; returns how many clients of this node it is
+    /// for.
     ///
     /// # Examples
     /// ```
