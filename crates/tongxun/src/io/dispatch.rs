@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use futures_util::FutureExt;
+use smallvec::SmallVec;
 use socketioxide::extract::Event as RawEvent;
 use socketioxide::handler::{DisconnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::DisconnectReason;
@@ -49,9 +50,12 @@ pub(crate) type DisconnectFuture = std::pin::Pin<Box<dyn std::future::Future<Out
 pub(crate) type BoxedDisconnect =
     Arc<dyn Fn(Socket, DisconnectReason) -> DisconnectFuture + Send + Sync>;
 
+/// The handlers one event reaches; one or two without an allocation.
+type Handlers = SmallVec<[BoxedHandler; 2]>;
+
 #[derive(Default)]
 struct Listeners {
-    by_event: HashMap<String, Vec<Listener>>,
+    by_event: HashMap<Arc<str>, Vec<Listener>>,
     any: Vec<Listener>,
     disconnect: Vec<BoxedDisconnect>,
 }
@@ -59,20 +63,26 @@ struct Listeners {
 impl Listeners {
     /// The handlers an event reaches: catch-all listeners first, as in Node, then the event's.
     /// `once` listeners are removed here, so they fire once even when events run in parallel.
-    fn take_for(&mut self, event: &str) -> Vec<BoxedHandler> {
-        fn pick(list: &mut Vec<Listener>, out: &mut Vec<BoxedHandler>) {
+    /// Also returns the event's name as the listener table holds it, when it has listeners, so
+    /// that dispatching does not allocate it again.
+    fn take_for(&mut self, event: &str) -> (Option<Arc<str>>, Handlers) {
+        fn pick(list: &mut Vec<Listener>, out: &mut Handlers) {
             out.extend(list.iter().map(|l| l.handler.clone()));
             list.retain(|l| !l.once);
         }
-        let mut handlers = Vec::new();
+        let mut handlers = Handlers::new();
         pick(&mut self.any, &mut handlers);
+        let name = self
+            .by_event
+            .get_key_value(event)
+            .map(|(key, _)| key.clone());
         if let Some(list) = self.by_event.get_mut(event) {
             pick(list, &mut handlers);
             if list.is_empty() {
                 self.by_event.remove(event);
             }
         }
-        handlers
+        (name, handlers)
     }
 }
 
@@ -175,7 +185,7 @@ impl SocketState {
         match event {
             Some(event) => listeners
                 .by_event
-                .entry(event.to_owned())
+                .entry(Arc::from(event))
                 .or_default()
                 .push(listener),
             None => listeners.any.push(listener),
@@ -297,16 +307,28 @@ impl SocketState {
         mut value: Value,
         ack_id: Option<i64>,
     ) {
-        let event: Arc<str> = match event_name(&raw, &mut value, &ack_id) {
-            Ok(name) => name,
-            Err(e) => {
-                tracing::warn!(sid = %raw.id, ns = raw.ns(), "unreadable event name: {e}");
-                return;
-            }
+        let plain = match &value {
+            Value::Str(text, _) => plain_event_name(text.as_str()),
+            _ => None,
         };
+        let parsed;
+        let name = match plain {
+            Some(name) => name,
+            None => match parsed_event_name(&raw, &mut value, &ack_id) {
+                Ok(name) => {
+                    parsed = name;
+                    parsed.as_str()
+                }
+                Err(e) => {
+                    tracing::warn!(sid = %raw.id, ns = raw.ns(), "unreadable event name: {e}");
+                    return;
+                }
+            },
+        };
+        let (known, handlers) = self.listeners().take_for(name);
+        let event = known.unwrap_or_else(|| Arc::from(name));
         let socket = Socket::new(raw, self.clone());
         let ack = Arc::new(AckSlot::new(&socket, ack_id));
-        let handlers = self.listeners().take_for(&event);
         if handlers.is_empty() {
             tracing::debug!(sid = %socket.id(), ns = socket.ns(), %event, "no listener for event");
             ack.fail(&format!("no handler for event \"{event}\""));
@@ -362,24 +384,19 @@ impl SocketState {
     }
 }
 
-/// The name of a received event.
+/// The name of a received event, from socketioxide's parser.
 ///
 /// socketioxide parses the name to route the event but does not hand it on, and asking its parser
 /// again deserializes the whole argument array a second time (about 2,000 instructions, a tenth
-/// of an acknowledged round trip's user-space work; see `docs/benchmarks.md`). The common case,
-/// a JSON text starting `["name"` with no escape in the name, is read directly; anything else
-/// goes through the parser.
-fn event_name(
+/// of an acknowledged round trip's user-space work; see `docs/benchmarks.md`). So the common case,
+/// a JSON text starting `["name"` with no escape in the name, is read directly
+/// ([`plain_event_name`]); anything else comes here.
+fn parsed_event_name(
     raw: &Arc<RawSocket>,
     value: &mut Value,
     ack_id: &Option<i64>,
-) -> Result<Arc<str>, socketioxide::ParserError> {
-    if let Value::Str(text, _) = value
-        && let Some(name) = plain_event_name(text.as_str())
-    {
-        return Ok(name.into());
-    }
-    RawEvent::from_message_parts(raw, value, ack_id).map(|RawEvent(name)| name.into())
+) -> Result<String, socketioxide::ParserError> {
+    RawEvent::from_message_parts(raw, value, ack_id).map(|RawEvent(name)| name)
 }
 
 /// The event name at the start of `["name", ...]` when it is written without escapes.
