@@ -13,7 +13,6 @@
 //! [`Config::redis_url`]: crate::Config::redis_url
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -79,7 +78,7 @@ impl RedisBus {
                 up: AtomicBool::new(false),
                 reached: AtomicBool::new(false),
                 recoveries: watch::Sender::new(0),
-                node: random_u64(),
+                node: crate::random_u64(),
             }),
         };
         let weak = Arc::downgrade(&bus.inner);
@@ -96,12 +95,14 @@ impl RedisBus {
     }
 
     /// This node's name on the bus.
+    #[cfg(feature = "ws")]
     pub(crate) fn node(&self) -> u64 {
         self.inner.node
     }
 
     /// Changes each time Redis is reachable again after it was lost: whatever was published in
     /// between never reached this node.
+    #[cfg(feature = "sse")]
     pub(crate) fn recoveries(&self) -> watch::Receiver<u64> {
         self.inner.recoveries.subscribe()
     }
@@ -282,16 +283,4 @@ fn dispatch(inner: &BusInner, push: PushInfo) {
     {
         tracing::warn!(%channel, "a cross-node message was dropped: its reader is behind");
     }
-}
-
-/// A random number, different in each call and each process.
-pub(crate) fn random_u64() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(now);
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }

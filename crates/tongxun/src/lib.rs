@@ -159,6 +159,21 @@ pub mod sse;
 #[cfg(feature = "ws")]
 pub mod ws;
 
+/// A random number, different in each call and each process: names for a run of the SSE hub's
+/// history and for a node on the Redis bus, not secrets.
+#[cfg(any(feature = "sse", feature = "redis"))]
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(now);
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
 pub use client_bundle::ClientBundle;
 pub use config::Config;
 pub use error::{AckError, SendError, ServeError};

@@ -195,6 +195,7 @@ impl ServerBuilder {
         #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_mut))]
         let mut routes = self.routes;
         #[cfg(feature = "redis")]
+        #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_mut))]
         let mut hubs_listening = Vec::new();
         #[cfg(feature = "ws")]
         if let Some(hub) = &self.ws {

@@ -35,11 +35,8 @@ use crate::bus::RedisBus;
 const INBOX: usize = 8192;
 
 const APPEND: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
 local order = redis.call('INCR', KEYS[2])
 local seq = redis.call('INCR', KEYS[3])
 if tonumber(ARGV[2]) > 0 then
@@ -50,11 +47,8 @@ return {epoch, seq}
 ";
 
 const READ: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
 local out = {epoch}
 local resume = ARGV[2] == epoch
 for i = 1, (#KEYS - 1) / 2 do
