@@ -113,6 +113,8 @@ struct Outbox {
     ping: bool,
     /// The close frame to send once the queue is drained.
     close: Option<CloseFrame>,
+    /// The broadcasts that go out before the close frame.
+    close_after: u64,
     /// No more messages are accepted.
     closing: bool,
     /// The writer must stop (set by [`ClientShared::stop`]).
@@ -152,6 +154,7 @@ impl ClientShared {
                 queue: VecDeque::new(),
                 ping: false,
                 close: None,
+                close_after: 0,
                 closing: false,
                 stopped: false,
                 reason: None,
@@ -228,18 +231,21 @@ impl ClientShared {
         self.wake_writer.notify_one();
     }
 
-    /// Starts closing with `frame`, sent once the queue is drained (or right away when
-    /// `discard_queue`). Returns `false` when the client was already closing.
+    /// Starts closing with `frame`, sent once the queue is drained and the first `broadcasts`
+    /// broadcasts are sent (or right away when `discard_queue`). Returns `false` when the
+    /// client was already closing.
     pub(crate) fn close(
         &self,
         frame: CloseFrame,
         reason: WsDisconnectReason,
         discard_queue: bool,
+        broadcasts: u64,
     ) -> bool {
-        let outbox = self.outbox();
+        let mut outbox = self.outbox();
         if outbox.closing {
             return false;
         }
+        outbox.close_after = if discard_queue { 0 } else { broadcasts };
         self.start_closing(outbox, frame, reason, discard_queue);
         true
     }
@@ -257,6 +263,7 @@ impl ClientShared {
         outbox.ping = false;
         if discard_queue {
             outbox.queue = VecDeque::new();
+            outbox.close_after = 0;
         }
         drop(outbox);
         self.closing.store(true, Ordering::Release);
@@ -306,6 +313,9 @@ impl ClientShared {
         }
         if outbox.queue.capacity() > SHRINK_ABOVE {
             outbox.queue = VecDeque::new();
+        }
+        if outbox.close.is_some() && outbox.close_after > broadcasts {
+            return Outgoing::Behind;
         }
         match outbox.close.take() {
             Some(frame) => Outgoing::Close(frame),
@@ -563,6 +573,7 @@ impl WsClient {
                 reason: reason_text,
             },
             false,
+            self.hub.broadcasts.published(),
         );
     }
 }
@@ -687,8 +698,8 @@ mod tests {
         ));
         c.enqueue(WsMessage::text("b"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
-        assert!(c.close(away(), WsDisconnectReason::ServerShutdown, false));
-        assert!(!c.close(away(), WsDisconnectReason::ServerShutdown, false));
+        assert!(c.close(away(), WsDisconnectReason::ServerShutdown, false, 0));
+        assert!(!c.close(away(), WsDisconnectReason::ServerShutdown, false, 0));
         let late = c.enqueue(WsMessage::text("c"), 0, 10, OverflowPolicy::Close);
         assert_eq!(late, Enqueued::Closed);
         // A closing connection sends no more pings.

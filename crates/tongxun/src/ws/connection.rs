@@ -432,6 +432,7 @@ async fn run_handler(
                 close_frame(CloseCode::Error, "internal error"),
                 WsDisconnectReason::HandlerPanicked,
                 false,
+                client.hub.broadcasts.published(),
             );
         }
     }

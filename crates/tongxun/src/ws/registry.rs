@@ -177,6 +177,7 @@ impl HubInner {
             close_frame(CloseCode::Away, "server shutting down"),
             WsDisconnectReason::ServerShutdown,
             false,
+            self.broadcasts.published(),
         );
     }
 
@@ -283,7 +284,7 @@ impl HubInner {
         match self.config.overflow_policy {
             OverflowPolicy::Close => {
                 let frame = close_frame(CloseCode::Again, "client too slow");
-                if client.close(frame, WsDisconnectReason::SlowConsumer, true) {
+                if client.close(frame, WsDisconnectReason::SlowConsumer, true, 0) {
                     let total = Counters::bump(&self.counters.slow_clients_closed);
                     tracing::warn!(
                         client = %client.id,
@@ -488,6 +489,29 @@ mod tests {
             Outgoing::Messages
         ));
         assert_eq!(batch[0].as_text(), Some("second"));
+    }
+
+    #[test]
+    fn a_close_goes_out_after_the_broadcasts_published_before_it() {
+        let hub = WsHub::default();
+        let a = join(&hub);
+        let mut reader = hub.inner.broadcasts.reader();
+        hub.broadcast("last words");
+        a.close(1000, "bye");
+        hub.broadcast("too late");
+        let mut batch = Vec::with_capacity(4);
+        assert!(matches!(
+            a.shared.next_outgoing(&mut batch, reader.taken()),
+            Outgoing::Behind
+        ));
+        assert_eq!(
+            next_broadcast(&mut reader, &a).unwrap().as_text(),
+            Some("last words")
+        );
+        assert!(matches!(
+            a.shared.next_outgoing(&mut batch, reader.taken()),
+            Outgoing::Close(_)
+        ));
     }
 
     #[test]
