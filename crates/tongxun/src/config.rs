@@ -27,6 +27,24 @@ pub const DEFAULT_MAX_BUFFER_SIZE: usize = 1024;
 pub const DEFAULT_WS_READ_BUFFER_SIZE: usize = 1024;
 /// Default number of received events that may wait for an ordered handler, per socket.
 pub const DEFAULT_MAX_PENDING_EVENTS: usize = 10_000;
+/// Default number of bytes of received events one client may have waiting for, or inside, its
+/// handlers, over all its namespaces: 8 MiB, eight events of the largest size
+/// [`DEFAULT_MAX_PAYLOAD`] lets through.
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+/// Default number of child namespaces of dynamic patterns (such as `/tenant/{id}`) that may
+/// exist at once. A child namespace exists while a socket is connected to it.
+pub const DEFAULT_MAX_DYNAMIC_NAMESPACES: usize = 10_000;
+/// Default longest namespace name a client may join, in bytes.
+pub const DEFAULT_MAX_NAMESPACE_LEN: usize = 256;
+/// Default number of namespaces one client connection may join at once.
+pub const DEFAULT_MAX_NAMESPACES_PER_CLIENT: usize = 64;
+/// Default number of binary attachments one packet may announce: 10, as in Node's
+/// `socket.io-parser` (`maxAttachments`).
+pub const DEFAULT_MAX_BINARY_ATTACHMENTS: usize = 10;
+/// Default largest sum of the binary attachments of one packet: 10 MB.
+pub const DEFAULT_MAX_BINARY_BYTES: usize = 10_000_000;
+/// Default time a client has to send every binary attachment its packet announced: 60 s.
+pub const DEFAULT_BINARY_COMPLETION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time in-flight handlers get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,6 +88,35 @@ pub struct Config {
     /// is refused: logged, and its acknowledgement (if requested) answered with an error.
     /// Defaults to [`DEFAULT_MAX_PENDING_EVENTS`] (10 000).
     pub max_pending_events: usize,
+    /// Bytes of received events one client connection may have waiting for, or running in, its
+    /// handlers, over all the namespaces it joined (each event counts its payload, attachments
+    /// included, plus a fixed overhead). An event past this bound is refused as
+    /// [`PendingOverflow`] says. An event arriving when nothing of its client is pending is
+    /// always taken, whatever its size. Defaults to [`DEFAULT_MAX_PENDING_BYTES`] (8 MiB).
+    pub max_pending_bytes: usize,
+    /// What happens to an event past [`max_pending_events`](Self::max_pending_events) or
+    /// [`max_pending_bytes`](Self::max_pending_bytes). Defaults to [`PendingOverflow::Refuse`].
+    pub pending_overflow: PendingOverflow,
+    /// Child namespaces of dynamic patterns that may exist at once; a client joining one more
+    /// gets `connect_error` `"too many namespaces"`. A child namespace is removed when its last
+    /// socket leaves. Defaults to [`DEFAULT_MAX_DYNAMIC_NAMESPACES`] (10 000).
+    pub max_dynamic_namespaces: usize,
+    /// Longest namespace name, in bytes, a client may join in a dynamic pattern; a longer one gets
+    /// `connect_error` `"namespace name too long"`. Defaults to [`DEFAULT_MAX_NAMESPACE_LEN`] (256).
+    pub max_namespace_len: usize,
+    /// Namespaces one client connection may join at once; one more gets `connect_error`
+    /// `"too many namespaces for this connection"`.
+    /// Defaults to [`DEFAULT_MAX_NAMESPACES_PER_CLIENT`] (64).
+    pub max_namespaces_per_client: usize,
+    /// Binary attachments one packet may announce; a packet announcing more closes the
+    /// connection. Defaults to [`DEFAULT_MAX_BINARY_ATTACHMENTS`] (10, as Node).
+    pub max_binary_attachments: usize,
+    /// Largest sum of one packet's binary attachments, in bytes; a larger one closes the
+    /// connection. Defaults to [`DEFAULT_MAX_BINARY_BYTES`] (10 MB).
+    pub max_binary_bytes: usize,
+    /// Time a client has to send every attachment its binary packet announced, after which the
+    /// connection is closed. Defaults to [`DEFAULT_BINARY_COMPLETION_TIMEOUT`] (60 s).
+    pub binary_completion_timeout: Duration,
     /// Whether the main namespace `/` accepts connections when no handler was registered for it.
     /// Defaults to `true`, as in Node.
     pub default_namespace: bool,
@@ -101,6 +148,14 @@ impl Default for Config {
             max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
             ws_read_buffer_size: DEFAULT_WS_READ_BUFFER_SIZE,
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            pending_overflow: PendingOverflow::Refuse,
+            max_dynamic_namespaces: DEFAULT_MAX_DYNAMIC_NAMESPACES,
+            max_namespace_len: DEFAULT_MAX_NAMESPACE_LEN,
+            max_namespaces_per_client: DEFAULT_MAX_NAMESPACES_PER_CLIENT,
+            max_binary_attachments: DEFAULT_MAX_BINARY_ATTACHMENTS,
+            max_binary_bytes: DEFAULT_MAX_BINARY_BYTES,
+            binary_completion_timeout: DEFAULT_BINARY_COMPLETION_TIMEOUT,
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             tcp_nodelay: true,
@@ -108,4 +163,20 @@ impl Default for Config {
             redis_url: None,
         }
     }
+}
+
+/// What happens to an event a client sends past its pending bounds
+/// ([`Config::max_pending_events`], [`Config::max_pending_bytes`]).
+///
+/// Either way the server logs the client once per episode (at `warn`), not once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PendingOverflow {
+    /// The event is not handled; if the client asked for an acknowledgement, it is answered
+    /// with `{"error": "too many pending events"}`. The client stays connected.
+    #[default]
+    Refuse,
+    /// The event is not handled and the socket is disconnected from its namespace (the client
+    /// sees `io server disconnect`).
+    Disconnect,
 }

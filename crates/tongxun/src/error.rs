@@ -39,6 +39,18 @@ impl From<SocketError> for SendError {
     }
 }
 
+/// Why a socket could not join a room.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The room has the shape of a socket id (16 ASCII letters, digits, `-` or `_`). Every
+    /// socket is alone in the room named by its id, which carries its private messages, so no
+    /// other socket may ever join a room of that shape, on any node: its owner may connect
+    /// later, or elsewhere. Nothing was joined.
+    #[error("room {0:?} has the shape of a socket id: such rooms are private to their socket")]
+    Reserved(String),
+}
+
 /// Why an acknowledgement requested from a client did not arrive.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -204,9 +204,9 @@ impl Hub {
     }
 
     /// A Socket.IO namespace whose clients manage their topics: `subscribe` and `unsubscribe`
-    /// take a topic or a list of topics and acknowledge `{"ok": [topics]}` or `{"error": "..."}`. A
-    /// client cannot subscribe to the room of a connected socket's id, which carries that
-    /// socket's private messages.
+    /// take a topic or a list of topics and acknowledge `{"ok": [topics]}` or `{"error": "..."}`.
+    /// A client can never subscribe to a room of a socket id's shape (see [`check_topic`]),
+    /// which carries that socket's private messages.
     /// Use [`subscriptions`] to add the same listeners in a connect handler of your own.
     pub fn namespace() -> Namespace {
         Namespace::new(|socket: Socket| async move { subscriptions(&socket) })
@@ -378,7 +378,10 @@ async fn http_publish(
     }
 }
 
-/// Checks a topic name: 1 to 64 bytes of ASCII letters, digits, `-`, `_`, `.`, `/` and `:`.
+/// Checks a topic name: 1 to 64 bytes of ASCII letters, digits, `-`, `_`, `.`, `/` and `:`,
+/// and not of the shape of a socket id (16 letters, digits, `-` or `_`, such as
+/// `temperature_room`): a topic is a Socket.IO room, and the room named by a socket's id is
+/// private to that socket, which may connect later or on another node.
 ///
 /// # Errors
 /// [`HubError::InvalidTopic`] telling what is wrong.
@@ -397,23 +400,10 @@ pub fn check_topic(topic: &str) -> Result<(), HubError> {
             "only ASCII letters, digits, '-', '_', '.', '/' and ':' are allowed".into(),
         ));
     }
-    Ok(())
-}
-
-/// Refuses a topic that is the id of a socket connected to `socket`'s namespace: every socket is
-/// in a room named by its id, so subscribing to it would read that socket's private messages.
-fn check_subscription(socket: &Socket, topic: &str) -> Result<(), HubError> {
-    let Ok(sid) = topic.parse::<crate::Sid>() else {
-        return Ok(());
-    };
-    let taken = socket
-        .io()
-        .raw()
-        .of(socket.ns())
-        .is_some_and(|ns| ns.get_socket(sid).is_some());
-    if taken {
+    if crate::io::is_id_shaped(topic) {
         return Err(HubError::InvalidTopic(
-            "a socket's own room is reserved".into(),
+            "16 letters, digits, '-' or '_' is the shape of a socket id, whose room is private"
+                .into(),
         ));
     }
     Ok(())
@@ -447,17 +437,14 @@ pub fn subscriptions(socket: &Socket) {
     socket.on(
         "subscribe",
         |socket: Socket, Data(topics): Data<Topics>, ack: Ack| async move {
-            let checked = topics.checked().and_then(|topics| {
-                topics
-                    .iter()
-                    .try_for_each(|t| check_subscription(&socket, t))?;
+            let joined = topics.checked().and_then(|topics| {
+                socket
+                    .join(topics.clone())
+                    .map_err(|e| HubError::InvalidTopic(e.to_string()))?;
                 Ok(topics)
             });
-            match checked {
-                Ok(topics) => {
-                    socket.join(topics.clone());
-                    ack.send(&serde_json::json!({ "ok": topics }))
-                }
+            match joined {
+                Ok(topics) => ack.send(&serde_json::json!({ "ok": topics })),
                 Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
             }
         },
@@ -507,7 +494,7 @@ mod tests {
             "prices",
             "chat:general",
             "rooms/42.chat",
-            "temperature_room",
+            "temperature_room:1",
         ] {
             assert!(check_topic(ok).is_ok(), "{ok}");
             #[cfg(feature = "sse")]
@@ -516,6 +503,14 @@ mod tests {
         for bad in ["", "a b", "a,b", "é"] {
             assert!(check_topic(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn topics_of_a_socket_id_shape_are_refused_whether_or_not_that_socket_exists() {
+        for id_shaped in ["temperature_room", "AbCdEfGhIjKlMnOp", "0123456789-_abcd"] {
+            assert!(check_topic(id_shaped).is_err(), "{id_shaped}");
+        }
+        assert!(check_topic(crate::Sid::new().as_str()).is_err());
     }
 
     #[test]

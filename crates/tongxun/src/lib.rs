@@ -156,6 +156,7 @@ mod io;
 mod server;
 #[cfg(feature = "sse")]
 pub mod sse;
+mod sync;
 #[cfg(feature = "ws")]
 pub mod ws;
 
@@ -176,7 +177,7 @@ fn random_u64() -> u64 {
 
 pub use client_bundle::ClientBundle;
 pub use config::Config;
-pub use error::{AckError, SendError, ServeError};
+pub use error::{AckError, JoinError, SendError, ServeError};
 pub use io::{
     Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Event, EventContext,
     EventHandler, ExtractError, FromEvent, HandlerError, Handshake, IntoHandlerResult, Io,
@@ -185,3 +186,4 @@ pub use io::{
 pub use server::{Server, ServerBuilder};
 pub use socketioxide::TransportType;
 pub use socketioxide::socket::{DisconnectReason, Sid};
+pub(crate) use sync::lock;

@@ -4,12 +4,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use axum::Router;
 use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
-use tokio_util::task::TaskTracker;
 
 use crate::error::ServeError;
 use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
@@ -131,12 +129,11 @@ impl ServerBuilder {
     /// `Config::redis_url` is not a Redis URL.
     pub fn build(self) -> Server {
         let config = self.config;
-        let shared = Arc::new(ServerShared {
-            config: config.clone(),
-            tasks: TaskTracker::new(),
-            live_stores: Arc::new(AtomicUsize::new(0)),
-            dropped_deliveries: AtomicU64::new(0),
-        });
+        let shared = Arc::new(ServerShared::new(config.clone()));
+        let parser = socketioxide::ParserConfig::common()
+            .max_incoming_binaries(config.max_binary_attachments)
+            .max_incoming_binary_buf_size(config.max_binary_bytes)
+            .packet_completion_timeout(config.binary_completion_timeout);
         let builder = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())
             .ping_interval(config.ping_interval)
@@ -146,7 +143,8 @@ impl ServerBuilder {
             .connect_timeout(config.connect_timeout)
             .ack_timeout(config.ack_timeout)
             .max_buffer_size(config.max_buffer_size)
-            .ws_read_buffer_size(config.ws_read_buffer_size);
+            .ws_read_buffer_size(config.ws_read_buffer_size)
+            .with_parser(parser);
         #[cfg(feature = "redis")]
         let bus = config.redis_url.as_deref().map(|url| {
             crate::bus::RedisBus::new(url)
@@ -173,7 +171,8 @@ impl ServerBuilder {
                 seen.insert(path.clone()),
                 "namespace {path:?} registered twice"
             );
-            let handler = namespace.into_handler(&path, shared.clone());
+            let dynamic = matches!(kind, NamespaceKind::Dynamic);
+            let handler = namespace.into_handler(&path, dynamic, shared.clone());
             match kind {
                 NamespaceKind::Static => {
                     #[cfg_attr(
@@ -435,5 +434,8 @@ async fn detach_handshake_head(
             value.set_sensitive(sensitive);
         }
     }
+    // What every namespace the client joins draws on: Engine.IO keeps these extensions for the
+    // whole session.
+    crate::io::ClientShare::attach(&mut req);
     req
 }

@@ -14,8 +14,10 @@ fn rooms_server(config: Config) -> Server {
         .config(config)
         .namespace("/", |socket: Socket| async move {
             socket.on("join", |socket: Socket, tongxun::Data(room): tongxun::Data<String>, ack: tongxun::Ack| async move {
-                socket.join(room);
-                ack.send(&())
+                match socket.join(room) {
+                    Ok(()) => ack.send(&()),
+                    Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+                }
             });
         })
         .build()

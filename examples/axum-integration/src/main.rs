@@ -19,8 +19,10 @@ async fn on_chat(socket: Socket) {
     socket.on(
         "join",
         |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
-            socket.join(room);
-            ack.send(&socket.rooms())
+            match socket.join(room) {
+                Ok(()) => ack.send(&socket.rooms()),
+                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+            }
         },
     );
 }

@@ -453,7 +453,9 @@ impl Chat {
             if rooms.len() >= MAX_ROOMS {
                 return Err(ChatError::TooManyRooms);
             }
-            socket.join(tag(&room));
+            socket
+                .join(tag(&room))
+                .expect("a room tag starts with '#', never the shape of a socket id");
         }
         let members = members(&socket, &room, None);
         let history = lock(&self.history)

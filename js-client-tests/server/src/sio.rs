@@ -68,8 +68,10 @@ async fn on_rooms(socket: Socket) {
     socket.on(
         "join",
         |socket: Socket, Data(rooms): Data<Vec<String>>, ack: Ack| async move {
-            socket.join(rooms);
-            ack.send(&socket.rooms())
+            match socket.join(rooms) {
+                Ok(()) => ack.send(&socket.rooms()),
+                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+            }
         },
     );
     socket.on(

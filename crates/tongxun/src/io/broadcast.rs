@@ -1,8 +1,10 @@
 //! Broadcasting: to a namespace, to rooms, to everyone but the sender, with aggregated acks.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -14,8 +16,8 @@ use socketioxide_core::adapter::RoomParam;
 
 use super::args::Args;
 use super::namespace::ServerShared;
-use super::{RawAdapter, Socket, socket_of};
-use crate::error::AckError;
+use super::{RawAdapter, Socket, is_id_shaped, socket_of};
+use crate::error::{AckError, JoinError};
 
 /// A socket of a namespace, wherever it is connected: this node or, with a cluster adapter,
 /// another. Emit to it, move it between rooms or disconnect it.
@@ -31,6 +33,43 @@ pub enum BroadcastError {
     /// The adapter could not reach other nodes.
     #[error("adapter failed: {0}")]
     Adapter(String),
+    /// A room to join is private to one socket ([`JoinError::Reserved`]); nothing was joined.
+    #[error("failed to join")]
+    Join(#[from] JoinError),
+}
+
+/// How often, at most, broadcast deliveries lost to full queues are logged.
+pub(crate) const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs broadcast deliveries lost to full outgoing queues at most once per
+/// [`DROP_LOG_INTERVAL`], with the count since the last line: a client that stops reading must
+/// not turn every broadcast into a log line.
+#[derive(Debug, Default)]
+pub(crate) struct DropLog {
+    /// When the last line was written, and the drops since.
+    last: Mutex<Option<(Instant, u64)>>,
+}
+
+impl DropLog {
+    pub(crate) fn record(&self, event: &str, dropped: u64) {
+        let now = Instant::now();
+        let mut last = crate::lock(&self.last);
+        let unlogged = match &mut *last {
+            Some((at, since)) if now.duration_since(*at) < DROP_LOG_INTERVAL => {
+                *since += dropped;
+                return;
+            }
+            Some((_, since)) => *since,
+            None => 0,
+        };
+        *last = Some((now, 0));
+        drop(last);
+        tracing::warn!(
+            event,
+            dropped = dropped + unlogged,
+            "recipients' outgoing queues are full: they miss broadcasts (counted in Io::dropped_deliveries; logged at most every 10 s)"
+        );
+    }
 }
 
 /// A selection of sockets to broadcast to: a namespace, narrowed to rooms, widened or not to the
@@ -157,7 +196,7 @@ impl Broadcast {
                     self.shared
                         .dropped_deliveries
                         .fetch_add(dropped as u64, Ordering::Relaxed);
-                    tracing::warn!(%event, dropped, "recipients' outgoing queues were full; they missed a broadcast");
+                    self.shared.drop_log.record(event, dropped as u64);
                 }
                 Ok(())
             }
@@ -248,8 +287,13 @@ impl Broadcast {
     /// Makes the selected sockets join `rooms`.
     ///
     /// # Errors
-    /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    /// [`BroadcastError::Join`] when a room has the shape of a socket id (such rooms are
+    /// private to their socket), [`BroadcastError::Adapter`] when other nodes cannot be reached.
     pub async fn join(self, rooms: impl RoomParam) -> Result<(), BroadcastError> {
+        let rooms: Vec<_> = rooms.into_room_iter().collect();
+        if let Some(room) = rooms.iter().find(|r| is_id_shaped(r)) {
+            return Err(JoinError::Reserved(room.to_string()).into());
+        }
         self.ops
             .join(rooms)
             .await

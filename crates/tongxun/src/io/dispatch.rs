@@ -23,9 +23,11 @@ use tokio::sync::{Notify, oneshot};
 use super::RawAdapter;
 use super::extract::{AckSlot, EventContext};
 use super::handler::{BoxedHandler, HandlerFailure};
+use super::limits::{Seat, event_cost};
 use super::namespace::NamespaceShared;
 use super::socket::{RawSocket, Socket};
 use super::store::Store;
+use crate::config::PendingOverflow;
 
 /// Identifies one registered listener, so that it can be removed with
 /// [`Socket::off_listener`](super::Socket::off_listener).
@@ -91,6 +93,8 @@ enum Job {
         raw: Arc<RawSocket>,
         value: Value,
         ack_id: Option<i64>,
+        /// What the event holds of its client's pending budget.
+        cost: usize,
     },
     Disconnect {
         raw: Arc<RawSocket>,
@@ -114,6 +118,8 @@ pub(crate) struct SocketState {
     pub(crate) raw: std::sync::Weak<RawSocket>,
     pub(crate) store: Store,
     pub(crate) ns: Arc<NamespaceShared>,
+    /// The socket's place in its client's namespace count (and its dynamic namespace's).
+    pub(crate) seat: Seat,
     listeners: RwLock<Listeners>,
     queue: Mutex<Queue>,
     /// The rooms the socket was in when it disconnected. socketioxide may drop them before the
@@ -135,11 +141,12 @@ impl std::fmt::Debug for SocketState {
 }
 
 impl SocketState {
-    pub(crate) fn new(ns: Arc<NamespaceShared>, raw: &Arc<RawSocket>) -> Arc<Self> {
+    pub(crate) fn new(ns: Arc<NamespaceShared>, raw: &Arc<RawSocket>, seat: Seat) -> Arc<Self> {
         Arc::new(Self {
             raw: Arc::downgrade(raw),
             store: Store::new(ns.server.live_stores.clone()),
             ns,
+            seat,
             listeners: RwLock::default(),
             queue: Mutex::default(),
             rooms_at_disconnect: Mutex::default(),
@@ -244,17 +251,48 @@ impl SocketState {
     }
 
     fn enqueue_event(self: &Arc<Self>, raw: Arc<RawSocket>, value: Value, ack_id: Option<i64>) {
+        let config = &self.ns.server.config;
+        let client = self.seat.client();
+        let cost = event_cost(&value);
         let mut queue = self.queue();
-        let pending = queue.jobs.len();
-        if pending >= self.ns.server.config.max_pending_events {
+        if queue.jobs.len() >= config.max_pending_events
+            || !client.try_charge(cost, config.max_pending_bytes)
+        {
+            let pending = queue.jobs.len();
             drop(queue);
-            tracing::warn!(sid = %raw.id, ns = raw.ns(), pending, "too many pending events, refusing event");
-            let socket = Socket::new(raw, self.clone());
-            AckSlot::new(&socket, ack_id).fail("too many pending events");
+            self.refuse(raw, ack_id, pending);
             return;
         }
-        queue.jobs.push_back(Job::Event { raw, value, ack_id });
+        queue.jobs.push_back(Job::Event {
+            raw,
+            value,
+            ack_id,
+            cost,
+        });
         self.start_drain(&mut queue);
+    }
+
+    /// Refuses an event past the pending bounds, as `Config::pending_overflow` says.
+    fn refuse(self: &Arc<Self>, raw: Arc<RawSocket>, ack_id: Option<i64>, pending: usize) {
+        let config = &self.ns.server.config;
+        let client = self.seat.client();
+        if client.start_overflow() {
+            tracing::warn!(
+                sid = %raw.id,
+                ns = raw.ns(),
+                pending_events = pending,
+                pending_bytes = client.pending_bytes(),
+                max_pending_events = config.max_pending_events,
+                max_pending_bytes = config.max_pending_bytes,
+                policy = ?config.pending_overflow,
+                "client sends faster than its handlers finish; refusing its events until they catch up"
+            );
+        }
+        let socket = Socket::new(raw, self.clone());
+        AckSlot::new(&socket, ack_id).fail("too many pending events");
+        if config.pending_overflow == PendingOverflow::Disconnect {
+            socket.disconnect().ok();
+        }
     }
 
     /// Queues the disconnect behind the events already received and waits until it was handled.
@@ -283,15 +321,26 @@ impl SocketState {
                 }
             };
             match job {
-                Job::Event { raw, value, ack_id } if !self.ns.ordered => {
+                Job::Event {
+                    raw,
+                    value,
+                    ack_id,
+                    cost,
+                } if !self.ns.ordered => {
                     let state = self.clone();
-                    self.ns
-                        .server
-                        .tasks
-                        .spawn(async move { state.run_event(raw, value, ack_id).await });
+                    self.ns.server.tasks.spawn(async move {
+                        state.clone().run_event(raw, value, ack_id).await;
+                        state.seat.client().refund(cost);
+                    });
                 }
-                Job::Event { raw, value, ack_id } => {
-                    self.clone().run_event(raw, value, ack_id).await
+                Job::Event {
+                    raw,
+                    value,
+                    ack_id,
+                    cost,
+                } => {
+                    self.clone().run_event(raw, value, ack_id).await;
+                    self.seat.client().refund(cost);
                 }
                 Job::Disconnect { raw, reason, done } => {
                     self.clone().run_disconnect(raw, reason).await;
@@ -355,7 +404,7 @@ impl SocketState {
                     message
                 }
                 Err(panic) => {
-                    tracing::error!(sid = %socket.id(), ns = socket.ns(), %event, panic = panic_message(&panic), "event handler panicked");
+                    tracing::error!(sid = %socket.id(), ns = socket.ns(), %event, panic = %panic_message(panic), "event handler panicked");
                     "internal server error".to_owned()
                 }
             };
@@ -374,7 +423,7 @@ impl SocketState {
         for handler in handlers {
             let fut = handler(socket.clone(), reason);
             if let Err(panic) = AssertUnwindSafe(fut).catch_unwind().await {
-                tracing::error!(sid = %socket.id(), ns = socket.ns(), panic = panic_message(&panic), "disconnect handler panicked");
+                tracing::error!(sid = %socket.id(), ns = socket.ns(), panic = %panic_message(panic), "disconnect handler panicked");
             }
         }
         // Break the cycles a listener capturing its own socket would create, and free the store.
@@ -406,12 +455,18 @@ fn plain_event_name(text: &str) -> Option<&str> {
     (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
 }
 
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("non-string panic payload")
+/// The message a panic was raised with (`panic!("...")` carries a `&str` or a `String`).
+///
+/// Takes the payload by value: a `&Box<dyn Any>` would itself coerce to `&dyn Any`, and the
+/// downcasts would then test the box rather than what it holds.
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(message) => *message,
+        Err(panic) => match panic.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "non-string panic payload".to_owned(),
+        },
+    }
 }
 
 /// The message handler tongxun registers on every socketioxide socket.
@@ -443,15 +498,28 @@ impl DisconnectHandler<RawAdapter, Dispatcher> for Dispatcher {
         self.0.closed_notify.notify_waiters();
         let state = self.0.clone();
         self.0.ns.server.tasks.spawn(async move {
-            state.disconnect(s.clone(), reason).await;
+            state.clone().disconnect(s.clone(), reason).await;
             defer(s);
+            // Once the socket left its namespace: the last one out of a dynamic namespace
+            // removes it.
+            state.seat.release();
         });
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::plain_event_name;
+    use super::{panic_message, plain_event_name};
+
+    #[test]
+    fn a_panic_message_is_read_from_the_payload_not_its_box() {
+        let formatted = std::panic::catch_unwind(|| panic!("boom {}", 42)).unwrap_err();
+        assert_eq!(panic_message(formatted), "boom 42");
+        let literal = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(literal), "plain");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7_u8)).unwrap_err();
+        assert_eq!(panic_message(other), "non-string panic payload");
+    }
 
     #[test]
     fn reads_plain_event_names_and_leaves_the_rest_to_the_parser() {

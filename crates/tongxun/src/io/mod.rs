@@ -8,6 +8,7 @@ mod broadcast;
 mod dispatch;
 mod extract;
 mod handler;
+mod limits;
 mod namespace;
 mod socket;
 mod store;
@@ -21,9 +22,11 @@ pub use extract::{Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromE
 pub use handler::{EventHandler, HandlerError, IntoHandlerResult};
 pub use namespace::{ConnectError, Handshake, Namespace};
 pub use socket::Socket;
+pub(crate) use socket::is_id_shaped;
 pub use store::{Store, StoreError};
 
 use dispatch::SocketState;
+pub(crate) use limits::ClientShare;
 pub(crate) use namespace::ServerShared;
 
 /// The adapter socketioxide runs with.
@@ -100,6 +103,18 @@ impl Io {
     /// How many deliveries were dropped because a recipient's outgoing queue was full.
     pub fn dropped_deliveries(&self) -> u64 {
         self.shared.dropped_deliveries.load(Ordering::Relaxed)
+    }
+
+    /// How many child namespaces of dynamic patterns (such as `/tenant/42` of `/tenant/{id}`)
+    /// exist: each exists while a socket is connected to it, at most
+    /// [`Config::max_dynamic_namespaces`](crate::Config::max_dynamic_namespaces) at once.
+    pub fn dynamic_namespaces(&self) -> usize {
+        self.shared.dynamic.len()
+    }
+
+    /// How many namespaces exist, static and dynamic.
+    pub fn namespace_count(&self) -> usize {
+        self.raw.nsps().len()
     }
 
     /// How many per-socket stores are alive: a store is freed when its socket is gone, so after

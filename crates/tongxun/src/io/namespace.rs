@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::RawAdapter;
 use super::dispatch::{Dispatcher, SocketState, panic_message};
 use super::extract::ExtractError;
+use super::limits::{ClientShare, DynamicNamespaces, Seat};
 use super::socket::{RawSocket, Socket};
 use super::store::Store;
 use crate::Config;
@@ -29,6 +30,26 @@ pub(crate) struct ServerShared {
     pub(crate) tasks: TaskTracker,
     pub(crate) live_stores: Arc<AtomicUsize>,
     pub(crate) dropped_deliveries: AtomicU64,
+    /// Broadcast deliveries lost to full queues, logged at most once per interval.
+    pub(crate) drop_log: super::broadcast::DropLog,
+    /// The live children of the dynamic namespace patterns.
+    pub(crate) dynamic: Arc<DynamicNamespaces>,
+}
+
+impl ServerShared {
+    pub(crate) fn new(config: Config) -> Self {
+        Self {
+            tasks: TaskTracker::new(),
+            live_stores: Arc::new(AtomicUsize::new(0)),
+            dropped_deliveries: AtomicU64::new(0),
+            drop_log: super::broadcast::DropLog::default(),
+            dynamic: Arc::new(DynamicNamespaces::new(
+                config.max_dynamic_namespaces,
+                config.max_namespace_len,
+            )),
+            config,
+        }
+    }
 }
 
 /// What every socket of one namespace shares.
@@ -36,6 +57,8 @@ pub(crate) struct ServerShared {
 pub(crate) struct NamespaceShared {
     pub(crate) path: String,
     pub(crate) ordered: bool,
+    /// Registered as a pattern (`/tenant/{id}`): its children come and go with their sockets.
+    pub(crate) dynamic: bool,
     pub(crate) server: Arc<ServerShared>,
 }
 
@@ -124,11 +147,17 @@ impl Namespace {
         self
     }
 
-    pub(crate) fn into_handler(self, path: &str, server: Arc<ServerShared>) -> NamespaceHandler {
+    pub(crate) fn into_handler(
+        self,
+        path: &str,
+        dynamic: bool,
+        server: Arc<ServerShared>,
+    ) -> NamespaceHandler {
         NamespaceHandler {
             shared: Arc::new(NamespaceShared {
                 path: path.to_owned(),
                 ordered: self.ordered,
+                dynamic,
                 server,
             }),
             on_connect: self.on_connect,
@@ -281,7 +310,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         self.shared.server.tasks.spawn(async move {
             let (sid, ns) = (socket.id(), socket.ns().to_owned());
             if let Err(panic) = AssertUnwindSafe(on_connect(socket)).catch_unwind().await {
-                tracing::error!(%sid, %ns, panic = panic_message(&panic), "connect handler panicked");
+                tracing::error!(%sid, %ns, panic = %panic_message(panic), "connect handler panicked");
             }
             state.mark_ready();
         });
@@ -296,7 +325,27 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         // CONNECT packet: the client may answer it with an event at once, and that event is read
         // on another thread, possibly before `call` runs (socketioxide drops an event that no
         // handler takes).
-        let state = SocketState::new(self.shared.clone(), &s);
+        let server = &self.shared.server;
+        let client = ClientShare::of(&s);
+        let registry = self.shared.dynamic.then_some(&server.dynamic);
+        let seat = match Seat::take(
+            &s,
+            client.clone(),
+            server.config.max_namespaces_per_client,
+            registry,
+        ) {
+            Ok(seat) => seat,
+            Err(refusal) => {
+                if client.first_namespace_refusal() {
+                    tracing::warn!(sid = %s.id, ns = s.ns(), reason = refusal.message(), "client refused a namespace");
+                }
+                let refusal = ConnectError::new(refusal.message());
+                return Box::pin(std::future::ready(Err(
+                    Box::new(refusal) as Box<dyn Display + Send>
+                )));
+            }
+        };
+        let state = SocketState::new(self.shared.clone(), &s, seat);
         s.extensions.insert(state.clone());
         s.on_fallback(Dispatcher(state.clone()));
         s.on_disconnect(Dispatcher(state.clone()));
@@ -308,22 +357,23 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         let handshake = Handshake {
             raw: s,
             auth: auth.clone(),
-            state,
+            state: state.clone(),
         };
         let fut = check(handshake);
         Box::pin(async move {
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(Ok(())) => Ok(()),
+            let refusal = match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(())) => return Ok(()),
                 Ok(Err(refusal)) => {
                     tracing::debug!(%sid, %ns, %refusal, "connection refused");
-                    Err(Box::new(refusal) as Box<dyn Display + Send>)
+                    refusal
                 }
                 Err(panic) => {
-                    tracing::error!(%sid, %ns, panic = panic_message(&panic), "auth handler panicked");
-                    Err(Box::new(ConnectError::new("internal server error"))
-                        as Box<dyn Display + Send>)
+                    tracing::error!(%sid, %ns, panic = %panic_message(panic), "auth handler panicked");
+                    ConnectError::new("internal server error")
                 }
-            }
+            };
+            state.seat.release();
+            Err(Box::new(refusal) as Box<dyn Display + Send>)
         })
     }
 }

@@ -16,10 +16,15 @@ use super::dispatch::{DisconnectFuture, ListenerId, SocketState};
 use super::handler::{EventHandler, boxed};
 use super::store::Store;
 use super::{Io, RawAdapter};
-use crate::error::{AckError, SendError};
+use crate::error::{AckError, JoinError, SendError};
 use socketioxide::handler::FromMessageParts;
 
 pub(crate) type RawSocket = socketioxide::socket::Socket<RawAdapter>;
+
+/// Whether `room` has the shape of a socket id, and so is private to the socket of that id.
+pub(crate) fn is_id_shaped(room: &str) -> bool {
+    room.parse::<Sid>().is_ok()
+}
 
 /// A client connected to a namespace: register listeners, emit, acknowledge, join rooms and
 /// keep per-socket data.
@@ -290,8 +295,30 @@ impl Socket {
     // ---- rooms ----
 
     /// Joins one room or several (`"general"`, `["a", "b"]`, a `Vec<String>`).
-    pub fn join(&self, rooms: impl RoomParam) {
+    ///
+    /// # Errors
+    /// [`JoinError::Reserved`] when a room has the shape of a socket id other than this
+    /// socket's own: that room is private to its socket. Nothing is joined then.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("join", |socket: Socket, Data(room): Data<String>| async move {
+    ///         socket.join(room)
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
+    pub fn join(&self, rooms: impl RoomParam) -> Result<(), JoinError> {
+        let rooms: Vec<_> = rooms.into_room_iter().collect();
+        let own = self.raw.id.as_str();
+        if let Some(room) = rooms.iter().find(|r| r.as_ref() != own && is_id_shaped(r)) {
+            return Err(JoinError::Reserved(room.to_string()));
+        }
         self.raw.join(rooms);
+        Ok(())
     }
 
     /// Leaves one room or several.
