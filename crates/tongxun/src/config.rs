@@ -114,8 +114,11 @@ pub struct Config {
     /// Largest sum of one packet's binary attachments, in bytes; a larger one closes the
     /// connection. Defaults to [`DEFAULT_MAX_BINARY_BYTES`] (10 MB).
     pub max_binary_bytes: usize,
-    /// Time a client has to send every attachment its binary packet announced, after which the
-    /// connection is closed. Defaults to [`DEFAULT_BINARY_COMPLETION_TIMEOUT`] (60 s).
+    /// Time a client has to send every attachment its binary packet announced: an attachment
+    /// arriving later closes the connection. socketioxide checks it as each attachment arrives;
+    /// a client that never sends one holds its one partial packet until it sends anything else
+    /// (which closes the connection too) or its connection ends.
+    /// Defaults to [`DEFAULT_BINARY_COMPLETION_TIMEOUT`] (60 s).
     pub binary_completion_timeout: Duration,
     /// Whether the main namespace `/` accepts connections when no handler was registered for it.
     /// Defaults to `true`, as in Node.

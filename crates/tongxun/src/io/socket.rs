@@ -292,6 +292,13 @@ impl Socket {
         }
     }
 
+    /// Bytes of this client's received events that wait for, or run in, their handlers, over
+    /// every namespace its connection joined; at most `Config::max_pending_bytes` (or one event,
+    /// when that event alone is larger).
+    pub fn pending_bytes(&self) -> usize {
+        self.state.seat.client().pending_bytes()
+    }
+
     // ---- rooms ----
 
     /// Joins one room or several (`"general"`, `["a", "b"]`, a `Vec<String>`).

@@ -17,6 +17,7 @@ use tongxun::Server;
 #[path = "serve.rs"]
 mod serve;
 use serve::Running;
+pub use serve::logged;
 
 /// Time any single step of a test may take before it is reported as hung.
 pub const STEP: Duration = Duration::from_secs(10);
