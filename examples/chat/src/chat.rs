@@ -24,7 +24,8 @@
 //! `at` is milliseconds since the Unix epoch; `id`s increase in the order messages were accepted.
 //!
 //! # Rules
-//! - Nicknames are trimmed, 1 to 24 characters without control characters, and unique among
+//! - Nicknames are trimmed, 1 to 24 characters without control or invisible format characters
+//!   (Unicode category Cf, such as bidi overrides), and unique among
 //!   connected users regardless of case. One must be set before joining or sending anything.
 //! - Room names are 1 to 24 lowercase letters, digits, `-` or `_` (a leading `#` and capitals are
 //!   accepted and normalised). A user is in at most 16 rooms.
@@ -80,6 +81,10 @@ pub(crate) enum ChatError {
     /// A nickname with control characters (new lines, tabs, ...).
     #[error("nickname contains control characters")]
     ControlInNick,
+    /// A nickname with invisible format characters (bidi overrides, zero-width spaces, ...),
+    /// which could make it pass for another.
+    #[error("nickname contains invisible formatting characters")]
+    InvisibleInNick,
     /// Another connected user has this nickname (in any case).
     #[error("the nickname \"{0}\" is taken")]
     NickTaken(String),
@@ -281,6 +286,14 @@ fn joined(socket: &Socket) -> Vec<String> {
         .collect()
 }
 
+/// Whether `c` is a Unicode format character (category Cf): invisible, and able to reorder or
+/// join the text around it (U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE), so that a
+/// nickname could pass for another.
+fn is_format_char(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
+}
+
 /// Checks and normalises a nickname.
 pub(crate) fn valid_nick(raw: &str) -> Result<String, ChatError> {
     let nick = raw.trim();
@@ -290,6 +303,8 @@ pub(crate) fn valid_nick(raw: &str) -> Result<String, ChatError> {
         Err(ChatError::LongNick)
     } else if nick.chars().any(char::is_control) {
         Err(ChatError::ControlInNick)
+    } else if nick.chars().any(is_format_char) {
+        Err(ChatError::InvisibleInNick)
     } else {
         Ok(nick.to_owned())
     }
@@ -698,6 +713,15 @@ mod tests {
             Err("nickname is longer than 24 characters".to_owned())
         );
         assert!(matches!(valid_nick("a\nb"), Err(ChatError::ControlInNick)));
+        for disguised in ["ada\u{202E}", "a\u{200B}da", "\u{2066}ada", "ad\u{FEFF}a", "a\u{00AD}da"] {
+            assert!(
+                matches!(valid_nick(disguised), Err(ChatError::InvisibleInNick)),
+                "{disguised:?}"
+            );
+        }
+        // Letters of any script stay welcome.
+        assert_eq!(said(valid_nick("أحمد")), Ok("أحمد".to_owned()));
+        assert_eq!(said(valid_nick("李雷")), Ok("李雷".to_owned()));
     }
 
     #[test]
