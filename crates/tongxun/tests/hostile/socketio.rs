@@ -572,3 +572,25 @@ async fn an_ack_id_past_i64_is_read_as_no_ack_id_by_socketioxide() {
     );
     server.shutdown().await;
 }
+
+/// Node accepts any JSON string or number as an event name; socketioxide 0.18's parser refuses
+/// a name that needs an escape or is a number, and closes the connection
+/// (`docs/compatibility.md`). This test pins that behaviour so that an upstream change is
+/// noticed.
+#[tokio::test]
+async fn event_names_with_escapes_or_numbers_close_the_connection_in_socketioxide() {
+    let server = TestServer::start(echo_server(Config::default())).await;
+    for name in [r#""say \"hi\"""#, r#""tab\there""#, "42"] {
+        let mut client = Raw::open(server.addr).await;
+        client.join("").await;
+        client.send(format!(r#"420[{name},1]"#)).await;
+        assert!(client.closed_by_server().await, "{name}");
+    }
+    let mut client = Raw::open(server.addr).await;
+    client.join("").await;
+    client.send(r#"42["héllo wörld",1]"#).await;
+    client.send(r#"421["count",1]"#).await;
+    assert_eq!(client.recv().await.as_deref(), Some("421[2]"));
+    still_serving(server.addr).await;
+    server.shutdown().await;
+}
