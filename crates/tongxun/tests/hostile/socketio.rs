@@ -590,7 +590,7 @@ async fn event_names_with_escapes_or_numbers_close_the_connection_in_socketioxid
     client.join("").await;
     client.send(r#"42["héllo wörld",1]"#).await;
     client.send(r#"421["count",1]"#).await;
-    assert_eq!(client.recv().await.as_deref(), Some("421[2]"));
+    assert_eq!(client.recv().await.as_deref(), Some("431[2]"));
     still_serving(server.addr).await;
     server.shutdown().await;
 }
