@@ -86,15 +86,57 @@ describe("acknowledgements", () => {
     assert.match(result.error, /^failed to decode the acknowledgement/);
   });
 
-  test("an ack the handler never answers is answered with an error rather than left hanging", async () => {
+  test("an ack the handler never answers times out on the client, as against Node", async () => {
     const socket = await connect();
+    await assert.rejects(socket.timeout(300).emitWithAck("no-ack", 1), {
+      message: "operation has timed out",
+    });
+  });
+
+  test("an event with no listener times out on the client, as against Node", async () => {
+    const socket = await connect("/chat"); // no catch-all there
+    await assert.rejects(socket.timeout(300).emitWithAck("nobody-listens", 1), {
+      message: "operation has timed out",
+    });
+  });
+
+  test("retries resend an unhandled event, then the callback gets the timeout error", async () => {
+    const socket = await connect("/", { retries: 2, ackTimeout: 200 });
+    // Handled events are acknowledged at the first try, with retries on.
+    assert.equal(await socket.emitWithAck("point", { x: 1, y: 1 }), 2);
+    const outcome = await new Promise((resolve) =>
+      socket.emit("count-tries", "k1", (err, answer) => resolve({ err, answer })),
+    );
+    assert.equal(outcome.err?.message, "operation has timed out");
+    // The listener never answers: the client sent the event three times (one try, two retries).
+    assert.equal(await socket.emitWithAck("tries-of", "k1"), 3);
+  });
+});
+
+describe("acknowledgements answered by tongxun (Config::answer_unhandled_acks)", () => {
+  let answering;
+  before(async () => {
+    answering = await start(undefined, [], { TONGXUN_ANSWER_UNHANDLED_ACKS: "1" });
+  });
+  after(async () => {
+    await answering.stop();
+  });
+  async function connectTo(path) {
+    const socket = io(answering.url + path, { forceNew: true, reconnection: false });
+    sockets.push(socket);
+    await next(socket, "connect");
+    return socket;
+  }
+
+  test("an ack the handler never answers is answered with an error", async () => {
+    const socket = await connectTo("/");
     assert.deepEqual(await socket.timeout(2000).emitWithAck("no-ack", 1), {
       error: "event handled without an acknowledgement",
     });
   });
 
   test("an event with no listener answers its ack with an error", async () => {
-    const socket = await connect("/chat"); // no catch-all there
+    const socket = await connectTo("/chat");
     assert.deepEqual(await socket.timeout(2000).emitWithAck("nobody-listens", 1), {
       error: 'no handler for event "nobody-listens"',
     });

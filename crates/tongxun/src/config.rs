@@ -120,6 +120,14 @@ pub struct Config {
     /// (which closes the connection too) or its connection ends.
     /// Defaults to [`DEFAULT_BINARY_COMPLETION_TIMEOUT`] (60 s).
     pub binary_completion_timeout: Duration,
+    /// Whether tongxun answers an acknowledgement that no handler answered: an event with no
+    /// listener, or whose listeners all returned `Ok` without sending the ack. When `true`, the
+    /// client's callback receives `{"error": "no handler for event \"...\""}` or
+    /// `{"error": "event handled without an acknowledgement"}`. Defaults to `false`: the ack is
+    /// left unanswered, as Node does, so that the client's own `timeout()`, `ackTimeout` and
+    /// `retries` see a timeout. An ack is always answered with an error when the server failed
+    /// (a payload that does not decode, a handler that returned an error or panicked).
+    pub answer_unhandled_acks: bool,
     /// Whether the main namespace `/` accepts connections when no handler was registered for it.
     /// Defaults to `true`, as in Node.
     pub default_namespace: bool,
@@ -159,6 +167,7 @@ impl Default for Config {
             max_binary_attachments: DEFAULT_MAX_BINARY_ATTACHMENTS,
             max_binary_bytes: DEFAULT_MAX_BINARY_BYTES,
             binary_completion_timeout: DEFAULT_BINARY_COMPLETION_TIMEOUT,
+            answer_unhandled_acks: false,
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             tcp_nodelay: true,

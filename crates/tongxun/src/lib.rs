@@ -65,7 +65,9 @@
 //! handler's types, the handler returns an error, or it panics, tongxun logs it and answers the
 //! client's acknowledgement (if it asked for one and the handler had not answered) with
 //! `{"error": "<message>"}`. An event no listener handles, or whose listeners all returned
-//! without answering, is answered the same way. Handlers return `()` or
+//! without answering, is left to the client's own timeout, as Node does (so that its
+//! `timeout()`, `ackTimeout` and `retries` work); `Config::answer_unhandled_acks` answers those
+//! with an error too. Handlers return `()` or
 //! `Result<(), E: Display>`; [`HandlerError`] lets `?` mix error types.
 //!
 //! # Storage

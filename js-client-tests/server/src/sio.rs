@@ -25,6 +25,9 @@ pub(crate) fn builder() -> ServerBuilder {
     // Nodes of a cluster share rooms and broadcasts through the Redis of TONGXUN_REDIS_URL.
     let mut config = tongxun::Config::default();
     config.redis_url = std::env::var("TONGXUN_REDIS_URL").ok();
+    // The opt-in answer to acknowledgements no handler answered (Node leaves them to the
+    // client's timeout).
+    config.answer_unhandled_acks = std::env::var_os("TONGXUN_ANSWER_UNHANDLED_ACKS").is_some();
     builder
         .config(config)
         .namespace("/", on_main)
@@ -254,6 +257,17 @@ async fn on_main(socket: Socket) {
         Err::<(), _>(reason)
     });
     socket.on("no-ack", |_: Data<serde_json::Value>| async move {});
+    // Counts the tries of an event it never acknowledges (the client's `retries`).
+    socket.on("count-tries", |socket: Socket, Data(key): Data<String>| async move {
+        let tries: u64 = socket.store().get(&key).unwrap_or(0);
+        socket.store().set(key, &(tries + 1))
+    });
+    socket.on(
+        "tries-of",
+        |socket: Socket, Data(key): Data<String>, ack: Ack| async move {
+            ack.send(&socket.store().get::<u64>(&key).unwrap_or(0))
+        },
+    );
 
     // Ordered dispatch: each handler awaits before recording, so a reordering would show.
     socket.on("seq", |socket: Socket, Data(n): Data<u64>| async move {

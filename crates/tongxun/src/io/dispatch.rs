@@ -378,9 +378,12 @@ impl SocketState {
         let event = known.unwrap_or_else(|| Arc::from(name));
         let socket = Socket::new(raw, self.clone());
         let ack = Arc::new(AckSlot::new(&socket, ack_id));
+        let answer_unhandled = self.ns.server.config.answer_unhandled_acks;
         if handlers.is_empty() {
             tracing::debug!(sid = %socket.id(), ns = socket.ns(), %event, "no listener for event");
-            ack.fail(&format!("no handler for event \"{event}\""));
+            if answer_unhandled {
+                ack.fail(&format!("no handler for event \"{event}\""));
+            }
             return;
         }
         for handler in handlers {
@@ -410,10 +413,13 @@ impl SocketState {
             };
             ack.fail(&message);
         }
-        // Every listener returned and none kept the acknowledgement for later: the client would
-        // otherwise wait for an answer that can never come.
-        if Arc::strong_count(&ack) == 1 && ack.fail("event handled without an acknowledgement") {
-            tracing::warn!(sid = %socket.id(), ns = socket.ns(), %event, "handlers finished without answering the requested acknowledgement");
+        // Every listener returned and none kept the acknowledgement for later: as in Node, the
+        // client's own timeout answers, unless the app asked tongxun to.
+        if answer_unhandled
+            && Arc::strong_count(&ack) == 1
+            && ack.fail("event handled without an acknowledgement")
+        {
+            tracing::debug!(sid = %socket.id(), ns = socket.ns(), %event, "handlers finished without answering the requested acknowledgement");
         }
     }
 
