@@ -447,3 +447,38 @@ async fn a_continuation_without_a_first_fragment_closes_with_1002() {
     drop(client);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_holds_at_most_max_topics_per_client_topics_of_at_most_max_topic_len_bytes() {
+    let mut config = limited_config();
+    config.max_topics_per_client = 4;
+    let (server, hub) = start(config).await;
+    let (mut client, id) = join_raw(&server, &hub).await;
+    let mut subscribe = async |topic: &str| {
+        let command = serde_json::json!({ "subscribe": topic }).to_string();
+        client.send(true, 1, command.as_bytes()).await;
+        let answer = client.frame().await;
+        assert_eq!(answer.opcode, 1);
+        serde_json::from_slice::<serde_json::Value>(&answer.payload).unwrap()
+    };
+    for n in 0..4 {
+        let topic = format!("t{n}");
+        assert_eq!(
+            subscribe(&topic).await,
+            serde_json::json!({ "subscribed": topic })
+        );
+    }
+    assert_eq!(
+        subscribe("t4").await,
+        serde_json::json!({ "error": "too many topics", "subscribe": "t4" })
+    );
+    let long = "x".repeat(tongxun::ws::MAX_TOPIC_LEN + 1);
+    assert_eq!(
+        subscribe(&long).await,
+        serde_json::json!({ "error": "invalid topic", "subscribe": long })
+    );
+    assert_eq!(hub.client(id).unwrap().topics().len(), 4);
+    assert_eq!(hub.subscriber_count("t4"), 0);
+    drop(client);
+    server.shutdown().await;
+}
