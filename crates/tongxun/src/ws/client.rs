@@ -223,7 +223,8 @@ pub(crate) struct ClientShared {
     outbox: Mutex<Outbox>,
     /// Wakes the writer: a message, a ping or a close frame is waiting.
     pub(crate) wake_writer: Notify,
-    /// The index of the last broadcast the writer took (or missed), for the hub's lag checks.
+    /// The index of the last broadcast the writer took (or missed), for the hub's lag checks;
+    /// `u64::MAX` once it left the log.
     pub(crate) broadcasts_taken: AtomicU64,
     /// The running total of broadcast bytes up to which the writer is done with the log (sent,
     /// skipped or gone); `u64::MAX` once it left the log.
@@ -260,7 +261,8 @@ impl ClientShared {
             }),
             wake_writer: Notify::new(),
             broadcasts_taken: AtomicU64::new(0),
-            log_done: AtomicU64::new(0),
+            // No log until `attach_log`.
+            log_done: AtomicU64::new(u64::MAX),
             queued_bytes: AtomicUsize::new(0),
             close_started: Notify::new(),
             closing: AtomicBool::new(false),
@@ -555,6 +557,7 @@ impl ClientShared {
         outbox.log = None;
         outbox.log_left = true;
         self.log_done.store(u64::MAX, Ordering::Release);
+        self.broadcasts_taken.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Accepts no more messages, without a close frame (the connection is going away), and

@@ -629,6 +629,64 @@ mod tests {
         assert_eq!(hub.send_to(a.id(), "x"), Err(WsSendError::Closed));
     }
 
+    /// A client with its place in the log, whose writer never runs: it reads nothing.
+    fn join_stalled(hub: &WsHub) -> WsClient {
+        let inner = hub.inner.clone();
+        let shared = Arc::new(ClientShared::new(
+            inner.next_id(),
+            WsRequest::new("/ws".parse().unwrap(), http::HeaderMap::new()),
+            None,
+        ));
+        let (reader, bytes) = inner.broadcasts.reader();
+        shared.attach_log(reader, bytes);
+        inner.register(shared.clone());
+        WsClient { hub: inner, shared }
+    }
+
+    fn byte_bound_hub(policy: crate::ws::OverflowPolicy) -> WsHub {
+        WsHub::new(WsConfig {
+            max_queued_bytes: 800,
+            overflow_policy: policy,
+            ..WsConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_stalled_client_is_closed_before_the_broadcasts_it_holds_pass_the_byte_bound() {
+        let hub = byte_bound_hub(crate::ws::OverflowPolicy::Close);
+        let a = join_stalled(&hub);
+        for n in 1..=7 {
+            hub.broadcast(vec![0u8; 100]);
+            assert_eq!(a.queued_bytes(), n * 100);
+        }
+        // 700 bytes is seven eighths of the bound: the next broadcast would pass it.
+        hub.broadcast(vec![0u8; 100]);
+        assert_eq!(hub.stats().slow_clients_closed, 1);
+        assert_eq!(a.queued_bytes(), 0, "it left the log");
+        assert_eq!(hub.stats().queued_messages, 0);
+    }
+
+    #[test]
+    fn a_stalled_client_loses_its_oldest_broadcasts_and_queued_messages_under_drop_oldest() {
+        let hub = byte_bound_hub(crate::ws::OverflowPolicy::DropOldest);
+        let a = join_stalled(&hub);
+        a.send(vec![1u8; 100]).unwrap();
+        for _ in 0..20 {
+            hub.broadcast(vec![0u8; 100]);
+            assert!(a.queued_bytes() <= 800, "{} bytes", a.queued_bytes());
+        }
+        a.send(vec![2u8; 100]).unwrap();
+        assert_eq!(a.queued_bytes(), 700);
+        let stats = hub.stats();
+        // 22 messages of 100 bytes, 7 kept.
+        assert_eq!((stats.messages_dropped, stats.slow_clients_closed), (15, 0));
+        assert_eq!(
+            a.shared.queued_bytes(),
+            100,
+            "only the newest queued message is left"
+        );
+    }
+
     #[test]
     fn stats_count_drops_and_queued_messages() {
         let hub = WsHub::new(WsConfig {
