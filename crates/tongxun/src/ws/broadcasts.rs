@@ -17,6 +17,13 @@
 //! that could otherwise miss one before the next check (so, one more than seven eighths of the
 //! capacity behind). With the drop policies a writer that fell too far behind misses the oldest
 //! broadcasts, counted as dropped when it gets to them.
+//!
+//! The log also counts the bytes it carries: each broadcast records where its payload ends in
+//! the hub's running total, so that how many bytes a writer is behind is one subtraction, and a
+//! writer that stops reading is held to
+//! [`WsConfig::max_queued_bytes`](super::WsConfig::max_queued_bytes) like its queue. A value stays
+//! in the log until every reader has taken it (or it is overwritten), so the part of the log a
+//! writer has not read yet is what it alone keeps alive once the others have moved on.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +40,8 @@ pub(crate) struct Broadcast {
     pub(crate) index: u64,
     /// The client it is not for.
     pub(crate) except: Option<ClientId>,
+    /// The hub's running total of broadcast bytes, this one's payload included.
+    pub(crate) end: u64,
     pub(crate) message: WsMessage,
 }
 
@@ -41,8 +50,11 @@ pub(crate) struct Broadcasts {
     log: broadcast::Sender<Broadcast>,
     /// Broadcasts published so far: the index of the last one.
     published: AtomicU64,
-    /// Keeps indexes in the log's order when several threads publish at once.
-    order: Mutex<()>,
+    /// Payload bytes published so far: the `end` of the last broadcast.
+    published_bytes: AtomicU64,
+    /// Keeps indexes in the log's order when several threads publish at once; holds the bytes
+    /// published since the last byte check (see [`Broadcasts::publish`]).
+    order: Mutex<u64>,
 }
 
 /// What a writer took from the log.
@@ -70,19 +82,43 @@ impl Broadcasts {
         Self {
             log,
             published: AtomicU64::new(0),
-            order: Mutex::new(()),
+            published_bytes: AtomicU64::new(0),
+            order: Mutex::new(0),
         }
     }
 
     /// Appends `message` for every reader but `except`'s; returns its index.
-    pub(crate) fn publish(&self, message: WsMessage, except: Option<ClientId>) -> u64 {
-        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+    ///
+    /// Before the append, once at least `check_every` bytes (counting this message) went into
+    /// the log since the last time, calls `check` with the bytes published so far: the hub then
+    /// looks at how far behind each writer is. No other broadcast is published meanwhile.
+    pub(crate) fn publish(
+        &self,
+        message: WsMessage,
+        except: Option<ClientId>,
+        check_every: u64,
+        check: impl FnOnce(u64),
+    ) -> u64 {
+        let mut unchecked = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let len = message.len() as u64;
+        let bytes = self.published_bytes.load(Ordering::Relaxed);
+        if *unchecked + len >= check_every {
+            *unchecked = 0;
+            check(bytes);
+        } else {
+            *unchecked += len;
+        }
         let index = self.published.load(Ordering::Relaxed) + 1;
+        let end = bytes + len;
+        // Counted before the append, so that a reader never takes a broadcast that ends past
+        // the published total.
+        self.published_bytes.store(end, Ordering::Release);
         // No reader at all is not an error: nobody is connected.
         self.log
             .send(Broadcast {
                 index,
                 except,
+                end,
                 message,
             })
             .ok();
@@ -92,19 +128,26 @@ impl Broadcasts {
         index
     }
 
+    /// Payload bytes of every broadcast published so far.
+    pub(crate) fn published_bytes(&self) -> u64 {
+        self.published_bytes.load(Ordering::Acquire)
+    }
+
     /// The index of the last broadcast published.
     pub(crate) fn published(&self) -> u64 {
         self.published.load(Ordering::Acquire)
     }
 
-    /// A reader that starts after the last broadcast published.
-    pub(crate) fn reader(&self) -> Reader {
+    /// A reader that starts after the last broadcast published, and the bytes published
+    /// before it.
+    pub(crate) fn reader(&self) -> (Reader, u64) {
         let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        Reader {
+        let reader = Reader {
             log: self.log.subscribe(),
             taken: self.published.load(Ordering::Relaxed),
             closed: false,
-        }
+        };
+        (reader, self.published_bytes.load(Ordering::Relaxed))
     }
 }
 
@@ -160,6 +203,23 @@ impl Reader {
 mod tests {
     use super::*;
 
+    fn publish(log: &Broadcasts, text: &str, except: Option<ClientId>) -> u64 {
+        log.publish(WsMessage::text(text.to_owned()), except, u64::MAX, |_| {})
+    }
+
+    #[test]
+    fn the_byte_check_runs_once_enough_bytes_went_by() {
+        let log = Broadcasts::new(8);
+        let checks = std::cell::RefCell::new(Vec::new());
+        for _ in 0..5 {
+            log.publish(WsMessage::text("xxxx"), None, 10, |b| {
+                checks.borrow_mut().push(b)
+            });
+        }
+        // 4 + 4 = 8 < 10; the third message would make 12: checked before it goes in.
+        assert_eq!(*checks.borrow(), [8]);
+    }
+
     fn text(taken: Taken) -> Option<String> {
         match taken {
             Taken::Broadcast(b) => Some(b.message.as_text().unwrap().to_owned()),
@@ -170,15 +230,18 @@ mod tests {
     #[test]
     fn readers_take_what_was_published_after_they_joined() {
         let log = Broadcasts::new(4);
-        log.publish(WsMessage::text("before"), None);
-        let mut reader = log.reader();
-        assert_eq!(reader.taken(), 1);
-        log.publish(WsMessage::text("a"), None);
-        log.publish(WsMessage::text("b"), Some(ClientId::new(7)));
-        assert_eq!(log.published(), 3);
+        publish(&log, "before", None);
+        let (mut reader, bytes) = log.reader();
+        assert_eq!((reader.taken(), bytes), (1, 6));
+        publish(&log, "a", None);
+        publish(&log, "b", Some(ClientId::new(7)));
+        assert_eq!((log.published(), log.published_bytes()), (3, 8));
         assert_eq!(text(reader.try_take()).as_deref(), Some("a"));
         match reader.try_take() {
-            Taken::Broadcast(b) => assert_eq!((b.index, b.except), (3, Some(ClientId::new(7)))),
+            Taken::Broadcast(b) => {
+                assert_eq!((b.index, b.except), (3, Some(ClientId::new(7))));
+                assert_eq!(b.end, 8);
+            }
             _ => panic!("expected the second broadcast"),
         }
         assert!(matches!(reader.try_take(), Taken::Nothing));
@@ -188,9 +251,9 @@ mod tests {
     #[test]
     fn a_reader_too_far_behind_learns_how_many_it_missed() {
         let log = Broadcasts::new(2);
-        let mut reader = log.reader();
+        let (mut reader, _) = log.reader();
         for n in 1..=5 {
-            log.publish(WsMessage::text(n.to_string()), None);
+            publish(&log, &n.to_string(), None);
         }
         assert!(matches!(reader.try_take(), Taken::Missed(3)));
         assert_eq!(reader.taken(), 3);

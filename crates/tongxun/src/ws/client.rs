@@ -2,14 +2,15 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::config::OverflowPolicy;
+use super::broadcasts::{Broadcast, Reader, Taken};
+use super::config::{OverflowPolicy, WsConfig};
 use super::connection::WsDisconnectReason;
 use super::error::{SubscribeError, WsSendError};
 use super::hub::WsHub;
@@ -79,9 +80,76 @@ impl std::str::FromStr for ClientId {
     }
 }
 
+/// The bounds of one client's outgoing messages, from the [`WsConfig`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Messages in the queue.
+    pub(crate) capacity: usize,
+    /// Bytes held for the client: its queue and its unread part of the broadcast log.
+    pub(crate) max_bytes: u64,
+    pub(crate) policy: OverflowPolicy,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &WsConfig) -> Self {
+        Self {
+            capacity: config.queue_capacity.max(1),
+            max_bytes: config.max_queued_bytes as u64,
+            policy: config.overflow_policy,
+        }
+    }
+
+    /// Broadcast bytes between two checks of how far behind the writers are: an eighth of the
+    /// byte bound.
+    pub(crate) fn check_every(&self) -> u64 {
+        (self.max_bytes / 8).max(1)
+    }
+
+    /// Bytes a client may hold when something new is added: seven eighths of the bound, so that
+    /// what is broadcast until the next check fits in the last eighth.
+    pub(crate) fn admit(&self) -> u64 {
+        self.max_bytes - self.check_every().min(self.max_bytes)
+    }
+}
+
+/// What the byte bound did to a client (see [`ClientShared::relieve`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Relief {
+    /// It holds little enough.
+    Fits,
+    /// The oldest messages were dropped; `fits` tells whether the new bytes now fit.
+    Dropped {
+        dropped: u64,
+        fits: bool,
+        /// The first time in this episode (the writer has not caught up since the last one).
+        first: bool,
+    },
+    /// The client is now closing with 1013.
+    Closed,
+    /// It was closing already.
+    Closing,
+}
+
+/// What a connection's writer has in hand between two turns.
+pub(crate) struct Writer {
+    /// Queued messages taken to be written.
+    pub(crate) batch: Vec<WsMessage>,
+    /// Bytes of queued messages taken per turn (at least one message): they are no longer
+    /// counted against the byte bound.
+    pub(crate) max_batch_bytes: usize,
+    /// A broadcast taken from the log, sent once no queued message is older.
+    pub(crate) held: Option<Broadcast>,
+    /// The client's reader of the log while the writer waits for something to send.
+    pub(crate) waiting: Option<Reader>,
+}
+
 /// What the connection's writer sends next.
 pub(crate) enum Outgoing {
     Ping,
+    /// The writer fell this many broadcasts behind; they are gone.
+    Missed(u64),
+    /// The writer holds more than the byte bound: the overflow policy must apply.
+    OverBudget,
     /// Messages were moved into the writer's batch.
     Messages,
     /// The next queued message must wait for the broadcasts published before it.
@@ -97,12 +165,27 @@ pub(crate) enum Outgoing {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Enqueued {
     Queued,
-    /// Queued after the oldest message was dropped.
-    DroppedOldest,
-    /// The new message was dropped.
-    DroppedNewest,
+    /// Queued after this many of the oldest messages were dropped; `first` when the byte bound
+    /// did it for the first time in an episode.
+    DroppedOldest {
+        dropped: u64,
+        first: bool,
+    },
+    /// The new message was dropped; `first` when the byte bound did it for the first time in
+    /// an episode.
+    DroppedNewest {
+        first: bool,
+    },
+    /// The byte bound dropped the oldest messages, and the new one still did not fit: this
+    /// many were dropped, the new one included.
+    DroppedOldestAndNewest {
+        dropped: u64,
+        first: bool,
+    },
     /// The queue overflowed and the client is now closing with 1013.
     Overflowed,
+    /// The byte bound was hit and the client is now closing with 1013.
+    OverflowedBytes,
     /// The client is closing or gone.
     Closed,
 }
@@ -123,6 +206,13 @@ struct Outbox {
     reason: Option<WsDisconnectReason>,
     /// Messages dropped on overflow.
     dropped: u64,
+    /// The writer's place in the broadcast log; the writer takes it out only while it waits
+    /// with nothing to send, so that the hub can trim or drop it when the client is too slow.
+    log: Option<Reader>,
+    /// The client no longer reads the log (it is closing without its queue, or stopped).
+    log_left: bool,
+    /// The byte bound acted since the writer last caught up.
+    over_bytes: bool,
 }
 
 /// The state of one client shared by its connection task, the hub and every [`WsClient`].
@@ -133,8 +223,14 @@ pub(crate) struct ClientShared {
     outbox: Mutex<Outbox>,
     /// Wakes the writer: a message, a ping or a close frame is waiting.
     pub(crate) wake_writer: Notify,
-    /// The index of the last broadcast the writer took (or missed), for the hub's lag checks.
+    /// The index of the last broadcast the writer took (or missed), for the hub's lag checks;
+    /// `u64::MAX` once it left the log.
     pub(crate) broadcasts_taken: AtomicU64,
+    /// The running total of broadcast bytes up to which the writer is done with the log (sent,
+    /// skipped or gone); `u64::MAX` once it left the log.
+    log_done: AtomicU64,
+    /// Bytes of the messages in the queue.
+    queued_bytes: AtomicUsize,
     /// Starts the close timer.
     pub(crate) close_started: Notify,
     closing: AtomicBool,
@@ -159,9 +255,15 @@ impl ClientShared {
                 stopped: false,
                 reason: None,
                 dropped: 0,
+                log: None,
+                log_left: false,
+                over_bytes: false,
             }),
             wake_writer: Notify::new(),
             broadcasts_taken: AtomicU64::new(0),
+            // No log until `attach_log`.
+            log_done: AtomicU64::new(u64::MAX),
+            queued_bytes: AtomicUsize::new(0),
             close_started: Notify::new(),
             closing: AtomicBool::new(false),
             detached: AtomicBool::new(false),
@@ -178,30 +280,114 @@ impl ClientShared {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Gives the client its place in the broadcast log, `bytes` being the broadcast bytes
+    /// published before it; done once, before the client is registered.
+    pub(crate) fn attach_log(&self, reader: Reader, bytes: u64) {
+        self.broadcasts_taken
+            .store(reader.taken(), Ordering::Relaxed);
+        self.log_done.store(bytes, Ordering::Relaxed);
+        self.outbox().log = Some(reader);
+    }
+
+    /// Bytes the server holds for this client now: its queue and the broadcasts its writer has
+    /// not taken yet (`published` is the log's total, see
+    /// [`Broadcasts::published_bytes`](super::broadcasts::Broadcasts::published_bytes)).
+    pub(crate) fn held_bytes(&self, published: u64) -> u64 {
+        let log = published.saturating_sub(self.log_done.load(Ordering::Acquire));
+        (self.queued_bytes.load(Ordering::Acquire) as u64).saturating_add(log)
+    }
+
+    /// Records that the writer took `broadcast` from the log (to write it or skip it).
+    /// `fetch_max`: a reader that comes back after the client left the log must not count
+    /// again.
+    fn took(&self, broadcast: &Broadcast, position: u64) {
+        self.broadcasts_taken.fetch_max(position, Ordering::Relaxed);
+        self.log_done.fetch_max(broadcast.end, Ordering::Release);
+    }
+
+    /// Records that queued messages left the queue (to be written, or dropped).
+    fn unqueued(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::Release);
+    }
+
+    /// Records a broadcast the writer took while it waited with its reader in hand.
+    pub(crate) fn took_while_waiting(&self, taken: &Taken, position: u64) {
+        match taken {
+            Taken::Broadcast(broadcast) => self.took(broadcast, position),
+            Taken::Missed(_) | Taken::Nothing => {
+                self.broadcasts_taken.fetch_max(position, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Offers a message to the queue; never waits. `after` is the number of broadcasts
-    /// published so far: the writer sends those first.
+    /// published so far (the writer sends those first), `published` their bytes.
     pub(crate) fn enqueue(
         &self,
         message: WsMessage,
         after: u64,
-        capacity: usize,
-        policy: OverflowPolicy,
+        published: u64,
+        limits: Limits,
     ) -> Enqueued {
         let mut outbox = self.outbox();
         if outbox.closing {
             return Enqueued::Closed;
         }
+        let len = message.len();
         let mut outcome = Enqueued::Queued;
-        if outbox.queue.len() >= capacity.max(1) {
-            match policy {
-                OverflowPolicy::DropOldest => {
-                    outbox.queue.pop_front();
+        let held = self.held_bytes(published);
+        if held > 0 && held.saturating_add(len as u64) > limits.admit() {
+            if limits.policy == OverflowPolicy::DropNewest {
+                outbox.dropped += 1;
+                let first = !std::mem::replace(&mut outbox.over_bytes, true);
+                return Enqueued::DroppedNewest { first };
+            }
+            let trim = limits.policy == OverflowPolicy::DropOldest;
+            match self.relieve_locked(&mut outbox, len as u64, published, limits, trim) {
+                Relief::Fits => {}
+                Relief::Dropped {
+                    dropped,
+                    fits: true,
+                    first,
+                } => outcome = Enqueued::DroppedOldest { dropped, first },
+                Relief::Dropped {
+                    dropped,
+                    fits: false,
+                    first,
+                } => {
+                    // What is left is in the writer's hands: the new message cannot fit.
                     outbox.dropped += 1;
-                    outcome = Enqueued::DroppedOldest;
+                    let first = first || !std::mem::replace(&mut outbox.over_bytes, true);
+                    return Enqueued::DroppedOldestAndNewest {
+                        dropped: dropped + 1,
+                        first,
+                    };
+                }
+                Relief::Closed => return Enqueued::OverflowedBytes,
+                Relief::Closing => return Enqueued::Closed,
+            }
+        }
+        if outbox.queue.len() >= limits.capacity {
+            match limits.policy {
+                OverflowPolicy::DropOldest => {
+                    if let Some((_, oldest)) = outbox.queue.pop_front() {
+                        self.unqueued(oldest.len());
+                    }
+                    outbox.dropped += 1;
+                    outcome = match outcome {
+                        Enqueued::DroppedOldest { dropped, first } => Enqueued::DroppedOldest {
+                            dropped: dropped + 1,
+                            first,
+                        },
+                        _ => Enqueued::DroppedOldest {
+                            dropped: 1,
+                            first: false,
+                        },
+                    };
                 }
                 OverflowPolicy::DropNewest => {
                     outbox.dropped += 1;
-                    return Enqueued::DroppedNewest;
+                    return Enqueued::DroppedNewest { first: false };
                 }
                 OverflowPolicy::Close => {
                     let frame = close_frame(CloseCode::Again, "client too slow");
@@ -211,6 +397,7 @@ impl ClientShared {
             }
         }
         let was_empty = outbox.queue.is_empty();
+        self.queued_bytes.fetch_add(len, Ordering::Release);
         outbox.queue.push_back((after, message));
         drop(outbox);
         if was_empty {
@@ -218,6 +405,88 @@ impl ClientShared {
             self.wake_writer.notify_one();
         }
         outcome
+    }
+
+    /// Applies the overflow policy to a client that would hold more than
+    /// [`Limits::admit`] bytes once `incoming` more bytes are added: with `trim`, drops the
+    /// oldest queued messages and broadcasts until they fit (or nothing droppable is left);
+    /// otherwise closes it with 1013.
+    pub(crate) fn relieve(
+        &self,
+        incoming: u64,
+        published: u64,
+        limits: Limits,
+        trim: bool,
+    ) -> Relief {
+        let mut outbox = self.outbox();
+        self.relieve_locked(&mut outbox, incoming, published, limits, trim)
+    }
+
+    fn relieve_locked(
+        &self,
+        outbox: &mut MutexGuard<'_, Outbox>,
+        incoming: u64,
+        published: u64,
+        limits: Limits,
+        trim: bool,
+    ) -> Relief {
+        if outbox.closing {
+            return Relief::Closing;
+        }
+        let fits =
+            |client: &Self| client.held_bytes(published).saturating_add(incoming) <= limits.admit();
+        if fits(self) {
+            return Relief::Fits;
+        }
+        if !trim {
+            let frame = close_frame(CloseCode::Again, "client too slow");
+            self.start_closing_locked(outbox, frame, WsDisconnectReason::SlowConsumer, true);
+            return Relief::Closed;
+        }
+        let mut dropped = 0;
+        while !fits(self) {
+            // The oldest first: a queued message that waits for no broadcast still in the log
+            // is older than every broadcast there.
+            let log_first = match (outbox.queue.front(), &outbox.log) {
+                (Some(&(after, _)), Some(reader)) => after > reader.taken(),
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            if log_first && let Some(reader) = outbox.log.as_mut() {
+                match reader.try_take() {
+                    Taken::Broadcast(broadcast) => {
+                        let position = reader.taken();
+                        self.took(&broadcast, position);
+                        if broadcast.except != Some(self.id) {
+                            dropped += 1;
+                        }
+                        continue;
+                    }
+                    Taken::Missed(missed) => {
+                        self.broadcasts_taken
+                            .fetch_max(reader.taken(), Ordering::Relaxed);
+                        dropped += missed;
+                        continue;
+                    }
+                    // Caught up: what is left is in the writer's hands or queued.
+                    Taken::Nothing => {}
+                }
+            }
+            match outbox.queue.pop_front() {
+                Some((_, oldest)) => {
+                    self.unqueued(oldest.len());
+                    dropped += 1;
+                }
+                None => break,
+            }
+        }
+        outbox.dropped += dropped;
+        let first = dropped > 0 && !std::mem::replace(&mut outbox.over_bytes, true);
+        Relief::Dropped {
+            dropped,
+            fits: fits(self),
+            first,
+        }
     }
 
     /// Asks the writer to send a ping before the next queued message.
@@ -257,18 +526,38 @@ impl ClientShared {
         reason: WsDisconnectReason,
         discard_queue: bool,
     ) {
+        self.start_closing_locked(&mut outbox, frame, reason, discard_queue);
+    }
+
+    fn start_closing_locked(
+        &self,
+        outbox: &mut Outbox,
+        frame: CloseFrame,
+        reason: WsDisconnectReason,
+        discard_queue: bool,
+    ) {
         outbox.closing = true;
         outbox.close = Some(frame);
         outbox.reason = Some(reason);
         outbox.ping = false;
         if discard_queue {
-            outbox.queue = VecDeque::new();
+            self.discard(outbox);
             outbox.close_after = 0;
         }
-        drop(outbox);
         self.closing.store(true, Ordering::Release);
         self.wake_writer.notify_one();
         self.close_started.notify_one();
+    }
+
+    /// Drops the queue and leaves the broadcast log: nothing more is sent but a close frame.
+    fn discard(&self, outbox: &mut Outbox) {
+        let queue = std::mem::take(&mut outbox.queue);
+        self.unqueued(queue.iter().map(|(_, message)| message.len()).sum());
+        // Dropping the reader releases the broadcasts only it had not read yet.
+        outbox.log = None;
+        outbox.log_left = true;
+        self.log_done.store(u64::MAX, Ordering::Release);
+        self.broadcasts_taken.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Accepts no more messages, without a close frame (the connection is going away), and
@@ -277,7 +566,7 @@ impl ClientShared {
         let mut outbox = self.outbox();
         let was_closing = std::mem::replace(&mut outbox.closing, true);
         outbox.stopped = true;
-        outbox.queue = VecDeque::new();
+        self.discard(&mut outbox);
         outbox.ping = false;
         drop(outbox);
         self.closing.store(true, Ordering::Release);
@@ -287,8 +576,72 @@ impl ClientShared {
         }
     }
 
-    /// What the writer does next. Queued messages that need no broadcast after the first
-    /// `broadcasts`, up to `batch`'s capacity, are moved into `batch` under one lock.
+    /// What the writer does next, under one lock: puts back the reader it held while waiting,
+    /// takes the next broadcast when it holds none, and moves the queued messages that may go
+    /// before it into its batch (up to the batch's capacity and
+    /// [`Writer::max_batch_bytes`], at least one). When there is nothing to do and
+    /// `may_wait`, the reader is handed out for the writer to wait on.
+    /// `max_bytes` is the byte bound, checked when the reader comes back; `published` is the
+    /// log's byte total.
+    pub(crate) fn next_for_writer(
+        &self,
+        writer: &mut Writer,
+        may_wait: bool,
+        max_bytes: u64,
+        published: u64,
+    ) -> Outgoing {
+        let mut outbox = self.outbox();
+        if let Some(reader) = writer.waiting.take()
+            && !outbox.log_left
+        {
+            outbox.log = Some(reader);
+            // The hub could not trim the log while the reader was out.
+            if self.held_bytes(published) > max_bytes && !outbox.closing {
+                return Outgoing::OverBudget;
+            }
+        }
+        if outbox.stopped {
+            return Outgoing::Stopped;
+        }
+        if std::mem::take(&mut outbox.ping) {
+            return Outgoing::Ping;
+        }
+        if writer.held.is_none()
+            && let Some(reader) = outbox.log.as_mut()
+        {
+            match reader.try_take() {
+                Taken::Broadcast(broadcast) => {
+                    self.took(&broadcast, reader.taken());
+                    writer.held = Some(broadcast);
+                }
+                Taken::Missed(missed) => {
+                    self.broadcasts_taken
+                        .fetch_max(reader.taken(), Ordering::Relaxed);
+                    return Outgoing::Missed(missed);
+                }
+                Taken::Nothing => {}
+            }
+        }
+        // With no broadcast held, the log is read to its end (or left): every queued message
+        // may go.
+        let broadcasts = writer.held.as_ref().map_or(u64::MAX, |b| b.index - 1);
+        let next = self.next_queued(
+            &mut outbox,
+            &mut writer.batch,
+            broadcasts,
+            writer.max_batch_bytes,
+        );
+        if matches!(next, Outgoing::Idle) && writer.held.is_none() {
+            outbox.over_bytes = false;
+            if may_wait {
+                writer.waiting = outbox.log.take();
+            }
+        }
+        next
+    }
+
+    /// What the writer does next, given that it sent the first `broadcasts` broadcasts.
+    #[cfg(test)]
     pub(crate) fn next_outgoing(&self, batch: &mut Vec<WsMessage>, broadcasts: u64) -> Outgoing {
         let mut outbox = self.outbox();
         if outbox.stopped {
@@ -297,14 +650,32 @@ impl ClientShared {
         if std::mem::take(&mut outbox.ping) {
             return Outgoing::Ping;
         }
+        self.next_queued(&mut outbox, batch, broadcasts, usize::MAX)
+    }
+
+    /// Queued messages that need no broadcast after the first `broadcasts`, up to `batch`'s
+    /// capacity and `max_bytes` (at least one), are moved into `batch` and no longer counted;
+    /// or the close frame, once it may go.
+    fn next_queued(
+        &self,
+        outbox: &mut Outbox,
+        batch: &mut Vec<WsMessage>,
+        broadcasts: u64,
+        max_bytes: usize,
+    ) -> Outgoing {
         if !outbox.queue.is_empty() {
             let room = batch.capacity().max(1);
+            let mut bytes = 0;
             while batch.len() < room
+                && (batch.is_empty() || bytes < max_bytes)
                 && let Some(&(after, _)) = outbox.queue.front()
                 && after <= broadcasts
+                && let Some((_, message)) = outbox.queue.pop_front()
             {
-                batch.extend(outbox.queue.pop_front().map(|(_, message)| message));
+                bytes += message.len();
+                batch.push(message);
             }
+            self.unqueued(bytes);
             return if batch.is_empty() {
                 Outgoing::Behind
             } else {
@@ -336,6 +707,12 @@ impl ClientShared {
     /// Messages waiting in the queue.
     pub(crate) fn queued(&self) -> usize {
         self.outbox().queue.len()
+    }
+
+    /// Bytes waiting in the queue.
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Why the hub closed this client, if it did, and how many messages it dropped.
@@ -454,6 +831,24 @@ impl WsClient {
     /// ```
     pub fn is_connected(&self) -> bool {
         !self.shared.is_closing()
+    }
+
+    /// Bytes the hub holds for this client now: the payloads of the messages in its queue and of
+    /// the broadcasts it has not been sent yet, which
+    /// [`WsConfig::max_queued_bytes`](super::WsConfig::max_queued_bytes) bounds. A client that
+    /// keeps up holds about nothing; one that stops reading holds what its socket could not
+    /// take. Zero once the client is closing after an overflow, or gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(client: tongxun::ws::WsClient) {
+    /// let limit = client.hub().config().max_queued_bytes as u64;
+    /// assert!(client.queued_bytes() <= limit);
+    /// # }
+    /// ```
+    pub fn queued_bytes(&self) -> u64 {
+        self.shared
+            .held_bytes(self.hub.broadcasts.published_bytes())
     }
 
     /// Queues a message for this client.
@@ -590,6 +985,97 @@ mod tests {
         )
     }
 
+    /// Offers a message under a count bound only.
+    fn offer(
+        c: &ClientShared,
+        message: WsMessage,
+        after: u64,
+        capacity: usize,
+        policy: OverflowPolicy,
+    ) -> Enqueued {
+        let limits = Limits {
+            capacity,
+            max_bytes: 1 << 30,
+            policy,
+        };
+        c.enqueue(message, after, 0, limits)
+    }
+
+    fn bytes_limits(max_bytes: u64, policy: OverflowPolicy) -> Limits {
+        Limits {
+            capacity: 1000,
+            max_bytes,
+            policy,
+        }
+    }
+
+    #[test]
+    fn the_byte_bound_admits_seven_eighths_and_always_one_message() {
+        let limits = bytes_limits(800, OverflowPolicy::Close);
+        assert_eq!((limits.check_every(), limits.admit()), (100, 700));
+        let c = client();
+        // A client that holds nothing takes a message of any size.
+        let big = WsMessage::binary(vec![0u8; 2000]);
+        assert_eq!(c.enqueue(big, 0, 0, limits), Enqueued::Queued);
+        assert_eq!(c.queued_bytes(), 2000);
+        assert_eq!(
+            c.enqueue(WsMessage::text("x"), 0, 0, limits),
+            Enqueued::OverflowedBytes
+        );
+        assert_eq!(
+            c.queued_bytes(),
+            0,
+            "the discarded queue is no longer counted"
+        );
+        assert_eq!(drain(&c), ["<close 1013>"]);
+    }
+
+    #[test]
+    fn the_byte_bound_drops_the_oldest_until_the_new_message_fits() {
+        let limits = bytes_limits(800, OverflowPolicy::DropOldest);
+        let c = client();
+        let hundred = |n: u8| WsMessage::text(char::from(b'a' + n).to_string().repeat(100));
+        for n in 0..7 {
+            assert_eq!(c.enqueue(hundred(n), 0, 0, limits), Enqueued::Queued);
+        }
+        assert_eq!(c.held_bytes(0), 700);
+        assert_eq!(
+            c.enqueue(hundred(7), 0, 0, limits),
+            Enqueued::DroppedOldest {
+                dropped: 1,
+                first: true
+            }
+        );
+        assert_eq!(
+            c.enqueue(hundred(8), 0, 0, limits),
+            Enqueued::DroppedOldest {
+                dropped: 1,
+                first: false
+            }
+        );
+        assert_eq!(c.held_bytes(0), 700);
+        let sent = drain(&c);
+        assert_eq!(sent.len(), 7);
+        assert!(
+            sent[0].starts_with('c') && sent[6].starts_with('i'),
+            "{sent:?}"
+        );
+        assert_eq!(c.close_reason_and_drops().1, 2);
+    }
+
+    #[test]
+    fn the_byte_bound_drops_the_newest_under_drop_newest() {
+        let limits = bytes_limits(800, OverflowPolicy::DropNewest);
+        let c = client();
+        let message = || WsMessage::binary(vec![0u8; 400]);
+        assert_eq!(c.enqueue(message(), 0, 0, limits), Enqueued::Queued);
+        assert_eq!(
+            c.enqueue(message(), 0, 0, limits),
+            Enqueued::DroppedNewest { first: true }
+        );
+        assert_eq!(c.held_bytes(0), 400);
+    }
+
     fn drain(client: &ClientShared) -> Vec<String> {
         let mut out = Vec::new();
         // A batch of two shows that a longer queue takes several turns.
@@ -603,6 +1089,7 @@ mod tests {
                 Outgoing::Ping => out.push("<ping>".into()),
                 Outgoing::Close(f) => out.push(format!("<close {}>", u16::from(f.code))),
                 Outgoing::Idle | Outgoing::Behind | Outgoing::Stopped => return out,
+                Outgoing::Missed(_) | Outgoing::OverBudget => unreachable!("no broadcast log"),
             }
         }
     }
@@ -611,7 +1098,8 @@ mod tests {
     fn drop_oldest_keeps_the_newest_messages() {
         let c = client();
         for i in 0..5 {
-            c.enqueue(
+            offer(
+                &c,
                 WsMessage::text(i.to_string()),
                 0,
                 3,
@@ -627,7 +1115,8 @@ mod tests {
         let c = client();
         let outcomes: Vec<_> = (0..4)
             .map(|i| {
-                c.enqueue(
+                offer(
+                    &c,
                     WsMessage::text(i.to_string()),
                     0,
                     2,
@@ -640,8 +1129,8 @@ mod tests {
             [
                 Enqueued::Queued,
                 Enqueued::Queued,
-                Enqueued::DroppedNewest,
-                Enqueued::DroppedNewest
+                Enqueued::DroppedNewest { first: false },
+                Enqueued::DroppedNewest { first: false }
             ]
         );
         assert_eq!(drain(&c), ["0", "1"]);
@@ -651,15 +1140,15 @@ mod tests {
     fn overflow_under_the_close_policy_discards_the_queue_and_closes_with_1013() {
         let c = client();
         assert_eq!(
-            c.enqueue(WsMessage::text("a"), 0, 1, OverflowPolicy::Close),
+            offer(&c, WsMessage::text("a"), 0, 1, OverflowPolicy::Close),
             Enqueued::Queued
         );
         assert_eq!(
-            c.enqueue(WsMessage::text("b"), 0, 1, OverflowPolicy::Close),
+            offer(&c, WsMessage::text("b"), 0, 1, OverflowPolicy::Close),
             Enqueued::Overflowed
         );
         assert_eq!(
-            c.enqueue(WsMessage::text("c"), 0, 1, OverflowPolicy::Close),
+            offer(&c, WsMessage::text("c"), 0, 1, OverflowPolicy::Close),
             Enqueued::Closed
         );
         assert!(c.is_closing());
@@ -673,7 +1162,7 @@ mod tests {
     #[test]
     fn stopping_discards_the_queue_and_stops_the_writer() {
         let c = client();
-        c.enqueue(WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
+        offer(&c, WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
         c.stop();
         assert!(matches!(
@@ -681,7 +1170,7 @@ mod tests {
             Outgoing::Stopped
         ));
         assert_eq!(
-            c.enqueue(WsMessage::text("b"), 0, 10, OverflowPolicy::Close),
+            offer(&c, WsMessage::text("b"), 0, 10, OverflowPolicy::Close),
             Enqueued::Closed
         );
     }
@@ -690,17 +1179,17 @@ mod tests {
     fn pings_go_first_and_a_close_goes_out_after_the_queued_messages() {
         let c = client();
         let away = || close_frame(CloseCode::Away, "bye");
-        c.enqueue(WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
+        offer(&c, WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
         assert!(matches!(
             c.next_outgoing(&mut Vec::new(), 0),
             Outgoing::Ping
         ));
-        c.enqueue(WsMessage::text("b"), 0, 10, OverflowPolicy::Close);
+        offer(&c, WsMessage::text("b"), 0, 10, OverflowPolicy::Close);
         c.queue_ping();
         assert!(c.close(away(), WsDisconnectReason::ServerShutdown, false, 0));
         assert!(!c.close(away(), WsDisconnectReason::ServerShutdown, false, 0));
-        let late = c.enqueue(WsMessage::text("c"), 0, 10, OverflowPolicy::Close);
+        let late = offer(&c, WsMessage::text("c"), 0, 10, OverflowPolicy::Close);
         assert_eq!(late, Enqueued::Closed);
         // A closing connection sends no more pings.
         assert_eq!(drain(&c), ["a", "b", "<close 1001>"]);
@@ -716,8 +1205,8 @@ mod tests {
     #[test]
     fn a_queued_message_waits_for_the_broadcasts_published_before_it() {
         let c = client();
-        c.enqueue(WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
-        c.enqueue(WsMessage::text("b"), 2, 10, OverflowPolicy::Close);
+        offer(&c, WsMessage::text("a"), 0, 10, OverflowPolicy::Close);
+        offer(&c, WsMessage::text("b"), 2, 10, OverflowPolicy::Close);
         let mut batch = Vec::with_capacity(8);
         assert!(matches!(c.next_outgoing(&mut batch, 1), Outgoing::Messages));
         assert_eq!(batch, [WsMessage::text("a")]);
@@ -731,7 +1220,8 @@ mod tests {
     fn a_drained_queue_gives_its_memory_back() {
         let c = client();
         for i in 0..1000 {
-            c.enqueue(
+            offer(
+                &c,
                 WsMessage::text(i.to_string()),
                 0,
                 2000,

@@ -17,6 +17,16 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1_000_000;
 /// The queue's memory is allocated as it fills (and given back once it drains), so a large
 /// bound costs an idle client nothing; queued broadcasts share their bytes.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// Default number of bytes the hub may hold for one client: 4 MiB.
+///
+/// That is the client's queue plus the broadcasts it has not been sent yet (a broadcast's
+/// payload is shared, but a client that stops reading keeps alive the ones the others are done
+/// with). 4 MiB is room for a few messages of the largest size the hub accepts from a client
+/// ([`DEFAULT_MAX_MESSAGE_SIZE`], 1 MB), and about what the kernel already buffers for a
+/// loopback socket that is not read: a client that stops reading costs the server at most
+/// about as much again. The count bound alone ([`DEFAULT_QUEUE_CAPACITY`]) let a client that
+/// stopped reading hold 1,024 messages of any size, 1 GB of 1 MB messages.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 /// Default policy when a client's outgoing queue is full: close it with 1013.
 pub const DEFAULT_OVERFLOW_POLICY: OverflowPolicy = OverflowPolicy::Close;
 /// Default time a closing handshake may take before the connection is dropped: 5 s.
@@ -33,7 +43,8 @@ pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 8 * 1024;
 /// Longest accepted topic name, in bytes.
 pub const MAX_TOPIC_LEN: usize = 256;
 
-/// What happens when a message is sent to a client whose outgoing queue is full.
+/// What happens when a message is sent to a client whose outgoing queue is full, in messages
+/// ([`WsConfig::queue_capacity`]) or in bytes ([`WsConfig::max_queued_bytes`]).
 ///
 /// A full queue means the client reads slower than it is sent to. Whatever the policy, the
 /// sender never waits: the other clients are not slowed down. Broadcasts to every client go
@@ -101,7 +112,22 @@ pub struct WsConfig {
     /// broadcasts the hub keeps for clients that are behind.
     /// Defaults to [`DEFAULT_QUEUE_CAPACITY`] (1024).
     pub queue_capacity: usize,
-    /// What happens when a client's outgoing queue is full.
+    /// Bytes the hub may hold for one client: the payloads of the messages in its queue and of
+    /// the broadcasts it has not been sent yet (each counted in full for every client that has
+    /// yet to receive it, though the buffer is shared). Past the bound the
+    /// [`overflow_policy`](Self::overflow_policy) applies, as for
+    /// [`queue_capacity`](Self::queue_capacity): with [`OverflowPolicy::Close`] the client is
+    /// closed with 1013, with the drop policies its oldest messages are dropped until the new
+    /// one fits ([`DropNewest`](OverflowPolicy::DropNewest) drops the new message instead, but
+    /// the oldest broadcasts, as for the count bound).
+    ///
+    /// The hub acts once a client would hold more than seven eighths of the bound, and checks
+    /// the broadcasts every eighth of it, so what it holds never exceeds the bound. A client
+    /// that holds nothing still takes one message of any size. Not counted: the message being
+    /// written and what the socket buffers ([`write_buffer_size`](Self::write_buffer_size),
+    /// and the kernel's buffers). Defaults to [`DEFAULT_MAX_QUEUED_BYTES`] (4 MiB).
+    pub max_queued_bytes: usize,
+    /// What happens when a client's outgoing queue is full, in messages or in bytes.
     /// Defaults to [`DEFAULT_OVERFLOW_POLICY`] ([`OverflowPolicy::Close`]).
     pub overflow_policy: OverflowPolicy,
     /// Values of the `Origin` header a client may connect from, such as
@@ -146,6 +172,7 @@ impl Default for WsConfig {
             pong_deadline: DEFAULT_PONG_DEADLINE,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             overflow_policy: DEFAULT_OVERFLOW_POLICY,
             allowed_origins: Vec::new(),
             subprotocols: Vec::new(),

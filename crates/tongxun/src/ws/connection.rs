@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::broadcasts::{Broadcast, Reader, Taken};
+use super::broadcasts::Taken;
 use super::builder::HandlerResult;
-use super::client::{ClientShared, Outgoing, WsClient, close_frame};
+use super::client::{ClientShared, Outgoing, Writer, WsClient, close_frame};
 use super::commands;
 use super::message::WsMessage;
 use super::registry::{Counters, HubInner};
@@ -193,10 +193,8 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
     };
     // Before the client is visible: a message queued for it then never waits for a broadcast
     // this reader could not see.
-    let broadcasts = hub.broadcasts.reader();
-    shared
-        .broadcasts_taken
-        .store(broadcasts.taken(), std::sync::atomic::Ordering::Relaxed);
+    let (broadcasts, bytes) = hub.broadcasts.reader();
+    shared.attach_log(broadcasts, bytes);
     hub.register(shared.clone());
     tracing::debug!(
         client = %shared.id,
@@ -208,7 +206,7 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
     let (sink, mut stream) = socket.split();
     // The writer has a task of its own, so that a wake-up to send is not also a read attempt
     // (tungstenite prepares its read buffer on each one), and reading never waits for writing.
-    let mut writer = tokio::spawn(write_loop(hub.clone(), shared.clone(), broadcasts, sink));
+    let mut writer = tokio::spawn(write_loop(hub.clone(), shared.clone(), sink));
 
     let end = {
         let reader = read_loop(&client, &mut stream);
@@ -443,10 +441,9 @@ async fn run_handler(
 async fn write_loop(
     hub: Arc<HubInner>,
     shared: Arc<ClientShared>,
-    mut broadcasts: Reader,
     mut sink: SplitSink<Socket, Message>,
 ) -> SplitSink<Socket, Message> {
-    if let Err(error) = write_all(&hub, &shared, &mut broadcasts, &mut sink).await {
+    if let Err(error) = write_all(&hub, &shared, &mut sink).await {
         // The peer is gone or closed first; the reader sees it too.
         tracing::trace!(client = %shared.id, %error, "websocket writer stopped");
         shared.stop();
@@ -457,32 +454,31 @@ async fn write_loop(
 async fn write_all(
     hub: &HubInner,
     shared: &ClientShared,
-    broadcasts: &mut Reader,
     sink: &mut SplitSink<Socket, Message>,
 ) -> Result<(), WsError> {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut writer = Writer {
+        batch: Vec::with_capacity(WRITE_BATCH),
+        // What the writer takes from the queue is no longer counted against the byte bound:
+        // about what the socket buffers before a write.
+        max_batch_bytes: hub.config.write_buffer_size,
+        held: None,
+        waiting: None,
+    };
     let mut unflushed = false;
-    // A broadcast taken from the log, sent once no queued message is older.
-    let mut held: Option<Broadcast> = None;
+    let max_bytes = hub.limits.max_bytes;
     loop {
-        if held.is_none() {
-            let taken = broadcasts.try_take();
-            held = take(hub, shared, broadcasts.taken(), taken);
-        }
-        let before_held = held.as_ref().map_or(broadcasts.taken(), |b| b.index - 1);
-        let mut next = shared.next_outgoing(&mut batch, before_held);
-        if matches!(next, Outgoing::Behind) && held.is_none() {
-            // The broadcasts it waits for were missed (and counted): it may go now.
-            next = shared.next_outgoing(&mut batch, u64::MAX);
-        }
+        let published = hub.broadcasts.published_bytes();
+        let next = shared.next_for_writer(&mut writer, !unflushed, max_bytes, published);
         match next {
             Outgoing::Ping => {
                 sink.feed(Message::Ping(Bytes::new())).await?;
                 unflushed = true;
             }
+            Outgoing::Missed(missed) => hub.missed_broadcasts(shared, missed),
+            Outgoing::OverBudget => hub.over_budget(shared),
             Outgoing::Messages => {
                 // Frames are buffered and written in batches; nothing left to send flushes.
-                for message in batch.drain(..) {
+                for message in writer.batch.drain(..) {
                     sink.feed(message.into_frame()).await?;
                 }
                 unflushed = true;
@@ -492,8 +488,8 @@ async fn write_all(
                 return Ok(());
             }
             Outgoing::Stopped => return Ok(()),
-            Outgoing::Idle | Outgoing::Behind if held.is_some() => {
-                if let Some(broadcast) = held.take()
+            Outgoing::Idle | Outgoing::Behind if writer.held.is_some() => {
+                if let Some(broadcast) = writer.held.take()
                     && broadcast.except != Some(shared.id)
                 {
                     sink.feed(broadcast.message.into_frame()).await?;
@@ -506,30 +502,28 @@ async fn write_all(
                 unflushed = false;
             }
             Outgoing::Idle => {
+                let take = async {
+                    match writer.waiting.as_mut() {
+                        Some(reader) => {
+                            let taken = reader.take().await;
+                            (taken, reader.taken())
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = shared.wake_writer.notified() => {}
-                    taken = broadcasts.take() => {
-                        held = take(hub, shared, broadcasts.taken(), taken);
+                    (taken, position) = take => {
+                        shared.took_while_waiting(&taken, position);
+                        match taken {
+                            Taken::Broadcast(broadcast) => writer.held = Some(broadcast),
+                            Taken::Missed(missed) => hub.missed_broadcasts(shared, missed),
+                            Taken::Nothing => {}
+                        }
                     }
                 }
             }
         }
-    }
-}
-
-/// The broadcast in `taken`, if any; missed broadcasts go to the overflow policy. `position` is
-/// the reader's place in the log after taking it, published for the hub's lag checks.
-fn take(hub: &HubInner, shared: &ClientShared, position: u64, taken: Taken) -> Option<Broadcast> {
-    shared
-        .broadcasts_taken
-        .store(position, std::sync::atomic::Ordering::Relaxed);
-    match taken {
-        Taken::Broadcast(broadcast) => Some(broadcast),
-        Taken::Missed(missed) => {
-            hub.missed_broadcasts(shared, missed);
-            None
-        }
-        Taken::Nothing => None,
     }
 }
 

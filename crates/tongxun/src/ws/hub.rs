@@ -35,17 +35,21 @@ pub struct WsStats {
     pub clients: usize,
     /// Messages waiting in all outgoing queues now.
     pub queued_messages: usize,
+    /// Bytes the hub holds for all clients now, as bounded per client by
+    /// [`WsConfig::max_queued_bytes`]: a broadcast counts once for each client that has yet to
+    /// be sent it (see [`WsClient::queued_bytes`]).
+    pub queued_bytes: u64,
     /// Connections accepted since the hub was built.
     pub connections: u64,
     /// Upgrade requests refused (origin, auth, malformed handshake, shutting down).
     pub upgrades_refused: u64,
     /// Clients torn down because they did not answer a ping in time.
     pub dead_peers: u64,
-    /// Messages dropped because a queue was full
+    /// Messages dropped because a queue was full, in messages or in bytes
     /// ([`OverflowPolicy::DropOldest`](super::OverflowPolicy::DropOldest) or
     /// [`DropNewest`](super::OverflowPolicy::DropNewest)).
     pub messages_dropped: u64,
-    /// Clients closed with 1013 because their queue was full
+    /// Clients closed with 1013 because their queue was full, in messages or in bytes
     /// ([`OverflowPolicy::Close`](super::OverflowPolicy::Close)).
     pub slow_clients_closed: u64,
     /// Clients closed with 1009 because they sent a message over the size limit.

@@ -64,7 +64,7 @@
 //! | no frame within [`WsConfig::pong_deadline`] after a ping | tears the connection down, [`WsStats::dead_peers`] |
 //! | a message over [`WsConfig::max_message_size`]       | closes with 1009                               |
 //! | invalid UTF-8 text / a protocol violation           | closes with 1007 / 1002                        |
-//! | a full outgoing queue                               | [`OverflowPolicy`]: close with 1013 (default), or drop and count |
+//! | a full outgoing queue ([`WsConfig::queue_capacity`] messages or [`WsConfig::max_queued_bytes`] bytes) | [`OverflowPolicy`]: close with 1013 (default), or drop and count |
 //! | a handler panics                                    | logs an error, closes with 1011                |
 //! | [`WsClient::close`]                                 | closes with the app's code, after the queued messages |
 //! | [`WsHub::shutdown`]                                 | closes every client with 1001                  |
@@ -98,10 +98,10 @@ pub use auth::{AuthError, TOKEN_QUERY_PARAM, WsAuth};
 pub use builder::WsHubBuilder;
 pub use client::{ClientId, WsClient};
 pub use config::{
-    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_TOPICS_PER_CLIENT,
-    DEFAULT_OVERFLOW_POLICY, DEFAULT_PATH, DEFAULT_PING_INTERVAL, DEFAULT_PONG_DEADLINE,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, MAX_TOPIC_LEN,
-    OverflowPolicy, WsConfig,
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_TOPICS_PER_CLIENT, DEFAULT_OVERFLOW_POLICY, DEFAULT_PATH, DEFAULT_PING_INTERVAL,
+    DEFAULT_PONG_DEADLINE, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_BUFFER_SIZE,
+    DEFAULT_WRITE_BUFFER_SIZE, MAX_TOPIC_LEN, OverflowPolicy, WsConfig,
 };
 pub use connection::WsDisconnectReason;
 pub use error::{SubscribeError, WsSendError};

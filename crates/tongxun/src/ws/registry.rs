@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::broadcasts::Broadcasts;
 use super::builder::Handlers;
-use super::client::{ClientId, ClientShared, Enqueued, close_frame};
+use super::client::{ClientId, ClientShared, Enqueued, Limits, Relief, close_frame};
 use super::config::{MAX_TOPIC_LEN, OverflowPolicy, WsConfig};
 use super::connection::WsDisconnectReason;
 use super::error::{SubscribeError, WsSendError};
@@ -41,6 +41,8 @@ type Subscribers = HashMap<ClientId, Arc<ClientShared>>;
 
 pub(crate) struct HubInner {
     pub(crate) config: WsConfig,
+    /// The bounds of every client's outgoing messages.
+    pub(crate) limits: Limits,
     pub(crate) handlers: Handlers,
     clients: RwLock<Subscribers>,
     topics: RwLock<HashMap<Arc<str>, Subscribers>>,
@@ -68,6 +70,7 @@ impl HubInner {
     pub(crate) fn new(config: WsConfig, handlers: Handlers) -> Self {
         let broadcasts = Broadcasts::new(config.queue_capacity);
         Self {
+            limits: Limits::new(&config),
             config,
             handlers,
             clients: RwLock::default(),
@@ -95,8 +98,13 @@ impl HubInner {
     }
 
     pub(crate) fn stats(&self) -> WsStats {
-        let (clients, queued_messages) = {
+        let (clients, queued_messages, queued_bytes) = {
             let clients = read(&self.clients);
+            let published_bytes = self.broadcasts.published_bytes();
+            let bytes: u64 = clients
+                .values()
+                .map(|c| c.held_bytes(published_bytes))
+                .fold(0, u64::saturating_add);
             let published = self.broadcasts.published();
             // The log holds at most `queue_capacity` broadcasts for a writer that is behind.
             let queued = |c: &Arc<ClientShared>| {
@@ -105,12 +113,14 @@ impl HubInner {
                     + usize::try_from(behind)
                         .map_or(usize::MAX, |b| b.min(self.config.queue_capacity))
             };
-            (clients.len(), clients.values().map(queued).sum())
+            let messages = clients.values().map(queued).sum();
+            (clients.len(), messages, bytes)
         };
         let c = &self.counters;
         WsStats {
             clients,
             queued_messages,
+            queued_bytes,
             connections: c.connections.load(Ordering::Relaxed),
             upgrades_refused: c.upgrades_refused.load(Ordering::Relaxed),
             dead_peers: c.dead_peers.load(Ordering::Relaxed),
@@ -188,16 +198,24 @@ impl HubInner {
         client: &ClientShared,
         message: WsMessage,
     ) -> Result<(), WsSendError> {
-        let policy = self.config.overflow_policy;
         let after = self.broadcasts.published();
-        match client.enqueue(message, after, self.config.queue_capacity, policy) {
+        let published_bytes = self.broadcasts.published_bytes();
+        match client.enqueue(message, after, published_bytes, self.limits) {
             Enqueued::Queued => Ok(()),
-            Enqueued::DroppedOldest => {
-                self.count_drop(client);
+            Enqueued::DroppedOldest { dropped, first } => {
+                self.count_drops(client, dropped, first);
                 Ok(())
             }
-            Enqueued::DroppedNewest => {
-                self.count_drop(client);
+            Enqueued::DroppedNewest { first } => {
+                self.count_drops(client, 1, first);
+                Err(WsSendError::QueueFull)
+            }
+            Enqueued::DroppedOldestAndNewest { dropped, first } => {
+                self.count_drops(client, dropped, first);
+                Err(WsSendError::QueueFull)
+            }
+            Enqueued::OverflowedBytes => {
+                self.closed_over_bytes(client);
                 Err(WsSendError::QueueFull)
             }
             Enqueued::Overflowed => {
@@ -214,12 +232,25 @@ impl HubInner {
         }
     }
 
-    fn count_drop(&self, client: &ClientShared) {
-        let total = Counters::bump(&self.counters.messages_dropped);
+    /// Counts `count` messages dropped for `client`; `over_bytes` when the byte bound dropped
+    /// them for the first time since the client last caught up.
+    fn count_drops(&self, client: &ClientShared, count: u64, over_bytes: bool) {
+        let total = self
+            .counters
+            .messages_dropped
+            .fetch_add(count, Ordering::Relaxed)
+            + count;
         // One warning per client per burst would flood the log; the first one and the totals
         // (in the stats and in the disconnect log) tell the story.
         let (_, dropped) = client.close_reason_and_drops();
-        if dropped == 1 {
+        if over_bytes {
+            tracing::warn!(
+                client = %client.id,
+                max_queued_bytes = self.config.max_queued_bytes,
+                messages_dropped = total,
+                "websocket client too slow: over max_queued_bytes, dropping its oldest messages"
+            );
+        } else if dropped == count {
             tracing::warn!(
                 client = %client.id,
                 capacity = self.config.queue_capacity,
@@ -257,7 +288,13 @@ impl HubInner {
     /// [`broadcast`](Self::broadcast) to this node's clients only: one append to the broadcast
     /// log, which every writer reads. Returns how many clients it is for.
     pub(crate) fn broadcast_local(&self, message: &WsMessage, except: Option<ClientId>) -> usize {
-        let index = self.broadcasts.publish(message.clone(), except);
+        let incoming = message.len() as u64;
+        let index = self.broadcasts.publish(
+            message.clone(),
+            except,
+            self.limits.check_every(),
+            |published| self.check_bytes(published, incoming),
+        );
         let clients = read(&self.clients);
         let step = self.lag_check_step();
         if self.config.overflow_policy == OverflowPolicy::Close && index.is_multiple_of(step) {
@@ -271,6 +308,49 @@ impl HubInner {
             }
         }
         clients.len() - except.map_or(0, |id| usize::from(clients.contains_key(&id)))
+    }
+
+    /// Holds every client to the byte bound before a broadcast of `incoming` bytes goes into
+    /// the log (which holds `published` bytes so far): a client that would hold more than
+    /// [`Limits::admit`] meets the overflow policy. Runs once per
+    /// [`Limits::check_every`] broadcast bytes, so what is broadcast until the next check fits
+    /// in the last eighth of the bound.
+    fn check_bytes(&self, published: u64, incoming: u64) {
+        let admit = self.limits.admit();
+        for client in read(&self.clients).values() {
+            let held = client.held_bytes(published);
+            // A client that holds nothing takes a message of any size.
+            if held > 0 && held.saturating_add(incoming) > admit {
+                self.relieve(client, incoming, published);
+            }
+        }
+    }
+
+    /// The writer of `client` found it over the byte bound after waiting with its reader in
+    /// hand (the hub could not trim the log meanwhile).
+    pub(crate) fn over_budget(&self, client: &ClientShared) {
+        self.relieve(client, 0, self.broadcasts.published_bytes());
+    }
+
+    /// Applies the overflow policy to a client over the byte bound: for broadcasts both drop
+    /// policies drop the oldest, as for the count bound.
+    fn relieve(&self, client: &ClientShared, incoming: u64, published: u64) {
+        let trim = self.config.overflow_policy != OverflowPolicy::Close;
+        match client.relieve(incoming, published, self.limits, trim) {
+            Relief::Fits | Relief::Closing | Relief::Dropped { dropped: 0, .. } => {}
+            Relief::Dropped { dropped, first, .. } => self.count_drops(client, dropped, first),
+            Relief::Closed => self.closed_over_bytes(client),
+        }
+    }
+
+    fn closed_over_bytes(&self, client: &ClientShared) {
+        let total = Counters::bump(&self.counters.slow_clients_closed);
+        tracing::warn!(
+            client = %client.id,
+            max_queued_bytes = self.config.max_queued_bytes,
+            slow_clients_closed = total,
+            "websocket client too slow: over max_queued_bytes, closing with 1013"
+        );
     }
 
     /// Broadcasts between two checks of how far behind the writers are.
@@ -429,7 +509,7 @@ mod tests {
     fn a_broadcast_is_one_buffer_shared_by_every_reader() {
         let hub = WsHub::default();
         let clients: Vec<WsClient> = (0..3).map(|_| join(&hub)).collect();
-        let mut readers: Vec<Reader> = (0..3).map(|_| hub.inner.broadcasts.reader()).collect();
+        let mut readers: Vec<Reader> = (0..3).map(|_| hub.inner.broadcasts.reader().0).collect();
         let message = WsMessage::json(&serde_json::json!({ "big": "x".repeat(10_000) })).unwrap();
         let payload = message.as_bytes().as_ptr();
         assert_eq!(hub.broadcast(message), 3);
@@ -448,7 +528,7 @@ mod tests {
     fn broadcast_others_and_publish_pick_their_recipients() {
         let hub = WsHub::default();
         let [a, b, c] = [join(&hub), join(&hub), join(&hub)];
-        let [mut ra, mut rb, mut rc] = [(); 3].map(|()| hub.inner.broadcasts.reader());
+        let [mut ra, mut rb, mut rc] = [(); 3].map(|()| hub.inner.broadcasts.reader().0);
         assert_eq!(a.broadcast_others("hi"), 2);
         assert!(next_broadcast(&mut ra, &a).is_none());
         assert_eq!(next_broadcast(&mut rb, &b).unwrap().as_text(), Some("hi"));
@@ -471,7 +551,7 @@ mod tests {
     fn a_message_queued_after_a_broadcast_waits_for_it() {
         let hub = WsHub::default();
         let a = join(&hub);
-        let mut reader = hub.inner.broadcasts.reader();
+        let mut reader = hub.inner.broadcasts.reader().0;
         hub.broadcast("first");
         a.send("second").unwrap();
         let mut batch = Vec::with_capacity(4);
@@ -495,7 +575,7 @@ mod tests {
     fn a_close_goes_out_after_the_broadcasts_published_before_it() {
         let hub = WsHub::default();
         let a = join(&hub);
-        let mut reader = hub.inner.broadcasts.reader();
+        let mut reader = hub.inner.broadcasts.reader().0;
         hub.broadcast("last words");
         a.close(1000, "bye");
         hub.broadcast("too late");
@@ -547,6 +627,64 @@ mod tests {
         assert_eq!(a.subscribe("u"), Err(SubscribeError::Closed));
         assert!(hub.client(a.id()).is_none());
         assert_eq!(hub.send_to(a.id(), "x"), Err(WsSendError::Closed));
+    }
+
+    /// A client with its place in the log, whose writer never runs: it reads nothing.
+    fn join_stalled(hub: &WsHub) -> WsClient {
+        let inner = hub.inner.clone();
+        let shared = Arc::new(ClientShared::new(
+            inner.next_id(),
+            WsRequest::new("/ws".parse().unwrap(), http::HeaderMap::new()),
+            None,
+        ));
+        let (reader, bytes) = inner.broadcasts.reader();
+        shared.attach_log(reader, bytes);
+        inner.register(shared.clone());
+        WsClient { hub: inner, shared }
+    }
+
+    fn byte_bound_hub(policy: crate::ws::OverflowPolicy) -> WsHub {
+        WsHub::new(WsConfig {
+            max_queued_bytes: 800,
+            overflow_policy: policy,
+            ..WsConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_stalled_client_is_closed_before_the_broadcasts_it_holds_pass_the_byte_bound() {
+        let hub = byte_bound_hub(crate::ws::OverflowPolicy::Close);
+        let a = join_stalled(&hub);
+        for n in 1..=7 {
+            hub.broadcast(vec![0u8; 100]);
+            assert_eq!(a.queued_bytes(), n * 100);
+        }
+        // 700 bytes is seven eighths of the bound: the next broadcast would pass it.
+        hub.broadcast(vec![0u8; 100]);
+        assert_eq!(hub.stats().slow_clients_closed, 1);
+        assert_eq!(a.queued_bytes(), 0, "it left the log");
+        assert_eq!(hub.stats().queued_messages, 0);
+    }
+
+    #[test]
+    fn a_stalled_client_loses_its_oldest_broadcasts_and_queued_messages_under_drop_oldest() {
+        let hub = byte_bound_hub(crate::ws::OverflowPolicy::DropOldest);
+        let a = join_stalled(&hub);
+        a.send(vec![1u8; 100]).unwrap();
+        for _ in 0..20 {
+            hub.broadcast(vec![0u8; 100]);
+            assert!(a.queued_bytes() <= 800, "{} bytes", a.queued_bytes());
+        }
+        a.send(vec![2u8; 100]).unwrap();
+        assert_eq!(a.queued_bytes(), 700);
+        let stats = hub.stats();
+        // 22 messages of 100 bytes, 7 kept.
+        assert_eq!((stats.messages_dropped, stats.slow_clients_closed), (15, 0));
+        assert_eq!(
+            a.shared.queued_bytes(),
+            100,
+            "only the newest queued message is left"
+        );
     }
 
     #[test]

@@ -8,3 +8,4 @@ mod support;
 
 // One module per area of the server.
 mod socketio;
+mod ws;
