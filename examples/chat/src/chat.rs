@@ -713,7 +713,13 @@ mod tests {
             Err("nickname is longer than 24 characters".to_owned())
         );
         assert!(matches!(valid_nick("a\nb"), Err(ChatError::ControlInNick)));
-        for disguised in ["ada\u{202E}", "a\u{200B}da", "\u{2066}ada", "ad\u{FEFF}a", "a\u{00AD}da"] {
+        for disguised in [
+            "ada\u{202E}",
+            "a\u{200B}da",
+            "\u{2066}ada",
+            "ad\u{FEFF}a",
+            "a\u{00AD}da",
+        ] {
             assert!(
                 matches!(valid_nick(disguised), Err(ChatError::InvisibleInNick)),
                 "{disguised:?}"

@@ -258,10 +258,13 @@ async fn on_main(socket: Socket) {
     });
     socket.on("no-ack", |_: Data<serde_json::Value>| async move {});
     // Counts the tries of an event it never acknowledges (the client's `retries`).
-    socket.on("count-tries", |socket: Socket, Data(key): Data<String>| async move {
-        let tries: u64 = socket.store().get(&key).unwrap_or(0);
-        socket.store().set(key, &(tries + 1))
-    });
+    socket.on(
+        "count-tries",
+        |socket: Socket, Data(key): Data<String>| async move {
+            let tries: u64 = socket.store().get(&key).unwrap_or(0);
+            socket.store().set(key, &(tries + 1))
+        },
+    );
     socket.on(
         "tries-of",
         |socket: Socket, Data(key): Data<String>, ack: Ack| async move {

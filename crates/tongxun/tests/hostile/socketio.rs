@@ -153,7 +153,10 @@ async fn a_client_past_the_dynamic_namespace_bound_is_refused_and_leaves_nothing
     // Room again once a tenant left.
     client.send("41/tenant/0,").await;
     let io = server.io.clone();
-    eventually("the empty namespace removed", || io.dynamic_namespaces() == 2).await;
+    eventually("the empty namespace removed", || {
+        io.dynamic_namespaces() == 2
+    })
+    .await;
     assert!(client.join("/tenant/3").await.starts_with("40/tenant/3,"));
     server.shutdown().await;
 }
@@ -174,7 +177,12 @@ async fn namespace_names_past_the_length_bound_are_refused_and_removed() {
         assert_eq!(server.io.namespace_count(), start);
     }
     let id = "y".repeat(Config::default().max_namespace_len - "/tenant/".len());
-    assert!(client.join(&format!("/tenant/{id}")).await.starts_with("40/"));
+    assert!(
+        client
+            .join(&format!("/tenant/{id}"))
+            .await
+            .starts_with("40/")
+    );
     server.shutdown().await;
 }
 
@@ -186,7 +194,12 @@ async fn one_connection_joins_at_most_max_namespaces_per_client() {
     let mut client = Raw::open(server.addr).await;
     assert!(client.join("").await.starts_with("40{")); // the main namespace counts too
     for id in 1..3 {
-        assert!(client.join(&format!("/tenant/{id}")).await.starts_with("40/"));
+        assert!(
+            client
+                .join(&format!("/tenant/{id}"))
+                .await
+                .starts_with("40/")
+        );
     }
     assert_eq!(
         client.join("/tenant/3").await,
@@ -206,7 +219,11 @@ async fn one_connection_joins_at_most_max_namespaces_per_client() {
 
 /// A server whose `slow` handler waits for `gate` before acknowledging; each connected socket
 /// is sent on `sockets`.
-fn slow_server(config: Config, gate: Arc<Notify>, sockets: mpsc::UnboundedSender<Socket>) -> Server {
+fn slow_server(
+    config: Config,
+    gate: Arc<Notify>,
+    sockets: mpsc::UnboundedSender<Socket>,
+) -> Server {
     Server::builder()
         .config(config)
         .namespace("/", move |socket: Socket| {
@@ -306,12 +323,15 @@ async fn with_the_disconnect_policy_a_flooding_client_is_disconnected() {
 async fn no_client_can_ever_enter_another_socket_s_private_room() {
     let server = Server::builder()
         .namespace("/", |socket: Socket| async move {
-            socket.on("join", |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
-                match socket.join(room) {
-                    Ok(()) => ack.send(&json!({ "ok": true })),
-                    Err(e) => ack.send(&json!({ "error": e.to_string() })),
-                }
-            });
+            socket.on(
+                "join",
+                |socket: Socket, Data(room): Data<String>, ack: Ack| async move {
+                    match socket.join(room) {
+                        Ok(()) => ack.send(&json!({ "ok": true })),
+                        Err(e) => ack.send(&json!({ "error": e.to_string() })),
+                    }
+                },
+            );
         })
         .namespace_with("/live", Hub::namespace())
         .build();
@@ -328,7 +348,10 @@ async fn no_client_can_ever_enter_another_socket_s_private_room() {
     assert!(answer[0]["error"].is_string(), "{answer:?}");
     let mut joiner = Client::connect(server.addr, "/", None).await.unwrap();
     let answer = joiner.emit_with_ack("join", json!([sid])).await;
-    assert!(answer[0]["error"].as_str().unwrap().contains("socket id"), "{answer:?}");
+    assert!(
+        answer[0]["error"].as_str().unwrap().contains("socket id"),
+        "{answer:?}"
+    );
     // Not even a fresh id that no socket has yet: its socket may connect later, or elsewhere.
     let unborn = tongxun::Sid::new().to_string();
     let answer = attacker.emit_with_ack("subscribe", json!([unborn])).await;
@@ -337,7 +360,11 @@ async fn no_client_can_ever_enter_another_socket_s_private_room() {
     // The victim joins the hub namespace: what is sent to its id reaches it alone.
     assert!(victim.join("/live").await.starts_with("40/live,"));
     let live = server.io.of("/live").unwrap();
-    live.clone().to(sid.clone()).emit("secret", &"for the victim").await.unwrap();
+    live.clone()
+        .to(sid.clone())
+        .emit("secret", &"for the victim")
+        .await
+        .unwrap();
     live.emit("after", &()).await.unwrap();
     assert_eq!(
         victim.recv().await.as_deref(),
@@ -400,7 +427,9 @@ fn echo_server(config: Config) -> Server {
             socket.on("echo", |Data(value): Data<Value>, ack: Ack| async move {
                 ack.send(&value)
             });
-            socket.on("count", |Data(n): Data<u64>, ack: Ack| async move { ack.send(&(n + 1)) });
+            socket.on("count", |Data(n): Data<u64>, ack: Ack| async move {
+                ack.send(&(n + 1))
+            });
         })
         .build()
 }
@@ -408,7 +437,10 @@ fn echo_server(config: Config) -> Server {
 /// The server still answers a well-behaved client.
 async fn still_serving(addr: SocketAddr) {
     let mut client = Client::connect(addr, "/", None).await.unwrap();
-    assert_eq!(client.emit_with_ack("count", json!([1])).await, vec![json!(2)]);
+    assert_eq!(
+        client.emit_with_ack("count", json!([1])).await,
+        vec![json!(2)]
+    );
     client.close().await;
 }
 
@@ -417,8 +449,22 @@ async fn malformed_packets_close_only_their_own_connection() {
     let server = TestServer::start(echo_server(Config::default())).await;
     let mut bystander = Client::connect(server.addr, "/", None).await.unwrap();
     for bad in [
-        "4", "4Z", "49", "42", "42[", "42{}", "42[1]", "42[\"echo\"", "42\u{0}", "4-1[]",
-        "45-[\"echo\"]", "45x-[\"echo\"]", "43[]", "40/nowhere,", "9", "",
+        "4",
+        "4Z",
+        "49",
+        "42",
+        "42[",
+        "42{}",
+        "42[1]",
+        "42[\"echo\"",
+        "42\u{0}",
+        "4-1[]",
+        "45-[\"echo\"]",
+        "45x-[\"echo\"]",
+        "43[]",
+        "40/nowhere,",
+        "9",
+        "",
     ] {
         let mut client = Raw::open(server.addr).await;
         client.join("").await;
@@ -445,11 +491,20 @@ async fn malformed_packets_close_only_their_own_connection() {
 async fn a_payload_of_the_wrong_type_gets_an_ack_error_and_nothing_else_breaks() {
     let server = TestServer::start(echo_server(Config::default())).await;
     let mut client = Client::connect(server.addr, "/", None).await.unwrap();
-    for wrong in [json!(["ten"]), json!([-1]), json!([1.5]), json!([null]), json!([])] {
+    for wrong in [
+        json!(["ten"]),
+        json!([-1]),
+        json!([1.5]),
+        json!([null]),
+        json!([]),
+    ] {
         let answer = client.emit_with_ack("count", wrong.clone()).await;
         assert!(answer[0]["error"].is_string(), "{wrong}: {answer:?}");
     }
-    assert_eq!(client.emit_with_ack("count", json!([1])).await, vec![json!(2)]);
+    assert_eq!(
+        client.emit_with_ack("count", json!([1])).await,
+        vec![json!(2)]
+    );
     server.shutdown().await;
 }
 
@@ -462,9 +517,8 @@ async fn deeply_nested_payloads_are_refused_without_harm() {
     let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     client.send(format!(r#"420["echo",{nested}]"#)).await;
     // The parser refuses it (a decode error or a closed connection), and nothing overflows.
-    match client.recv().await {
-        Some(answer) => assert!(answer.starts_with("430[{\"error\""), "{}", &answer[..40]),
-        None => {}
+    if let Some(answer) = client.recv().await {
+        assert!(answer.starts_with("430[{\"error\""), "{}", &answer[..40]);
     }
     still_serving(server.addr).await;
     server.shutdown().await;
@@ -480,9 +534,7 @@ async fn binary_packets_announcing_too_many_attachments_close_the_connection() {
         .collect();
     let mut args = vec![json!("echo")];
     args.extend(placeholders);
-    client
-        .send(format!("4511-0{}", Value::Array(args)))
-        .await;
+    client.send(format!("4511-0{}", Value::Array(args))).await;
     assert!(client.closed_by_server().await);
     still_serving(server.addr).await;
     server.shutdown().await;
@@ -499,10 +551,14 @@ async fn a_binary_packet_completed_too_late_closes_the_connection() {
     client
         .send(r#"452-0["echo",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
         .await;
-    within(client.ws.send(Message::binary(vec![1_u8, 2, 3]))).await.unwrap();
+    within(client.ws.send(Message::binary(vec![1_u8, 2, 3])))
+        .await
+        .unwrap();
     // The second attachment comes after the timeout: what is being tested is the wait.
     tokio::time::sleep(TIMEOUT * 2).await;
-    within(client.ws.send(Message::binary(vec![4_u8]))).await.unwrap();
+    within(client.ws.send(Message::binary(vec![4_u8])))
+        .await
+        .unwrap();
     assert!(client.closed_by_server().await);
     still_serving(server.addr).await;
     server.shutdown().await;

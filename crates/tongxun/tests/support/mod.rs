@@ -17,6 +17,7 @@ use tongxun::Server;
 #[path = "serve.rs"]
 mod serve;
 use serve::Running;
+#[allow(unused_imports)] // used by the hostile suite only
 pub use serve::logged;
 
 /// Time any single step of a test may take before it is reported as hung.
