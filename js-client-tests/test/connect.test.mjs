@@ -20,6 +20,42 @@ after(async () => {
   await server.stop();
 });
 
+describe("socket.handshake", () => {
+  for (const transport of ["polling", "websocket"]) {
+    test(`the server reads what the client sent at connect, over ${transport}`, async () => {
+      const before = Date.now();
+      const socket = connect("/", {
+        transports: [transport],
+        auth: { token: "t0k3n", user: 7 },
+        query: { room: "lobby" },
+        extraHeaders: { "x-client": "tests", origin: "http://elsewhere.test" },
+      });
+      await next(socket, "connect");
+      const handshake = await socket.emitWithAck("handshake");
+      assert.deepEqual(handshake.auth, { token: "t0k3n", user: 7 });
+      assert.equal(handshake.query.room, "lobby");
+      assert.equal(handshake.query.EIO, "4");
+      assert.equal(handshake.query.transport, transport);
+      assert.equal(handshake.headers["x-client"], "tests");
+      assert.equal(handshake.address, "127.0.0.1");
+      assert.match(handshake.url, /^\/socket\.io\/\?/);
+      assert.match(handshake.url, /room=lobby/);
+      assert.equal(handshake.secure, false);
+      assert.equal(handshake.xdomain, true);
+      assert.ok(handshake.issued >= before - 1000 && handshake.issued <= Date.now() + 1000);
+      assert.equal(new Date(handshake.time).getTime(), Math.floor(handshake.issued / 1000) * 1000);
+    });
+  }
+
+  test("a client without auth reads as {} and without Origin is not cross-domain", async () => {
+    const socket = connect("/", { transports: ["websocket"] });
+    await next(socket, "connect");
+    const handshake = await socket.emitWithAck("handshake");
+    assert.deepEqual(handshake.auth, {});
+    assert.equal(handshake.xdomain, false);
+  });
+});
+
 describe("transports", () => {
   test("connects to / over long-polling, then upgrades to WebSocket", async () => {
     const socket = connect("/", { autoConnect: false });

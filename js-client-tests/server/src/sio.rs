@@ -212,6 +212,36 @@ async fn on_rooms(socket: Socket) {
 
 /// The main namespace: echo, typed payloads, acks both ways, listeners and failures.
 async fn on_main(socket: Socket) {
+    // What `socket.handshake` holds, as JSON.
+    socket.on("handshake", |socket: Socket, ack: Ack| async move {
+        let handshake = socket.handshake();
+        let headers: serde_json::Map<String, serde_json::Value> = handshake
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().into()))
+            .collect();
+        let query: serde_json::Map<String, serde_json::Value> = handshake
+            .query_pairs()
+            .into_iter()
+            .map(|(key, value)| (key, value.into()))
+            .collect();
+        let issued = handshake
+            .issued()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        ack.send(&serde_json::json!({
+            "headers": headers,
+            "query": query,
+            "auth": handshake.auth::<serde_json::Value>().unwrap_or_default(),
+            "address": handshake.address().map(|a| a.ip().to_string()),
+            "time": handshake.time(),
+            "issued": issued,
+            "url": handshake.url().to_string(),
+            "secure": handshake.secure(),
+            "xdomain": handshake.xdomain(),
+        }))
+    });
     // Echo every argument back, through the ack when asked, else as an event of the same name.
     socket.on(
         "echo",

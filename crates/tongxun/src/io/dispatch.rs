@@ -120,6 +120,10 @@ pub(crate) struct SocketState {
     pub(crate) ns: Arc<NamespaceShared>,
     /// The socket's place in its client's namespace count (and its dynamic namespace's).
     pub(crate) seat: Seat,
+    /// The `auth` payload of the client's CONNECT, for [`Handshake`](super::Handshake).
+    pub(crate) auth: Option<Value>,
+    /// When the socket joined its namespace.
+    pub(crate) connected_at: std::time::SystemTime,
     listeners: RwLock<Listeners>,
     queue: Mutex<Queue>,
     /// The rooms the socket was in when it disconnected. socketioxide may drop them before the
@@ -141,12 +145,19 @@ impl std::fmt::Debug for SocketState {
 }
 
 impl SocketState {
-    pub(crate) fn new(ns: Arc<NamespaceShared>, raw: &Arc<RawSocket>, seat: Seat) -> Arc<Self> {
+    pub(crate) fn new(
+        ns: Arc<NamespaceShared>,
+        raw: &Arc<RawSocket>,
+        seat: Seat,
+        auth: Option<Value>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             raw: Arc::downgrade(raw),
             store: Store::new(ns.server.live_stores.clone()),
             ns,
             seat,
+            auth,
+            connected_at: std::time::SystemTime::now(),
             listeners: RwLock::default(),
             queue: Mutex::default(),
             rooms_at_disconnect: Mutex::default(),

@@ -9,18 +9,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use socketioxide::handler::{ConnectHandler, FromConnectParts};
-use socketioxide::socket::Sid;
+use socketioxide::handler::ConnectHandler;
 use socketioxide_core::Value;
 use tokio_util::task::TaskTracker;
 
 use super::RawAdapter;
 use super::dispatch::{Dispatcher, SocketState, panic_message};
-use super::extract::ExtractError;
+use super::handshake::Handshake;
 use super::limits::{ClientShare, DynamicNamespaces, Seat};
 use super::socket::{RawSocket, Socket};
-use super::store::Store;
 use crate::Config;
 
 /// What every namespace of one server shares.
@@ -225,68 +222,6 @@ impl Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// What a client sent when joining a namespace, for auth.
-pub struct Handshake {
-    raw: Arc<RawSocket>,
-    auth: Option<Value>,
-    state: Arc<SocketState>,
-}
-
-impl fmt::Debug for Handshake {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handshake")
-            .field("id", &self.raw.id)
-            .field("ns", &self.raw.ns())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Handshake {
-    /// The client's `auth` payload (`io(url, { auth: {...} })`) decoded as `T`. A client that
-    /// sent none is read as `{}`.
-    ///
-    /// # Errors
-    /// [`ExtractError::Decode`] when the payload does not decode into `T`.
-    pub fn auth<T: DeserializeOwned>(&self) -> Result<T, ExtractError> {
-        socketioxide::extract::Data::<T>::from_connect_parts(&self.raw, &self.auth)
-            .map(|data| data.0)
-            .map_err(|e| ExtractError::Decode {
-                event: "connect".to_owned(),
-                reason: e.to_string(),
-            })
-    }
-
-    /// The headers of the HTTP request that opened the connection.
-    pub fn headers(&self) -> &http::HeaderMap {
-        &self.raw.req_parts().headers
-    }
-
-    /// The value of query parameter `name` in the connection URL (`io(url, { query: {...} })`).
-    pub fn query(&self, name: &str) -> Option<String> {
-        let query = self.raw.req_parts().uri.query()?;
-        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-            .ok()?
-            .into_iter()
-            .find_map(|(key, value)| (key == name).then_some(value))
-    }
-
-    /// The namespace the client joins, such as `/tenant/42`.
-    pub fn ns(&self) -> &str {
-        self.raw.ns()
-    }
-
-    /// The id the socket will have.
-    pub fn id(&self) -> Sid {
-        self.raw.id
-    }
-
-    /// The storage of the socket being connected: what auth learns (a user id) is there for the
-    /// handlers.
-    pub fn store(&self) -> &Store {
-        &self.state.store
-    }
-}
-
 /// The socketioxide connect handler of a tongxun namespace.
 #[derive(Clone)]
 pub(crate) struct NamespaceHandler {
@@ -345,7 +280,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
                 )));
             }
         };
-        let state = SocketState::new(self.shared.clone(), &s, seat);
+        let state = SocketState::new(self.shared.clone(), &s, seat, auth.clone());
         s.extensions.insert(state.clone());
         s.on_fallback(Dispatcher(state.clone()));
         s.on_disconnect(Dispatcher(state.clone()));
@@ -354,11 +289,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
             return Box::pin(std::future::ready(Ok(())));
         };
         let (sid, ns) = (s.id, s.ns().to_owned());
-        let handshake = Handshake {
-            raw: s,
-            auth: auth.clone(),
-            state: state.clone(),
-        };
+        let handshake = Handshake::new(s, state.clone());
         let fut = check(handshake);
         Box::pin(async move {
             let refusal = match AssertUnwindSafe(fut).catch_unwind().await {

@@ -14,6 +14,7 @@ use super::args::Args;
 use super::broadcast::Broadcast;
 use super::dispatch::{DisconnectFuture, ListenerId, SocketState};
 use super::handler::{EventHandler, boxed};
+use super::handshake::Handshake;
 use super::store::Store;
 use super::{Io, RawAdapter};
 use crate::error::{AckError, JoinError, SendError};
@@ -290,6 +291,12 @@ impl Socket {
             answer = answer => answer.map_err(AckError::from),
             () = self.state.closed() => Err(AckError::Disconnected),
         }
+    }
+
+    /// What the client sent when it joined: its `auth` payload, the request's headers, query
+    /// and URL, its address and when it connected (Node's `socket.handshake`).
+    pub fn handshake(&self) -> Handshake {
+        Handshake::new(self.raw.clone(), self.state.clone())
     }
 
     /// Bytes of this client's received events that wait for, or run in, their handlers, over
