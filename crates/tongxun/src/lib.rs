@@ -106,12 +106,14 @@
 //! | `io.in("room").emit(...)` | `socket.within("room").emit(...)` |
 //! | `.except("room")`, `.local`, `.volatile`, `.timeout(ms)` | the same methods |
 //! | `io.timeout(ms).emitWithAck(...)` | `.timeout(d).emit_with_ack(...)`: one answer or [`AckError`] per socket |
+//! | `socket.timeout(ms).emitWithAck(...)` | `socket.timeout(d).emit_with_ack(...)` |
 //! | `fetchSockets`, `disconnectSockets`, `socketsJoin`, `socketsLeave` | `fetch_sockets`, `disconnect`, `join`, `leave` |
 //!
 //! The [`Io`] handle ([`Server::io`], [`Socket::io`], or the `Io` extractor) reaches any
 //! namespace from anywhere: an axum route, a timer. A recipient whose outgoing queue is full
 //! (a client that stopped reading) misses the message: it is counted
-//! ([`Io::dropped_deliveries`]) and logged, and never holds back the others.
+//! ([`Io::dropped_deliveries`]) and logged at most every 10 s, and never holds back the others
+//! (see `docs/security.md`).
 //!
 //! # WebSocket, SSE, and one publish for all three
 //! The [`ws`] hub serves plain WebSocket clients and the [`sse`] hub `EventSource` clients on

@@ -183,11 +183,8 @@ async fn server_acks_resolve_time_out_fail_to_decode_and_end_on_disconnect() {
                 let tx = tx.clone();
                 async move {
                     let answer = socket
-                        .emit_with_ack_timeout::<_, String>(
-                            "q",
-                            &"?",
-                            Duration::from_millis(timeout_ms),
-                        )
+                        .timeout(Duration::from_millis(timeout_ms))
+                        .emit_with_ack::<_, String>("q", &"?")
                         .await;
                     tx.send(answer).unwrap();
                 }

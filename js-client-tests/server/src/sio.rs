@@ -342,11 +342,8 @@ async fn on_main(socket: Socket) {
         "ask-me",
         |socket: Socket, Data(question): Data<String>, ack: Ack| async move {
             let answer = socket
-                .emit_with_ack_timeout::<_, (String, u32)>(
-                    "question",
-                    &question,
-                    Duration::from_millis(500),
-                )
+                .timeout(Duration::from_millis(500))
+                .emit_with_ack::<_, (String, u32)>("question", &question)
                 .await;
             match answer {
                 Ok((text, number)) => {

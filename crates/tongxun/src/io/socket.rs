@@ -51,6 +51,8 @@ pub(crate) fn is_id_shaped(room: &str) -> bool {
 pub struct Socket {
     raw: Arc<RawSocket>,
     state: Arc<SocketState>,
+    /// What [`Socket::timeout`] set for the acknowledgements this handle asks for.
+    ack_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -70,7 +72,11 @@ impl PartialEq for Socket {
 
 impl Socket {
     pub(crate) fn new(raw: Arc<RawSocket>, state: Arc<SocketState>) -> Self {
-        Self { raw, state }
+        Self {
+            raw,
+            state,
+            ack_timeout: None,
+        }
     }
 
     pub(crate) fn raw(&self) -> &Arc<RawSocket> {
@@ -233,8 +239,29 @@ impl Socket {
         self.emit("message", data)
     }
 
+    /// The same socket, whose [`emit_with_ack`](Self::emit_with_ack) waits at most `timeout`
+    /// (Node's `socket.timeout(ms)`; [`Broadcast::timeout`] is its counterpart for broadcasts).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tongxun::Socket;
+    ///
+    /// async fn ask_name(socket: Socket) -> Result<String, tongxun::AckError> {
+    ///     socket.timeout(Duration::from_millis(500)).emit_with_ack("name?", &()).await
+    /// }
+    /// ```
+    #[must_use]
+    pub fn timeout(&self, timeout: Duration) -> Socket {
+        Socket {
+            ack_timeout: Some(timeout),
+            ..self.clone()
+        }
+    }
+
     /// Sends `event` and waits for the client's acknowledgement, decoded as `R` (a tuple for
-    /// several arguments), for at most the configured `ack_timeout`.
+    /// several arguments), for at most [`timeout`](Self::timeout) or, without one, the
+    /// configured `ack_timeout`.
     ///
     /// # Examples
     /// ```
@@ -257,24 +284,9 @@ impl Socket {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let timeout = self.state.ns.server.config.ack_timeout;
-        self.emit_with_ack_timeout(event, data, timeout).await
-    }
-
-    /// Like [`emit_with_ack`](Self::emit_with_ack) with its own timeout.
-    ///
-    /// # Errors
-    /// As [`emit_with_ack`](Self::emit_with_ack).
-    pub async fn emit_with_ack_timeout<T, R>(
-        &self,
-        event: impl AsRef<str>,
-        data: &T,
-        timeout: Duration,
-    ) -> Result<R, AckError>
-    where
-        T: Serialize + ?Sized,
-        R: DeserializeOwned,
-    {
+        let timeout = self
+            .ack_timeout
+            .unwrap_or(self.state.ns.server.config.ack_timeout);
         let answer = match self
             .raw
             .timeout(timeout)
