@@ -153,6 +153,7 @@ pub mod config;
 mod error;
 pub mod hub;
 mod io;
+mod serve;
 mod server;
 #[cfg(feature = "sse")]
 pub mod sse;
