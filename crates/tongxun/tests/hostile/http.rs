@@ -325,6 +325,20 @@ async fn head_with_too_many_headers_is_answered_431() {
 }
 
 #[tokio::test]
+async fn head_of_hypers_largest_size_is_answered_431() {
+    let server = TestServer::start(server()).await;
+    // hyper's bound: a read buffer of 8 KiB + 100 × 4 KiB that still holds no complete head.
+    // Sending exactly that much leaves nothing unread for the server to reset on.
+    const MAX_HEAD: usize = 8192 + 4096 * 100;
+    let mut head = String::from("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nX-Big: ");
+    head.push_str(&"a".repeat(MAX_HEAD - head.len()));
+    let (mut stream, answer) = request(server.addr, &head).await;
+    assert_eq!(answer.status, 431);
+    expect_closed(&mut stream, "a connection whose head was refused").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn polling_post_over_max_payload_is_answered_413() {
     let mut config = Config::default();
     config.header_read_timeout = HEADER_READ_TIMEOUT;
