@@ -310,6 +310,22 @@ async fn sse_stream_outlasting_the_header_read_timeout_keeps_delivering() {
 }
 
 #[tokio::test]
+async fn routes_see_the_peer_address_as_connect_info() {
+    use axum::extract::ConnectInfo;
+    use axum::routing::get;
+
+    let routes = axum::Router::new().route(
+        "/peer",
+        get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+    );
+    let server = TestServer::start(server().merge(routes)).await;
+    let (stream, answer) = request(server.addr, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, stream.local_addr().unwrap().to_string());
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn head_with_too_many_headers_is_answered_431() {
     let server = TestServer::start(server()).await;
     // hyper's bound: 100 headers (with `Host`, this head has 101).
