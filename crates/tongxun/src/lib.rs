@@ -118,6 +118,7 @@
 //! transport, in the same order.
 //!
 //! ```
+//! # #[cfg(all(feature = "ws", feature = "sse"))] {
 //! use tongxun::hub::Hub;
 //! use tongxun::{Server, sse::SseHub, ws::WsHub};
 //!
@@ -129,6 +130,7 @@
 //!     .build();
 //! let hub = Hub::builder().socketio(server.io(), ["/live"]).ws(ws).sse(sse).build();
 //! // later: hub.publish("prices", "tick", &serde_json::json!({ "eur": 1.08 })).await
+//! # }
 //! ```
 //!
 //! # Shutdown
