@@ -145,11 +145,9 @@ impl Conn {
             let response = app.clone().oneshot(req);
             async move {
                 let response = response.await?;
-                Ok::<_, Infallible>(response.map(|body| {
-                    Body::new(Tracked {
-                        body,
-                        _request: request,
-                    })
+                Ok::<_, Infallible>(response.map(|body| Tracked {
+                    body,
+                    _request: request,
                 }))
             }
         });
