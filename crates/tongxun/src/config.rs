@@ -47,6 +47,22 @@ pub const DEFAULT_MAX_BINARY_BYTES: usize = 10_000_000;
 pub const DEFAULT_BINARY_COMPLETION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time in-flight handlers get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a connection has to send a complete request head, and the longest a connection
+/// with no request in flight is kept: 10 s.
+///
+/// Node keeps an idle keep-alive connection 5 s (`keepAliveTimeout`) and gives a request head
+/// 60 s (`headersTimeout`); one timeout serves both here. A browser sends its whole head in one
+/// write and reuses a connection within a second or two, or opens a new one, so 10 s costs a
+/// real client nothing, while it lets a descriptor held by a client that sends nothing go six
+/// times sooner than Node's `headersTimeout` would.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default interval between two HTTP/2 pings on a connection: 20 s.
+pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// Default time an HTTP/2 peer has to answer a ping: 20 s, as Engine.IO's ping timeout.
+pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default number of requests one HTTP/2 connection may have open at once: 100, the least
+/// RFC 9113 recommends a server allow.
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// Configuration of a tongxun [`Server`](crate::Server).
 ///
@@ -139,6 +155,24 @@ pub struct Config {
     /// writes what is queued in one go, and waiting to coalesce small writes with the next ones
     /// only adds latency (tens of milliseconds when the peer delays its acknowledgements).
     pub tcp_nodelay: bool,
+    /// Time a connection has to send a complete request head, from the moment it was accepted or
+    /// its previous response was sent; also the longest a connection with no request in flight
+    /// (an idle keep-alive connection, an HTTP/2 connection with no stream) is kept. The
+    /// connection is then closed without an answer. A request being answered is never cut: a
+    /// long-polling GET, an SSE stream or an upgraded WebSocket lasts as long as it needs.
+    /// Defaults to [`DEFAULT_HEADER_READ_TIMEOUT`] (10 s).
+    pub header_read_timeout: Duration,
+    /// Interval between two pings the server sends on an HTTP/2 connection.
+    /// Defaults to [`DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL`] (20 s).
+    pub http2_keep_alive_interval: Duration,
+    /// Time an HTTP/2 peer has to answer a ping before its connection is closed, so that a peer
+    /// that vanished does not keep its streams open.
+    /// Defaults to [`DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT`] (20 s).
+    pub http2_keep_alive_timeout: Duration,
+    /// Requests one HTTP/2 connection may have open at once; the peer is told in its settings
+    /// and a stream past it is refused.
+    /// Defaults to [`DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS`] (100).
+    pub http2_max_concurrent_streams: u32,
     /// Redis to share rooms and broadcasts with other nodes through, such as
     /// `redis://127.0.0.1:6379`: Socket.IO's rooms, broadcasts and acks, the publishes of the
     /// WebSocket hub, and the SSE hub's history and publishes (see `docs/scaling.md`). Defaults
@@ -171,6 +205,10 @@ impl Default for Config {
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             tcp_nodelay: true,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            http2_keep_alive_interval: DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
+            http2_keep_alive_timeout: DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
             #[cfg(feature = "redis")]
             redis_url: None,
         }

@@ -79,6 +79,7 @@ pub struct Delivery {
 ///
 /// # Examples
 /// ```no_run
+/// # #[cfg(all(feature = "ws", feature = "sse"))] {
 /// use std::time::Duration;
 /// use tongxun::hub::Hub;
 /// use tongxun::sse::{SseConfig, SseHub};
@@ -106,6 +107,7 @@ pub struct Delivery {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 /// server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
 /// # Ok(()) }
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct Hub {

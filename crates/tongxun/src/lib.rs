@@ -122,6 +122,7 @@
 //! transport, in the same order.
 //!
 //! ```
+//! # #[cfg(all(feature = "ws", feature = "sse"))] {
 //! use tongxun::hub::Hub;
 //! use tongxun::{Server, sse::SseHub, ws::WsHub};
 //!
@@ -133,6 +134,7 @@
 //!     .build();
 //! let hub = Hub::builder().socketio(server.io(), ["/live"]).ws(ws).sse(sse).build();
 //! // later: hub.publish("prices", "tick", &serde_json::json!({ "eur": 1.08 })).await
+//! # }
 //! ```
 //!
 //! # Shutdown
@@ -157,6 +159,7 @@ pub mod config;
 mod error;
 pub mod hub;
 mod io;
+mod serve;
 mod server;
 #[cfg(feature = "sse")]
 pub mod sse;

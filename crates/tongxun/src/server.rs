@@ -2,7 +2,6 @@
 //! and serves it with graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -321,10 +320,18 @@ impl Server {
     /// Serves on `listener` until `shutdown` completes, then shuts down gracefully: every
     /// Socket.IO client is disconnected (it sees a disconnect, not an error), the hubs close
     /// their clients, in-flight handlers get up to `Config::shutdown_timeout` to finish, and
-    /// the call returns.
+    /// the call returns. Connections still open then get `Config::shutdown_timeout` more to
+    /// close before they are no longer waited for.
+    ///
+    /// Each connection speaks HTTP/1.1 (with upgrades to WebSocket) or HTTP/2 with prior
+    /// knowledge. One that takes longer than `Config::header_read_timeout` to send a request
+    /// head, or stays that long with no request in flight, is closed; a request being answered
+    /// (a long poll, an SSE stream) is never cut. See `docs/security.md`.
     ///
     /// # Errors
-    /// [`ServeError::Io`] when the listener fails.
+    /// None so far: an error accepting a connection (such as running out of file descriptors)
+    /// is logged and retried after a short pause, as the listener recovers once descriptors
+    /// are released. [`ServeError`] leaves room for errors that end serving.
     pub async fn serve(
         #[cfg_attr(not(feature = "redis"), allow(unused_mut))] mut self,
         listener: TcpListener,
@@ -340,13 +347,12 @@ impl Server {
             listening.await.ok();
         }
         let io = self.io.clone();
-        let nodelay = io.shared.config.tcp_nodelay;
+        let config = io.shared.config.clone();
         #[cfg(feature = "ws")]
         let ws = self.ws.clone();
         #[cfg(feature = "sse")]
         let sse = self.sse.clone();
-        let grace = io.shared.config.shutdown_timeout;
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = config.shutdown_timeout;
         let app = self.into_router();
 
         let graceful = async move {
@@ -369,31 +375,9 @@ impl Server {
                     "handlers still running after the shutdown timeout"
                 );
             }
-            stopped_tx.send(()).ok();
         };
 
-        let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
-            if nodelay && let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("could not set TCP_NODELAY: {e}");
-            }
-        });
-        let serving = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful);
-        // Connections that outlive the shutdown timeout are not waited for.
-        let deadline = async move {
-            if stopped_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            result = serving => result?,
-            () = deadline => tracing::warn!("connections still open after the shutdown timeout"),
-        }
+        crate::serve::run(listener, app, &config, graceful).await;
         tracing::info!("server stopped");
         Ok(())
     }

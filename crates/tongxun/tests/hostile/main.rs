@@ -7,5 +7,6 @@
 mod support;
 
 // One module per area of the server.
+mod http;
 mod socketio;
 mod ws;
