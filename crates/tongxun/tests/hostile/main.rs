@@ -7,3 +7,4 @@
 mod support;
 
 // One module per area of the server.
+mod sse;
