@@ -395,3 +395,119 @@ async fn bad_last_event_ids_get_a_clear_resync_and_hold_nothing() {
     assert_eq!(hub.history_bytes(), 2 * bytes);
     server.stop().await;
 }
+
+/// The same bounds when the history is in Redis: a real `redis-server` on a free port.
+#[cfg(feature = "redis")]
+mod redis_backed {
+    use std::process::{Child, Command, Stdio};
+
+    use super::support::{PATIENCE, subscribe};
+    use super::*;
+
+    const PREFIX: &str = "tongxun:sse:/events:";
+
+    /// A throwaway `redis-server` without persistence, killed on drop.
+    struct RedisServer {
+        child: Child,
+        port: u16,
+    }
+
+    impl RedisServer {
+        async fn start() -> Self {
+            // The OS picks a free port; redis-server cannot bind port 0 itself.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (the JS cluster tests need it too)");
+            let server = Self { child, port };
+            let up = tokio::time::timeout(PATIENCE, async {
+                while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_err()
+                {
+                    tokio::task::yield_now().await;
+                }
+            });
+            up.await.expect("redis-server accepts connections in time");
+            server
+        }
+
+        fn cli(&self, args: &[&str]) -> String {
+            let out = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string()])
+                .args(args)
+                .output()
+                .expect("redis-cli runs");
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+
+    #[tokio::test]
+    async fn with_redis_forget_deletes_the_stream_and_streams_expire_when_idle() {
+        let redis = RedisServer::start().await;
+        let mut sse = config();
+        sse.topic_idle_timeout = Duration::from_secs(120);
+        let hub = SseHub::new(sse);
+        let mut config = tongxun::Config::default();
+        config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+        let built = tongxun::Server::builder()
+            .config(config)
+            .sse(hub.clone())
+            .build();
+        let server = crate::support::TestServer::start(built).await;
+        let post = |data: &'static str| async move {
+            let body = serde_json::json!({ "topic": "chat:room", "data": data }).to_string();
+            let reply = publish(server.addr, "/events", TOKEN, &body).await;
+            assert_eq!(reply.head.status, 200, "{}", reply.body);
+            reply.json()["id"].as_str().unwrap().to_owned()
+        };
+        let old_id = post("secret-1").await;
+        post("secret-2").await;
+        let log = format!("{PREFIX}log:chat:room");
+        let seq = format!("{PREFIX}seq:chat:room");
+        // -1 would be a stream that never expires.
+        let ttl: i64 = redis.cli(&["PTTL", &log]).parse().unwrap();
+        assert!(
+            ttl > 0 && ttl <= 120_000,
+            "the stream expires when idle: {ttl}"
+        );
+        assert_eq!(redis.cli(&["XLEN", &log]), "2");
+
+        assert!(hub.forget("chat:room").await.unwrap());
+        assert_eq!(redis.cli(&["EXISTS", &log, &seq]), "0");
+        assert!(!hub.forget("chat:room").await.unwrap());
+
+        for data in ["after-1", "after-2", "after-3"] {
+            post(data).await;
+        }
+        let mut resumed = subscribe(
+            server.addr,
+            "/events?topic=chat:room",
+            &[("Last-Event-ID", &old_id)],
+        )
+        .await;
+        let (resyncs, _) = resumed.opening().await;
+        assert_eq!(
+            resyncs.iter().map(resync_of).collect::<Vec<_>>(),
+            [serde_json::json!({"topics": ["chat:room"], "reason": "history_exceeded"})]
+        );
+        post("live").await;
+        assert_eq!(resumed.next_event().await.data(), "live");
+        drop(resumed);
+        server.shutdown().await;
+    }
+}
