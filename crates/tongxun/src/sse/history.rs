@@ -161,8 +161,8 @@ impl MemoryHistory {
         self.last_seq == self.base
     }
 
-    /// Records an event under the next sequence number and returns it, with how many older
-    /// events were dropped to keep the budget.
+    /// Records an event under the next sequence number and returns it, with how many events
+    /// the budget cost history: older ones dropped, and this one if it could not be kept.
     ///
     /// When the budget is spent, the oldest events of this topic make room; when this topic has
     /// none left, the event is delivered but not kept.
@@ -190,7 +190,7 @@ impl MemoryHistory {
             }
             while !budget.try_charge(cost) {
                 if !self.pop_oldest(budget) {
-                    return (stored, dropped);
+                    return (stored, dropped + 1);
                 }
                 dropped += 1;
             }
@@ -296,7 +296,7 @@ mod tests {
         assert_eq!(budget.used(), 3 * cost);
         // `b` has nothing to give: its event is delivered, not kept.
         let (stored, dropped) = b.append(&topic, &topic, 0, frame.clone(), &budget);
-        assert_eq!((stored.seq, dropped, budget.used()), (1, 0, 3 * cost));
+        assert_eq!((stored.seq, dropped, budget.used()), (1, 1, 3 * cost));
         assert!(matches!(b.replay_after(0), Replay::Behind));
         // `a` makes room from its own oldest event.
         assert_eq!(a.append(&topic, &topic, 0, frame.clone(), &budget).1, 1);

@@ -90,7 +90,7 @@ pub struct SseStats {
     /// Bytes the in-memory history of all topics holds now, at most
     /// [`max_history_bytes`](SseConfig::max_history_bytes).
     pub history_bytes: usize,
-    /// Events dropped from history early to stay within
+    /// Events dropped from history early, or never kept, to stay within
     /// [`max_history_bytes`](SseConfig::max_history_bytes).
     pub history_evicted: u64,
     /// Topics forgotten with their history: idle for
