@@ -32,7 +32,9 @@
 //! - Message text is trimmed and 1 to 2,000 characters long; a payload of the wrong shape is
 //!   refused as malformed.
 //! - Each room keeps its last 50 messages, sent to whoever joins. `general` and `random` keep
-//!   theirs for the life of the server; any other room forgets them when its last member leaves.
+//!   theirs for the life of the server; any other room forgets them when its last member leaves,
+//!   and so does its SSE feed `chat:<room>` (`SseHub::forget`): its readers' streams end, and a
+//!   reader resuming with an old `Last-Event-ID` gets `resync`, not the forgotten messages.
 //!
 //! The nickname lives in the socket's store, where member lists read it; a registry beside it
 //! makes claiming a nickname atomic. Sockets join Socket.IO rooms named `#<room>`, so a chat room
@@ -626,7 +628,8 @@ impl Chat {
         }
     }
 
-    /// Tells a room that `socket` left it, and forgets the room's history if it emptied.
+    /// Tells a room that `socket` left it, and forgets the room's history and feed if it
+    /// emptied.
     async fn announce_leave(
         &self,
         socket: &Socket,
@@ -645,9 +648,22 @@ impl Chat {
             .await?;
         if !DEFAULT_ROOMS.contains(&room) {
             // Checked under the lock, so a message sent by someone joining meanwhile stays.
-            let mut history = lock(&self.history);
-            if members(socket, room, Some(socket.id())).is_empty() {
-                history.remove(room);
+            let emptied = {
+                let mut history = lock(&self.history);
+                let emptied = members(socket, room, Some(socket.id())).is_empty();
+                if emptied {
+                    history.remove(room);
+                }
+                emptied
+            };
+            // The room's feed forgets too, so that no `Last-Event-ID` replays what the room
+            // forgot. A message sent in the moment between the two may go with it: the feed is
+            // a view, the room has the message.
+            if emptied {
+                let topic = format!("chat:{room}");
+                if let Err(e) = self.feed.forget(&topic).await {
+                    tracing::warn!(%topic, "the room's feed may keep its history: {e}");
+                }
             }
         }
         Ok(())

@@ -23,6 +23,13 @@ pub const DEFAULT_SUBSCRIBER_QUEUE: usize = 256;
 pub const DEFAULT_MAX_TOPICS: usize = 32;
 /// Default largest size of one event's data, in bytes: 64 KiB.
 pub const DEFAULT_MAX_DATA_LEN: usize = 64 * 1024;
+/// Default largest number of live topics per hub (topics with history or subscribers): 10,000.
+pub const DEFAULT_MAX_LIVE_TOPICS: usize = 10_000;
+/// Default largest number of bytes all topics' history may hold together: 64 MiB.
+pub const DEFAULT_MAX_HISTORY_BYTES: usize = 64 * 1024 * 1024;
+/// Default time after which a topic with no subscribers and no publish is forgotten with its
+/// history: 10 minutes, far longer than a client takes to reconnect after a network blip.
+pub const DEFAULT_TOPIC_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default bearer token for publishing over HTTP: none, so `POST` is refused with `403`.
 pub const DEFAULT_PUBLISH_TOKEN: Option<&str> = None;
 /// Default subscribe check: anyone may subscribe to any topic.
@@ -44,6 +51,8 @@ pub const DEFAULT_SUBSCRIBE_AUTH: SubscribeAuth = SubscribeAuth::Open;
 /// config.subscribe_auth = SubscribeAuth::Token("reader-secret".into());
 /// assert_eq!(config.path, "/events");
 /// assert_eq!(config.history_len, 1_000);
+/// assert_eq!(config.max_live_topics, 10_000);
+/// assert_eq!(config.topic_idle_timeout, Duration::from_secs(600));
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -58,9 +67,34 @@ pub struct SseConfig {
     /// zero turns them off. Defaults to [`DEFAULT_KEEP_ALIVE`] (15 s).
     pub keep_alive: Duration,
     /// Events each topic keeps so that reconnecting clients can resume; a client that was away
-    /// for more events than this receives the `resync` event instead.
+    /// for more events than this receives the `resync` event instead. The hub-wide
+    /// [`max_history_bytes`](Self::max_history_bytes) may keep fewer.
     /// Defaults to [`DEFAULT_HISTORY_LEN`] (1,000).
     pub history_len: usize,
+    /// Largest number of bytes the history of all topics may hold together, counting each
+    /// event's encoded `event:`/`data:` lines plus about 100 bytes of bookkeeping. An event that
+    /// does not fit makes room by dropping the oldest events *of its own topic* (so one busy
+    /// topic cannot empty the others' history); when its topic has none left, the event is still
+    /// delivered live but not kept. A client resuming from before a dropped event receives
+    /// `resync`. Applies to the in-memory history only (with
+    /// [`Config::redis_url`](crate::Config::redis_url) the history is in Redis, bounded by
+    /// `history_len` per topic). Defaults to [`DEFAULT_MAX_HISTORY_BYTES`] (64 MiB).
+    pub max_history_bytes: usize,
+    /// Largest number of live topics in the hub: topics that hold history or have subscribers.
+    /// When it is reached, publishing to a new topic fails with
+    /// [`PublishError::TooManyTopics`](super::PublishError::TooManyTopics) (`503` over HTTP),
+    /// and a stream asking for a new topic ends at once with a `: too many topics on this
+    /// server, retry later` comment (its browser retries after [`retry`](Self::retry)); topics
+    /// that exist already keep working. Defaults to [`DEFAULT_MAX_LIVE_TOPICS`] (10,000).
+    pub max_live_topics: usize,
+    /// A topic with no subscribers and no publish for this long is forgotten with its history;
+    /// a client resuming into it later receives `resync`. A sweep that runs every quarter of
+    /// this (at least every minute, at most every 10 ms) finds such topics, so a topic goes
+    /// within this time plus one sweep interval. With
+    /// [`Config::redis_url`](crate::Config::redis_url) the topic's Redis stream also expires
+    /// this long after its last publish. Defaults to [`DEFAULT_TOPIC_IDLE_TIMEOUT`]
+    /// (10 minutes).
+    pub topic_idle_timeout: Duration,
     /// Events that may wait for one subscriber; a subscriber that falls this far behind is
     /// disconnected, and its client reconnects and resumes from history. Values below 1 count
     /// as 1. Defaults to [`DEFAULT_SUBSCRIBER_QUEUE`] (256).
@@ -86,6 +120,9 @@ impl Default for SseConfig {
             retry: DEFAULT_RETRY,
             keep_alive: DEFAULT_KEEP_ALIVE,
             history_len: DEFAULT_HISTORY_LEN,
+            max_history_bytes: DEFAULT_MAX_HISTORY_BYTES,
+            max_live_topics: DEFAULT_MAX_LIVE_TOPICS,
+            topic_idle_timeout: DEFAULT_TOPIC_IDLE_TIMEOUT,
             subscriber_queue: DEFAULT_SUBSCRIBER_QUEUE,
             max_topics: DEFAULT_MAX_TOPICS,
             max_data_len: DEFAULT_MAX_DATA_LEN,
@@ -102,6 +139,9 @@ impl fmt::Debug for SseConfig {
             .field("retry", &self.retry)
             .field("keep_alive", &self.keep_alive)
             .field("history_len", &self.history_len)
+            .field("max_history_bytes", &self.max_history_bytes)
+            .field("max_live_topics", &self.max_live_topics)
+            .field("topic_idle_timeout", &self.topic_idle_timeout)
             .field("subscriber_queue", &self.subscriber_queue)
             .field("max_topics", &self.max_topics)
             .field("max_data_len", &self.max_data_len)
@@ -224,6 +264,12 @@ pub enum SubscribeRejection {
     /// The client should stop for good, for example because its user signed out:
     /// `204 No Content`, which a browser's `EventSource` takes as "do not reconnect".
     Stop,
+}
+
+/// How often the hub looks for idle topics: a quarter of the idle timeout, between 10 ms and
+/// one minute.
+pub(crate) fn sweep_period(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60))
 }
 
 /// Compares two secrets in time that depends on their lengths only.

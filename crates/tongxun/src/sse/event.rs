@@ -125,12 +125,33 @@ pub enum PublishError {
         /// The configured limit.
         max: usize,
     },
+    /// The topic is new and the hub already holds
+    /// [`SseConfig::max_live_topics`](super::SseConfig::max_live_topics) topics.
+    #[error("the hub already holds its maximum of {max} topics")]
+    TooManyTopics {
+        /// The configured limit.
+        max: usize,
+    },
     /// The hub was shut down.
     #[error("the hub is shut down")]
     ShutDown,
     /// The hub keeps its history in Redis ([`Config::redis_url`](crate::Config::redis_url)),
     /// which could not record the event: it was sent to nobody.
     #[error("the shared history (Redis) is unreachable: the event was not published")]
+    Unavailable,
+}
+
+/// Why [`SseHub::forget`](super::SseHub::forget) could not forget a topic.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForgetError {
+    /// The topic name breaks the rules (see [`check_topic`]).
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(&'static str),
+    /// The hub keeps its history in Redis ([`Config::redis_url`](crate::Config::redis_url)),
+    /// which could not delete it. This node forgot the topic; Redis still holds its history
+    /// until it expires ([`SseConfig::topic_idle_timeout`](super::SseConfig::topic_idle_timeout)).
+    #[error("the shared history (Redis) is unreachable: the topic's history was not deleted there")]
     Unavailable,
 }
 
@@ -236,6 +257,10 @@ pub(crate) const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 pub(crate) const SHUTDOWN_COMMENT: &[u8] = b": server shutting down, reconnect\n\n";
 /// Ends a stream that could not read the shared history; the client retries after `retry`.
 pub(crate) const UNAVAILABLE_COMMENT: &[u8] = b": history unavailable, reconnect\n\n";
+/// Ends a stream that asked for a new topic while the hub holds
+/// [`SseConfig::max_live_topics`](super::SseConfig::max_live_topics); the client retries after
+/// `retry`.
+pub(crate) const TOPIC_LIMIT_COMMENT: &[u8] = b": too many topics on this server, retry later\n\n";
 
 #[cfg(test)]
 mod tests {

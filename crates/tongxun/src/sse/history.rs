@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -37,37 +38,144 @@ pub(crate) enum Replay {
     Ahead,
 }
 
-/// The default history: the last `capacity` events of a topic, in memory.
+/// Bytes one kept event costs beyond its frame: the [`Stored`] itself, its reference counts and
+/// its slot in the history's queue.
+pub(crate) const EVENT_OVERHEAD: usize = std::mem::size_of::<Stored>()
+    + 2 * std::mem::size_of::<usize>()
+    + std::mem::size_of::<Arc<Stored>>();
+
+/// What keeping an event with this frame costs against [`HistoryBudget`].
+pub(crate) fn event_cost(frame: &Bytes) -> usize {
+    frame.len() + EVENT_OVERHEAD
+}
+
+/// The bytes every topic's history may hold together
+/// ([`SseConfig::max_history_bytes`](super::SseConfig::max_history_bytes)).
+#[derive(Debug)]
+pub(crate) struct HistoryBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl HistoryBudget {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Bytes held now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `cost` bytes if that stays within the budget; never over it, even for a moment.
+    fn try_charge(&self, cost: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(cost).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, cost: usize) {
+        self.used.fetch_sub(cost, Ordering::Relaxed);
+    }
+}
+
+/// Slots of [`ForgottenMarks`]: 32 KiB per hub.
+pub(crate) const MARK_SLOTS: usize = 4096;
+
+/// The slot of `topic` in [`ForgottenMarks`] and in its Redis counterpart: FNV-1a, the same on
+/// every node.
+pub(crate) fn mark_slot(topic: &str) -> usize {
+    let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    // The remainder is below MARK_SLOTS, so it fits a usize.
+    (hash % MARK_SLOTS as u64) as usize
+}
+
+/// Where topics created from now on start numbering, per slot of their names' hash: past every
+/// sequence number a forgotten topic of that slot ever had, so that no position of a forgotten
+/// topic is mistaken for one of its new life (such a resume gets `resync`). Hashing the names
+/// into a fixed table bounds the memory; a collision only costs a topic that never had an event
+/// a needless `resync`.
+#[derive(Debug)]
+pub(crate) struct ForgottenMarks {
+    slots: Box<[AtomicU64]>,
+}
+
+impl ForgottenMarks {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: (0..MARK_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The base of a topic named `topic` created now.
+    pub(crate) fn base(&self, topic: &str) -> u64 {
+        self.slots[mark_slot(topic)].load(Ordering::Relaxed)
+    }
+
+    /// Records that `topic` was forgotten when `mark` was above all of its sequence numbers.
+    pub(crate) fn raise(&self, topic: &str, mark: u64) {
+        self.slots[mark_slot(topic)].fetch_max(mark, Ordering::Relaxed);
+    }
+}
+
+/// The default history: the last `capacity` events of a topic, in memory, within the hub's
+/// [`HistoryBudget`].
 #[derive(Debug)]
 pub(crate) struct MemoryHistory {
     events: VecDeque<Arc<Stored>>,
     capacity: usize,
+    /// The position before this topic's first event. Positions below it are of an earlier life
+    /// of a topic of this name, one the hub forgot: they resume as [`Replay::Behind`].
+    base: u64,
     last_seq: u64,
+    /// What the events held cost against the budget.
+    bytes: usize,
 }
 
 impl MemoryHistory {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, base: u64) -> Self {
         Self {
             events: VecDeque::new(),
             capacity,
-            last_seq: 0,
+            base,
+            last_seq: base,
+            bytes: 0,
         }
     }
 
-    /// The sequence number of the last event, 0 before the first.
+    /// The sequence number of the last event; the base (0 unless the hub forgot topics before
+    /// this one was created) before the first.
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
     }
 
-    /// Records an event under the next sequence number and returns it.
+    /// Whether nothing was ever published here.
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.last_seq == self.base
+    }
+
+    /// Records an event under the next sequence number and returns it, with how many events
+    /// the budget cost history: older ones dropped, and this one if it could not be kept.
+    ///
+    /// When the budget is spent, the oldest events of this topic make room; when this topic has
+    /// none left, the event is delivered but not kept.
     pub(crate) fn append(
         &mut self,
         epoch: &Arc<str>,
         topic: &Arc<str>,
         order: u64,
         frame: Bytes,
-    ) -> Arc<Stored> {
+        budget: &HistoryBudget,
+    ) -> (Arc<Stored>, usize) {
         self.last_seq += 1;
+        let cost = event_cost(&frame);
         let stored = Arc::new(Stored {
             epoch: epoch.clone(),
             topic: topic.clone(),
@@ -75,13 +183,38 @@ impl MemoryHistory {
             order,
             frame,
         });
+        let mut dropped = 0;
         if self.capacity > 0 {
-            if self.events.len() == self.capacity {
-                self.events.pop_front();
+            if self.events.len() >= self.capacity {
+                self.pop_oldest(budget);
             }
+            while !budget.try_charge(cost) {
+                if !self.pop_oldest(budget) {
+                    return (stored, dropped + 1);
+                }
+                dropped += 1;
+            }
+            self.bytes += cost;
             self.events.push_back(stored.clone());
         }
-        stored
+        (stored, dropped)
+    }
+
+    fn pop_oldest(&mut self, budget: &HistoryBudget) -> bool {
+        let Some(oldest) = self.events.pop_front() else {
+            return false;
+        };
+        let cost = event_cost(&oldest.frame);
+        self.bytes -= cost;
+        budget.release(cost);
+        true
+    }
+
+    /// Drops every event and gives their bytes back to the budget.
+    pub(crate) fn clear(&mut self, budget: &HistoryBudget) {
+        self.events.clear();
+        budget.release(self.bytes);
+        self.bytes = 0;
     }
 
     /// The events after sequence number `after`.
@@ -89,6 +222,7 @@ impl MemoryHistory {
         if after > self.last_seq {
             return Replay::Ahead;
         }
+        // A position below the base misses more events than this life of the topic holds.
         let missing = self.last_seq - after;
         match usize::try_from(missing) {
             Ok(missing) if missing <= self.events.len() => Replay::Events(
@@ -113,15 +247,22 @@ mod tests {
         }
     }
 
+    fn unlimited() -> HistoryBudget {
+        HistoryBudget::new(usize::MAX)
+    }
+
     #[test]
     fn keeps_the_last_events_and_replays_after_a_position() {
         let topic: Arc<str> = "a".into();
-        let mut history = MemoryHistory::new(3);
+        let budget = unlimited();
+        let mut history = MemoryHistory::new(3, 0);
         assert_eq!(seqs(history.replay_after(0)), Vec::<u64>::new());
         for n in 1..=5 {
-            assert_eq!(history.append(&topic, &topic, 0, Bytes::new()).seq, n);
+            let (stored, _) = history.append(&topic, &topic, 0, Bytes::new(), &budget);
+            assert_eq!(stored.seq, n);
         }
         assert_eq!(history.last_seq(), 5);
+        assert_eq!(budget.used(), 3 * EVENT_OVERHEAD);
         assert_eq!(seqs(history.replay_after(5)), Vec::<u64>::new());
         assert_eq!(seqs(history.replay_after(4)), vec![5]);
         assert_eq!(seqs(history.replay_after(2)), vec![3, 4, 5]);
@@ -133,9 +274,66 @@ mod tests {
     #[test]
     fn without_capacity_only_the_last_position_resumes() {
         let topic: Arc<str> = "a".into();
-        let mut history = MemoryHistory::new(0);
-        history.append(&topic, &topic, 0, Bytes::new());
+        let budget = unlimited();
+        let mut history = MemoryHistory::new(0, 0);
+        history.append(&topic, &topic, 0, Bytes::new(), &budget);
         assert_eq!(seqs(history.replay_after(1)), Vec::<u64>::new());
         assert!(matches!(history.replay_after(0), Replay::Behind));
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn the_byte_budget_drops_the_oldest_events_of_the_topic_that_needs_room() {
+        let topic: Arc<str> = "a".into();
+        let frame = Bytes::from_static(&[b'x'; 100]);
+        let cost = event_cost(&frame);
+        let budget = HistoryBudget::new(3 * cost + cost / 2);
+        let mut a = MemoryHistory::new(100, 0);
+        let mut b = MemoryHistory::new(100, 0);
+        for _ in 0..3 {
+            assert_eq!(a.append(&topic, &topic, 0, frame.clone(), &budget).1, 0);
+        }
+        assert_eq!(budget.used(), 3 * cost);
+        // `b` has nothing to give: its event is delivered, not kept.
+        let (stored, dropped) = b.append(&topic, &topic, 0, frame.clone(), &budget);
+        assert_eq!((stored.seq, dropped, budget.used()), (1, 1, 3 * cost));
+        assert!(matches!(b.replay_after(0), Replay::Behind));
+        // `a` makes room from its own oldest event.
+        assert_eq!(a.append(&topic, &topic, 0, frame.clone(), &budget).1, 1);
+        assert_eq!(budget.used(), 3 * cost);
+        assert_eq!(seqs(a.replay_after(1)), vec![2, 3, 4]);
+        assert!(matches!(a.replay_after(0), Replay::Behind));
+        a.clear(&budget);
+        assert_eq!(budget.used(), 0);
+        assert!(matches!(a.replay_after(3), Replay::Behind));
+    }
+
+    #[test]
+    fn forgotten_marks_are_per_slot_and_only_rise() {
+        let marks = ForgottenMarks::new();
+        assert_eq!(mark_slot("chat:general"), mark_slot("chat:general"));
+        let other = (0..)
+            .map(|n| format!("t{n}"))
+            .find(|name| mark_slot(name) != mark_slot("a"))
+            .unwrap();
+        marks.raise("a", 10);
+        marks.raise("a", 7);
+        assert_eq!((marks.base("a"), marks.base(&other)), (10, 0));
+    }
+
+    #[test]
+    fn positions_below_the_base_belong_to_a_forgotten_life() {
+        let topic: Arc<str> = "a".into();
+        let budget = unlimited();
+        let mut history = MemoryHistory::new(10, 40);
+        assert!(history.is_untouched());
+        assert_eq!(history.last_seq(), 40);
+        assert_eq!(seqs(history.replay_after(40)), Vec::<u64>::new());
+        assert!(matches!(history.replay_after(39), Replay::Behind));
+        let (stored, _) = history.append(&topic, &topic, 0, Bytes::new(), &budget);
+        assert_eq!(stored.seq, 41);
+        assert!(!history.is_untouched());
+        assert_eq!(seqs(history.replay_after(40)), vec![41]);
+        assert!(matches!(history.replay_after(3), Replay::Behind));
     }
 }

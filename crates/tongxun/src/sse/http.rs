@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use super::SseHub;
 use super::config::{SubscribeRejection, SubscribeRequest, constant_time_eq};
-use super::event::{PublishError, SHUTDOWN_COMMENT, SseEvent, UNAVAILABLE_COMMENT, check_topic};
+use super::event::{
+    PublishError, SHUTDOWN_COMMENT, SseEvent, TOPIC_LIMIT_COMMENT, UNAVAILABLE_COMMENT, check_topic,
+};
 
 /// Room a `POST` body gets beyond twice the data limit, for the JSON around the data.
 const ENVELOPE_ALLOWANCE: usize = 1024;
@@ -176,6 +178,8 @@ async fn subscribe(State(hub): State<SseHub>, uri: Uri, headers: HeaderMap) -> R
         .or(query_last_id.filter(|value| !value.is_empty()));
     match hub.subscribe(&topics, last_id).await {
         Ok(stream) => stream_response(Body::from_stream(stream)),
+        // Logged by the hub, once per sweep interval.
+        Err(PublishError::TooManyTopics { .. }) => retry_later(config.retry, TOPIC_LIMIT_COMMENT),
         Err(_) => retry_later(config.retry, UNAVAILABLE_COMMENT),
     }
 }
@@ -307,7 +311,11 @@ async fn publish(State(hub): State<SseHub>, headers: HeaderMap, body: Body) -> R
             tracing::warn!(error = %e, "sse publish refused");
             client_error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
-        Err(e @ (PublishError::ShutDown | PublishError::Unavailable)) => (
+        Err(
+            e @ (PublishError::ShutDown
+            | PublishError::Unavailable
+            | PublishError::TooManyTopics { .. }),
+        ) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, "application/json")],
             serde_json::json!({ "error": e.to_string() }).to_string(),

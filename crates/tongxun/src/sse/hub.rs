@@ -2,18 +2,21 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::{BufMut, BytesMut};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::SseConfig;
+use super::config::sweep_period;
 use super::event::{
-    PublishError, READY_EVENT, RESYNC_EVENT, SseEvent, check_topic, put_data, put_field,
+    ForgetError, PublishError, READY_EVENT, RESYNC_EVENT, SseEvent, check_topic, put_data,
+    put_field,
 };
-use super::history::{MemoryHistory, Replay, Stored};
+use super::history::{ForgottenMarks, HistoryBudget, MemoryHistory, Replay, Stored};
 use super::id::{EventId, ParsedId, put_id_line};
 use super::stream::SubscriberStream;
 
@@ -84,13 +87,38 @@ pub struct SseStats {
     pub lagged: u64,
     /// `resync` events sent: streams that asked to resume from where history cannot reach.
     pub resyncs: u64,
+    /// Bytes the in-memory history of all topics holds now, at most
+    /// [`max_history_bytes`](SseConfig::max_history_bytes).
+    pub history_bytes: usize,
+    /// Events dropped from history early, or never kept, to stay within
+    /// [`max_history_bytes`](SseConfig::max_history_bytes).
+    pub history_evicted: u64,
+    /// Topics forgotten with their history: idle for
+    /// [`topic_idle_timeout`](SseConfig::topic_idle_timeout), or by [`SseHub::forget`].
+    pub topics_forgotten: u64,
+    /// Publishes and streams refused because they asked for a new topic while the hub held
+    /// [`max_live_topics`](SseConfig::max_live_topics).
+    pub topics_refused: u64,
 }
 
 pub(crate) struct Inner {
     pub(crate) config: SseConfig,
+    /// This hub, for the sweep task it starts.
+    this: Weak<Inner>,
     /// Names this history's lifetime; part of every id.
     pub(crate) epoch: Arc<str>,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
+    /// Where topics created from now on start their sequence numbers. Raised, and read, under
+    /// the `topics` lock.
+    forgotten: ForgottenMarks,
+    /// The bytes all histories hold.
+    pub(crate) history_budget: HistoryBudget,
+    /// Whether the idle sweep runs (it starts with the first topic).
+    sweeping: AtomicBool,
+    /// Set when a limit was hit and logged; the sweep clears them, so a limit is logged once per
+    /// sweep interval rather than once per event.
+    topic_limit_logged: AtomicBool,
+    history_limit_logged: AtomicBool,
     /// Cancelled by [`SseHub::shutdown`].
     pub(crate) shutdown: CancellationToken,
     /// Parent of the streams opened since the last [`SseHub::disconnect_all`].
@@ -104,6 +132,9 @@ pub(crate) struct Inner {
     replayed: AtomicU64,
     lagged: AtomicU64,
     resyncs: AtomicU64,
+    history_evicted: AtomicU64,
+    topics_forgotten: AtomicU64,
+    topics_refused: AtomicU64,
     /// The history in Redis, when shared with other nodes.
     #[cfg(feature = "redis")]
     pub(crate) shared: std::sync::OnceLock<super::shared::SharedHistory>,
@@ -120,6 +151,9 @@ struct TopicState {
     /// Empty when the history is shared through Redis.
     history: MemoryHistory,
     subscribers: HashMap<u64, Slot>,
+    /// The last publish, or the moment the last subscriber left: idle since then when nobody
+    /// listens.
+    last_active: Instant,
     /// Set when the topic left the hub's map; whoever holds it must look it up again.
     removed: bool,
 }
@@ -170,6 +204,10 @@ impl Drop for Registration<'_> {
         }
     }
 }
+
+/// Where a stream starts in one topic: the topic's last sequence number, and what its in-memory
+/// history holds after the stream's position, if it gave one.
+type Start = (u64, Option<Replay>);
 
 /// What a subscriber asked to resume from.
 #[derive(Clone)]
@@ -242,11 +280,18 @@ impl SseHub {
     pub fn new(config: SseConfig) -> Self {
         let shutdown = CancellationToken::new();
         let generation = shutdown.child_token();
+        let history_budget = HistoryBudget::new(config.max_history_bytes);
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|this| Inner {
                 config,
+                this: this.clone(),
                 epoch: new_epoch().into(),
                 topics: Mutex::default(),
+                forgotten: ForgottenMarks::new(),
+                history_budget,
+                sweeping: AtomicBool::new(false),
+                topic_limit_logged: AtomicBool::new(false),
+                history_limit_logged: AtomicBool::new(false),
                 shutdown,
                 generation: Mutex::new(generation),
                 next_subscriber: AtomicU64::new(1),
@@ -257,6 +302,9 @@ impl SseHub {
                 replayed: AtomicU64::new(0),
                 lagged: AtomicU64::new(0),
                 resyncs: AtomicU64::new(0),
+                history_evicted: AtomicU64::new(0),
+                topics_forgotten: AtomicU64::new(0),
+                topics_refused: AtomicU64::new(0),
                 #[cfg(feature = "redis")]
                 shared: std::sync::OnceLock::new(),
             }),
@@ -279,6 +327,8 @@ impl SseHub {
     ///   event name.
     /// - [`PublishError::DataTooLarge`] when the data exceeds
     ///   [`SseConfig::max_data_len`].
+    /// - [`PublishError::TooManyTopics`] when `topic` is new and the hub already holds
+    ///   [`SseConfig::max_live_topics`] topics.
     /// - [`PublishError::ShutDown`] after [`shutdown`](Self::shutdown).
     /// - [`PublishError::Unavailable`] when the history is in Redis and Redis cannot be reached.
     ///
@@ -332,19 +382,28 @@ impl SseHub {
                 seq,
             });
         }
+        let inner = &*self.inner;
         loop {
-            let topic = self.inner.topic(topic);
+            let topic = inner.topic(topic)?;
             let mut state = lock(&topic.state);
             if state.removed {
                 continue;
             }
-            let order = self.inner.next_order.fetch_add(1, Ordering::Relaxed);
-            let stored = state
-                .history
-                .append(&self.inner.epoch, &topic.name, order, frame);
-            self.inner.fan_out(&topic, &mut state, &stored);
+            let order = inner.next_order.fetch_add(1, Ordering::Relaxed);
+            let (stored, dropped) = state.history.append(
+                &inner.epoch,
+                &topic.name,
+                order,
+                frame,
+                &inner.history_budget,
+            );
+            state.last_active = Instant::now();
+            inner.fan_out(&topic, &mut state, &stored);
             drop(state);
-            self.inner.published.fetch_add(1, Ordering::Relaxed);
+            if dropped > 0 {
+                inner.history_dropped(&topic.name, dropped);
+            }
+            inner.published.fetch_add(1, Ordering::Relaxed);
             return Ok(EventId {
                 epoch: self.inner.epoch.clone(),
                 topic: topic.name.clone(),
@@ -376,7 +435,100 @@ impl SseHub {
             replayed: inner.replayed.load(Ordering::Relaxed),
             lagged: inner.lagged.load(Ordering::Relaxed),
             resyncs: inner.resyncs.load(Ordering::Relaxed),
+            history_bytes: inner.history_budget.used(),
+            history_evicted: inner.history_evicted.load(Ordering::Relaxed),
+            topics_forgotten: inner.topics_forgotten.load(Ordering::Relaxed),
+            topics_refused: inner.topics_refused.load(Ordering::Relaxed),
         }
+    }
+
+    /// Topics the hub holds now: those with history or subscribers, at most
+    /// [`SseConfig::max_live_topics`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::sse::{SseConfig, SseEvent, SseHub};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hub = SseHub::new(SseConfig::default());
+    /// hub.publish("a", SseEvent::new("x")).await.unwrap();
+    /// hub.publish("b", SseEvent::new("y")).await.unwrap();
+    /// assert_eq!(hub.topic_count(), 2);
+    /// # });
+    /// ```
+    pub fn topic_count(&self) -> usize {
+        lock(&self.inner.topics).len()
+    }
+
+    /// Bytes the in-memory history of all topics holds now, at most
+    /// [`SseConfig::max_history_bytes`]: each kept event's encoded `event:`/`data:` lines plus
+    /// about 100 bytes of bookkeeping. Always 0 when the history is in Redis.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::sse::{SseConfig, SseEvent, SseHub};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hub = SseHub::new(SseConfig::default());
+    /// assert_eq!(hub.history_bytes(), 0);
+    /// hub.publish("a", SseEvent::new("x".repeat(1000))).await.unwrap();
+    /// assert!(hub.history_bytes() > 1000);
+    /// hub.forget("a").await.unwrap();
+    /// assert_eq!(hub.history_bytes(), 0);
+    /// # });
+    /// ```
+    pub fn history_bytes(&self) -> usize {
+        self.inner.history_budget.used()
+    }
+
+    /// Forgets `topic` now: drops its history and ends the streams on it (they reconnect, and
+    /// receive `resync` for this topic, never its old events). Returns whether the hub held
+    /// anything of it.
+    ///
+    /// Use it when what the topic carried is gone for the app too, such as a chat room that
+    /// emptied. A later publish starts the topic afresh; an id from before still resumes with
+    /// `resync`, because the new life's sequence numbers start past every old one. With
+    /// [`Config::redis_url`](crate::Config::redis_url) it also deletes the topic's Redis stream,
+    /// for every node; streams on other nodes end at the topic's next event and then resync.
+    ///
+    /// # Errors
+    /// - [`ForgetError::InvalidTopic`] when `topic` breaks the [topic rules](super::check_topic).
+    /// - [`ForgetError::Unavailable`] when the history is in Redis and Redis cannot be reached;
+    ///   this node forgot the topic nonetheless.
+    ///
+    /// # Cancel safety
+    /// This node forgets the topic before the first suspension; dropping the future later may
+    /// leave the Redis stream until it expires.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::sse::{SseConfig, SseEvent, SseHub};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hub = SseHub::new(SseConfig::default());
+    /// let old = hub.publish("chat:room", SseEvent::new("secret")).await.unwrap();
+    /// assert!(hub.forget("chat:room").await.unwrap());
+    /// assert_eq!(hub.topic_count(), 0);
+    /// let new = hub.publish("chat:room", SseEvent::new("hello")).await.unwrap();
+    /// assert!(new.seq() > old.seq() + 1, "a resume from the old id cannot reach the new life");
+    /// assert!(!hub.forget("unknown").await.unwrap());
+    /// # });
+    /// ```
+    pub async fn forget(&self, topic: &str) -> Result<bool, ForgetError> {
+        check_topic(topic).map_err(|e| match e {
+            PublishError::InvalidTopic(why) => ForgetError::InvalidTopic(why),
+            _ => ForgetError::InvalidTopic("it is invalid"),
+        })?;
+        let held = self.inner.forget(topic);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            let deleted = shared.forget(topic).await.map_err(|e| {
+                tracing::warn!(%topic, "sse topic not deleted from Redis, it is unreachable: {e}");
+                ForgetError::Unavailable
+            })?;
+            return Ok(held || deleted);
+        }
+        Ok(held)
     }
 
     /// Ends every open stream cleanly, as if the connections had dropped: clients reconnect
@@ -430,7 +582,8 @@ impl SseHub {
     /// when given.
     ///
     /// # Errors
-    /// When the history is in Redis and Redis cannot be reached.
+    /// [`PublishError::TooManyTopics`] when a topic is new and the hub holds its maximum, and
+    /// [`PublishError::Unavailable`] when the history is in Redis and Redis cannot be reached.
     pub(crate) async fn subscribe(
         &self,
         topics: &[String],
@@ -453,10 +606,22 @@ impl SseHub {
         let (epoch, registered, starts) = match shared {
             None => {
                 let resume = resume.clone().within(&inner.epoch);
-                let (registered, starts): (Vec<_>, Vec<_>) = topics
-                    .iter()
-                    .map(|name| inner.register(name, id, &slot, &resume))
-                    .unzip();
+                let mut registered = Vec::with_capacity(topics.len());
+                let mut starts = Vec::with_capacity(topics.len());
+                for name in topics {
+                    match inner.register(name, id, &slot, &resume) {
+                        Ok((topic, start)) => {
+                            registered.push(topic);
+                            starts.push(start);
+                        }
+                        Err(e) => {
+                            for topic in &registered {
+                                inner.unsubscribe(topic, id);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
                 (inner.epoch.clone(), registered, starts)
             }
             #[cfg(feature = "redis")]
@@ -464,14 +629,16 @@ impl SseHub {
                 // Registered first, so that whatever is published while history is read
                 // arrives in the queue; the stream skips what the replay already holds.
                 let no_history = Resume::Fresh;
-                let registration = Registration {
+                let mut registration = Registration {
                     hub: inner,
                     subscriber: id,
-                    topics: topics
-                        .iter()
-                        .map(|name| inner.register(name, id, &slot, &no_history).0)
-                        .collect(),
+                    topics: Vec::with_capacity(topics.len()),
                 };
+                for name in topics {
+                    // Dropping the registration on error takes the stream out of the others.
+                    let (topic, _) = inner.register(name, id, &slot, &no_history)?;
+                    registration.topics.push(topic);
+                }
                 let wanted: Vec<(&str, Option<u64>)> = topics
                     .iter()
                     .map(|name| (name.as_str(), resume.position(name)))
@@ -599,9 +766,9 @@ impl Inner {
         subscriber: u64,
         slot: &Slot,
         resume: &Resume<'_>,
-    ) -> (Arc<Topic>, (u64, Option<Replay>)) {
+    ) -> Result<(Arc<Topic>, Start), PublishError> {
         loop {
-            let topic = self.topic(name);
+            let topic = self.topic(name)?;
             let mut state = lock(&topic.state);
             if state.removed {
                 continue;
@@ -618,7 +785,7 @@ impl Inner {
                 },
             );
             drop(state);
-            return (topic, (last, replay));
+            return Ok((topic, (last, replay)));
         }
     }
 
@@ -680,33 +847,146 @@ impl Inner {
         self.fan_out(&topic, &mut state, &stored);
     }
 
-    /// The topic named `name`, created if needed.
-    fn topic(&self, name: &str) -> Arc<Topic> {
+    /// The topic named `name`, created if needed and the hub holds fewer than
+    /// [`max_live_topics`](SseConfig::max_live_topics).
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
         let mut topics = lock(&self.topics);
         if let Some(topic) = topics.get(name) {
-            return topic.clone();
+            return Ok(topic.clone());
+        }
+        let max = self.config.max_live_topics;
+        if topics.len() >= max {
+            drop(topics);
+            self.topics_refused.fetch_add(1, Ordering::Relaxed);
+            if !self.topic_limit_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max,
+                    topic = %name,
+                    "sse hub holds its maximum of live topics, refusing new ones \
+                     (logged once per sweep interval; see SseConfig::max_live_topics)"
+                );
+            }
+            return Err(PublishError::TooManyTopics { max });
         }
         let name: Arc<str> = name.into();
+        let base = self.forgotten.base(&name);
         let topic = Arc::new(Topic {
             name: name.clone(),
             state: Mutex::new(TopicState {
-                history: MemoryHistory::new(self.config.history_len),
+                history: MemoryHistory::new(self.config.history_len, base),
                 subscribers: HashMap::new(),
+                last_active: Instant::now(),
                 removed: false,
             }),
         });
         topics.insert(name, topic.clone());
-        topic
+        if !self.sweeping.swap(true, Ordering::Relaxed) {
+            self.start_sweep();
+        }
+        Ok(topic)
+    }
+
+    /// Counts and logs (once per sweep interval) events dropped for the byte limit.
+    fn history_dropped(&self, topic: &str, dropped: usize) {
+        self.history_evicted
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        if !self.history_limit_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                max = self.config.max_history_bytes,
+                %topic,
+                "sse history holds its maximum of bytes, dropping the oldest events of the \
+                 topics that publish (logged once per sweep interval; see \
+                 SseConfig::max_history_bytes)"
+            );
+        }
+    }
+
+    /// Takes `topic` out of the map: its streams end, its history is dropped, and topics created
+    /// from now on number their events past everything it ever had. The caller holds the map's
+    /// lock and the topic's.
+    fn remove(&self, topic: &Topic, state: &mut TopicState) {
+        state.removed = true;
+        for slot in state.subscribers.values() {
+            slot.cancel.cancel();
+        }
+        state.subscribers.clear();
+        state.history.clear(&self.history_budget);
+        if !state.history.is_untouched() {
+            // Every order taken so far is below `mark`, and every sequence number of this topic
+            // is at most its last event's order plus one: its base was an order not yet taken
+            // when it was created, and each event took a new order.
+            let mark = self.next_order.fetch_add(1, Ordering::Relaxed) + 1;
+            self.forgotten.raise(&topic.name, mark);
+        }
+        self.topics_forgotten.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(topic = %topic.name, "sse topic forgotten");
+    }
+
+    /// Forgets topic `name` now; whether there was one.
+    fn forget(&self, name: &str) -> bool {
+        let mut topics = lock(&self.topics);
+        let Some(topic) = topics.remove(name) else {
+            return false;
+        };
+        let mut state = lock(&topic.state);
+        self.remove(&topic, &mut state);
+        true
+    }
+
+    /// Forgets the topics nobody listened or published to for
+    /// [`topic_idle_timeout`](SseConfig::topic_idle_timeout).
+    fn sweep(&self, now: Instant) {
+        let idle = self.config.topic_idle_timeout;
+        let mut topics = lock(&self.topics);
+        topics.retain(|_, topic| {
+            let mut state = lock(&topic.state);
+            let idle = state.subscribers.is_empty()
+                && now.saturating_duration_since(state.last_active) >= idle;
+            if idle {
+                self.remove(topic, &mut state);
+            }
+            !idle
+        });
+        drop(topics);
+        self.topic_limit_logged.store(false, Ordering::Relaxed);
+        self.history_limit_logged.store(false, Ordering::Relaxed);
+    }
+
+    /// Starts the task that sweeps idle topics every [`sweep_period`], until the hub shuts down
+    /// or is dropped. Outside a Tokio runtime it starts with the next topic instead.
+    fn start_sweep(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.sweeping.store(false, Ordering::Relaxed);
+            return;
+        };
+        let this = self.this.clone();
+        let shutdown = self.shutdown.clone();
+        let period = sweep_period(self.config.topic_idle_timeout);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let Some(inner) = this.upgrade() else { return };
+                inner.sweep(Instant::now());
+            }
+        });
     }
 
     /// Removes stream `subscriber` from `topic`, and the topic itself when nothing was ever
     /// published to it and nobody else listens, so that subscribing to made-up names leaves
-    /// nothing behind.
+    /// nothing behind. A topic with history is idle from now on if nobody else listens.
     pub(crate) fn unsubscribe(&self, topic: &Topic, subscriber: u64) {
         let unused = {
             let mut state = lock(&topic.state);
             state.subscribers.remove(&subscriber);
-            state.subscribers.is_empty() && state.history.last_seq() == 0
+            if state.subscribers.is_empty() {
+                state.last_active = Instant::now();
+            }
+            state.subscribers.is_empty() && state.history.is_untouched()
         };
         if !unused {
             return;
@@ -714,7 +994,7 @@ impl Inner {
         // Lock order: the map, then a topic.
         let mut topics = lock(&self.topics);
         let mut state = lock(&topic.state);
-        if !state.removed && state.subscribers.is_empty() && state.history.last_seq() == 0 {
+        if !state.removed && state.subscribers.is_empty() && state.history.is_untouched() {
             state.removed = true;
             topics.remove(&topic.name);
         }

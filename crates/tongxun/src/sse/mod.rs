@@ -49,7 +49,7 @@
 //!
 //! | status | when                                                                      |
 //! |--------|---------------------------------------------------------------------------|
-//! | `200`  | the stream (also after [`SseHub::shutdown`]: it ends at once, the client retries later) |
+//! | `200`  | the stream (also after [`SseHub::shutdown`], or when a topic is new and the hub holds [`SseConfig::max_live_topics`]: it ends at once, the client retries later) |
 //! | `204`  | the subscribe check returned [`SubscribeRejection::Stop`]: "stop, do not reconnect" |
 //! | `400`  | no topic, an invalid topic name, too many topics, a malformed query string |
 //! | `401`  | missing or wrong token (with `WWW-Authenticate: Bearer`)                  |
@@ -80,7 +80,8 @@
 //! id       = epoch ";" position *( "," position )
 //! position = topic ":" seq
 //! ```
-//! `seq` counts the events of one topic (1, 2, 3, ...; 0 before the first); `epoch` names the
+//! `seq` counts the events of one topic (1, 2, 3, ...; 0 before the first; a topic created after
+//! the hub [forgot](SseHub::forget) one may start further on); `epoch` names the
 //! current life of the history: it changes when an in-memory hub restarts, so that an id from
 //! before a restart is recognized as such and not mistaken for a position in the new
 //! numbering. Each event's id is the stream's position *after* it. Clients should treat ids as
@@ -111,6 +112,13 @@
 //! should reload their state by other means. Those topics then continue live from now; the
 //! other topics resume normally.
 //!
+//! ## Bounds
+//! Besides `history_len` per topic, the hub holds at most [`SseConfig::max_live_topics`] topics
+//! and [`SseConfig::max_history_bytes`] of history in all, and forgets a topic with no
+//! subscriber and no publish for [`SseConfig::topic_idle_timeout`]. [`SseHub::forget`] forgets
+//! one now. A client resuming into a forgotten topic receives `resync`, never its old events.
+//! [`SseHub::topic_count`] and [`SseHub::history_bytes`] tell what the hub holds.
+//!
 //! # Publishing
 //! From Rust: [`SseHub::publish`] with an [`SseEvent`]; it returns the [`EventId`].
 //!
@@ -131,7 +139,7 @@
 //! | `413`  | data over [`SseConfig::max_data_len`], or a body over twice that plus 1 KiB |
 //! | `415`  | the content type is not `application/json`                            |
 //! | `422`  | JSON of the wrong shape: a missing or unknown field, an invalid topic or event name, `data: null`, or an `id` (the hub assigns ids) |
-//! | `503`  | the hub is shutting down                                              |
+//! | `503`  | the hub is shutting down, or the topic is new and the hub holds [`SseConfig::max_live_topics`] |
 //!
 //! # Slow subscribers
 //! Publishing never waits for a subscriber. Each stream has a queue of
@@ -160,13 +168,14 @@ mod shared;
 mod stream;
 
 pub use config::{
-    DEFAULT_HISTORY_LEN, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_TOPICS,
-    DEFAULT_PATH, DEFAULT_PUBLISH_TOKEN, DEFAULT_RETRY, DEFAULT_SUBSCRIBE_AUTH,
-    DEFAULT_SUBSCRIBER_QUEUE, SseConfig, SubscribeAuth, SubscribeRejection, SubscribeRequest,
+    DEFAULT_HISTORY_LEN, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_HISTORY_BYTES,
+    DEFAULT_MAX_LIVE_TOPICS, DEFAULT_MAX_TOPICS, DEFAULT_PATH, DEFAULT_PUBLISH_TOKEN,
+    DEFAULT_RETRY, DEFAULT_SUBSCRIBE_AUTH, DEFAULT_SUBSCRIBER_QUEUE, DEFAULT_TOPIC_IDLE_TIMEOUT,
+    SseConfig, SubscribeAuth, SubscribeRejection, SubscribeRequest,
 };
 pub use event::{
-    MAX_EVENT_NAME_LEN, MAX_TOPIC_LEN, PublishError, READY_EVENT, RESYNC_EVENT, SseEvent,
-    check_topic,
+    ForgetError, MAX_EVENT_NAME_LEN, MAX_TOPIC_LEN, PublishError, READY_EVENT, RESYNC_EVENT,
+    SseEvent, check_topic,
 };
 pub use hub::{SseHub, SseStats};
 pub use id::EventId;

@@ -12,12 +12,22 @@
 //! | --- | --- |
 //! | `tongxun:sse:{path}:epoch` | the epoch of the ids |
 //! | `tongxun:sse:{path}:order` | a counter that ranks events across topics, for replays |
+//! | `tongxun:sse:{path}:marks` | a hash: where topics created after a [`forget`](SseHub::forget) start numbering, per slot of their names' hash (at most 4,096 fields) |
 //! | `tongxun:sse:{path}:seq:{topic}` | the topic's last sequence number |
 //! | `tongxun:sse:{path}:log:{topic}` | the topic's stream: fields `o` (order) and `f` (frame) |
+//!
+//! Bounds: a stream holds at most [`SseConfig::history_len`] entries and expires
+//! [`SseConfig::topic_idle_timeout`] after its last publish. [`SseHub::forget`] deletes the
+//! stream and the sequence counter and raises the topic's mark past every order taken so far, so
+//! that a topic of the same name numbers its new events past every old position (an old id then
+//! resumes with `resync`), as the in-memory history does. The sequence counter of a topic that was never forgotten does not
+//! expire: it is what tells an old id from a new one once the stream expired. That is one small
+//! integer key per topic name ever published and never forgotten.
 //!
 //! A message on the channel `tongxun:sse:{path}` is `<epoch> <seq> <topic>\n<frame>`.
 //!
 //! [`SseConfig::history_len`]: super::SseConfig::history_len
+//! [`SseConfig::topic_idle_timeout`]: super::SseConfig::topic_idle_timeout
 
 use std::sync::{Arc, Weak};
 
@@ -26,7 +36,7 @@ use redis::{RedisError, Script, Value};
 use tokio::sync::oneshot;
 
 use super::SseHub;
-use super::history::{Replay, Stored};
+use super::history::{Replay, Stored, mark_slot};
 use super::hub::Inner;
 use crate::bus::RedisBus;
 
@@ -38,9 +48,16 @@ const APPEND: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
 local order = redis.call('INCR', KEYS[2])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local mark = redis.call('HGET', KEYS[5], ARGV[7])
+  if mark then
+    redis.call('SET', KEYS[3], mark)
+  end
+end
 local seq = redis.call('INCR', KEYS[3])
 if tonumber(ARGV[2]) > 0 then
   redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[2], seq .. '-0', 'o', order, 'f', ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
 redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. seq .. ' ' .. ARGV[4] .. '\n' .. ARGV[5])
 return {epoch, seq}
@@ -51,12 +68,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
 local out = {epoch}
 local resume = ARGV[2] == epoch
-for i = 1, (#KEYS - 1) / 2 do
-  local last = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  local after = ARGV[2 + i]
+for i = 1, (#KEYS - 2) / 2 do
+  local mark = redis.call('HGET', KEYS[2], ARGV[2 + 2 * i]) or '0'
+  local last = tonumber(redis.call('GET', KEYS[2 * i + 1]) or mark)
+  local after = ARGV[1 + 2 * i]
   out[#out + 1] = last
   if resume and after ~= '' and tonumber(after) < last then
-    local entries = redis.call('XRANGE', KEYS[2 * i + 1], '(' .. after .. '-0', '+')
+    local entries = redis.call('XRANGE', KEYS[2 * i + 2], '(' .. after .. '-0', '+')
     out[#out + 1] = #entries
     for _, entry in ipairs(entries) do
       out[#out + 1] = entry[1]
@@ -70,6 +88,17 @@ end
 return out
 ";
 
+/// Raises the topic's mark past every order taken so far, then deletes its counter and stream;
+/// returns how many of the two existed.
+const FORGET: &str = r"
+local order = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], order + 1)
+return redis.call('DEL', KEYS[3], KEYS[4])
+";
+
+/// Longest expiry given to a stream, whatever the idle timeout: about ten years.
+const MAX_EXPIRY_MS: u128 = 10 * 365 * 24 * 3600 * 1000;
+
 /// A hub's history in Redis.
 pub(crate) struct SharedHistory {
     bus: RedisBus,
@@ -77,8 +106,11 @@ pub(crate) struct SharedHistory {
     /// `tongxun:sse:{path}:`
     prefix: String,
     history_len: usize,
+    /// How long a stream lives after its last publish, in milliseconds (at least 1).
+    expiry_ms: u64,
     append: Script,
     read: Script,
+    forget: Script,
 }
 
 /// What [`SharedHistory::read`] found for one topic.
@@ -102,8 +134,10 @@ impl SseHub {
             channel: format!("tongxun:sse:{path}"),
             prefix: format!("tongxun:sse:{path}:"),
             history_len: inner.config.history_len,
+            expiry_ms: expiry_ms(inner.config.topic_idle_timeout),
             append: Script::new(APPEND),
             read: Script::new(READ),
+            forget: Script::new(FORGET),
         };
         let channel = shared.channel.clone();
         if inner.shared.set(shared).is_err() {
@@ -136,6 +170,13 @@ impl SseHub {
         });
         listening
     }
+}
+
+/// The stream expiry for this idle timeout, in milliseconds: at least 1, at most
+/// [`MAX_EXPIRY_MS`].
+fn expiry_ms(idle: std::time::Duration) -> u64 {
+    // Both bounds fit in a u64.
+    idle.as_millis().clamp(1, MAX_EXPIRY_MS) as u64
 }
 
 /// Delivers a message from the channel; `false` once the hub is gone. `epoch` caches the last
@@ -182,11 +223,14 @@ impl SharedHistory {
             .key(format!("{}order", self.prefix))
             .key(format!("{}seq:{topic}", self.prefix))
             .key(format!("{}log:{topic}", self.prefix))
+            .key(format!("{}marks", self.prefix))
             .arg(candidate_epoch)
             .arg(self.history_len)
             .arg(&self.channel)
             .arg(topic)
-            .arg(frame);
+            .arg(frame)
+            .arg(self.expiry_ms)
+            .arg(mark_slot(topic));
         let result = match self.bus.conn().await {
             Some(mut conn) => invocation.invoke_async(&mut conn).await,
             None => Err(unreachable()),
@@ -206,13 +250,15 @@ impl SharedHistory {
         let mut invocation = self.read.prepare_invoke();
         invocation
             .key(format!("{}epoch", self.prefix))
+            .key(format!("{}marks", self.prefix))
             .arg(candidate_epoch)
             .arg(epoch.unwrap_or_default());
         for (topic, after) in topics {
             invocation
                 .key(format!("{}seq:{topic}", self.prefix))
                 .key(format!("{}log:{topic}", self.prefix))
-                .arg(after.map(|seq| seq.to_string()).unwrap_or_default());
+                .arg(after.map(|seq| seq.to_string()).unwrap_or_default())
+                .arg(mark_slot(topic));
         }
         let result = match self.bus.conn().await {
             Some(mut conn) => invocation.invoke_async::<Vec<Value>>(&mut conn).await,
@@ -225,6 +271,25 @@ impl SharedHistory {
                 "unexpected answer to the sse history read",
             ))
         })
+    }
+}
+
+impl SharedHistory {
+    /// Deletes the topic's stream and counter; whether there was any.
+    pub(crate) async fn forget(&self, topic: &str) -> Result<bool, RedisError> {
+        let mut invocation = self.forget.prepare_invoke();
+        invocation
+            .key(format!("{}order", self.prefix))
+            .key(format!("{}marks", self.prefix))
+            .key(format!("{}seq:{topic}", self.prefix))
+            .key(format!("{}log:{topic}", self.prefix))
+            .arg(mark_slot(topic));
+        let result = match self.bus.conn().await {
+            Some(mut conn) => invocation.invoke_async::<u64>(&mut conn).await,
+            None => Err(unreachable()),
+        };
+        self.bus.record(&result);
+        Ok(result? > 0)
     }
 }
 

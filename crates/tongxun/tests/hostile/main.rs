@@ -10,3 +10,4 @@ mod support;
 mod http;
 mod socketio;
 mod ws;
+mod sse;
