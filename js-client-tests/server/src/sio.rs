@@ -210,8 +210,23 @@ async fn on_rooms(socket: Socket) {
     });
 }
 
+/// Prints `disconnect listener ran: <ns> <sid> <reason>` when the socket's disconnect listener
+/// runs, for the shutdown tests.
+fn report_disconnects(socket: &Socket) {
+    socket.on_disconnect(
+        |socket: Socket, reason: tongxun::DisconnectReason| async move {
+            println!(
+                "disconnect listener ran: {} {} {reason:?}",
+                socket.ns(),
+                socket.id()
+            );
+        },
+    );
+}
+
 /// The main namespace: echo, typed payloads, acks both ways, listeners and failures.
 async fn on_main(socket: Socket) {
+    report_disconnects(&socket);
     // What `socket.handshake` holds, as JSON.
     socket.on("handshake", |socket: Socket, ack: Ack| async move {
         let handshake = socket.handshake();
@@ -365,6 +380,7 @@ async fn on_main(socket: Socket) {
 }
 
 async fn on_chat(socket: Socket) {
+    report_disconnects(&socket);
     let ns = socket.ns().to_owned();
     socket.on("whoami", move |socket: Socket, ack: Ack| {
         let ns = ns.clone();

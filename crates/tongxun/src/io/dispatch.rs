@@ -306,6 +306,28 @@ impl SocketState {
         }
     }
 
+    /// Marks the socket as disconnecting, once: keeps its rooms for the disconnect listeners
+    /// (socketioxide drops them when the socket leaves its namespace) and ends the waits on its
+    /// acknowledgements. Returns whether this was the first call.
+    pub(crate) fn begin_disconnect(&self, raw: &RawSocket) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let rooms = raw.rooms().into_iter().map(|r| r.to_string()).collect();
+        *crate::lock(&self.rooms_at_disconnect) = Some(rooms);
+        self.closed_notify.notify_waiters();
+        true
+    }
+
+    /// Runs the disconnect listeners of a socket the server is closing (socketioxide 0.18's
+    /// `SocketIo::close` forgets its namespaces before closing the transports, so it never calls
+    /// them itself).
+    pub(crate) async fn close_for_shutdown(self: Arc<Self>, raw: Arc<RawSocket>) {
+        if self.begin_disconnect(&raw) {
+            self.disconnect(raw, DisconnectReason::ClosingServer).await;
+        }
+    }
+
     /// Queues the disconnect behind the events already received and waits until it was handled.
     pub(crate) async fn disconnect(self: Arc<Self>, raw: Arc<RawSocket>, reason: DisconnectReason) {
         let (done, finished) = oneshot::channel();
@@ -503,19 +525,13 @@ impl DisconnectHandler<RawAdapter, Dispatcher> for Dispatcher {
         reason: DisconnectReason,
         defer: fn(Arc<RawSocket>),
     ) {
-        // socketioxide keeps the socket's rooms until `defer` runs: the disconnect listeners
-        // still see them, as they see the socket's store.
-        let rooms = s.rooms().into_iter().map(|r| r.to_string()).collect();
-        *self
-            .0
-            .rooms_at_disconnect
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(rooms);
-        self.0.closed.store(true, Ordering::Release);
-        self.0.closed_notify.notify_waiters();
+        let first = self.0.begin_disconnect(&s);
         let state = self.0.clone();
         self.0.ns.server.tasks.spawn(async move {
-            state.clone().disconnect(s.clone(), reason).await;
+            // On shutdown, tongxun already ran the listeners (`Io::close`).
+            if first {
+                state.clone().disconnect(s.clone(), reason).await;
+            }
             defer(s);
             // Once the socket left its namespace: the last one out of a dynamic namespace
             // removes it.

@@ -125,6 +125,21 @@ impl Io {
         self.shared.live_stores.load(Ordering::Relaxed)
     }
 
+    /// Disconnects every socket of this node as the server shuts down: each one's disconnect
+    /// listeners run with [`DisconnectReason::ClosingServer`](crate::DisconnectReason), all at
+    /// once, after the events it had already sent; then the transports close. Waits for both.
+    pub(crate) async fn close(&self) {
+        let closing = self.raw.nsps().into_iter().flat_map(|ns| {
+            ns.sockets().into_iter().filter_map(|raw| {
+                let state = raw.extensions.get::<Arc<SocketState>>()?;
+                let raw = state.raw.upgrade()?;
+                Some(state.close_for_shutdown(raw))
+            })
+        });
+        futures_util::future::join_all(closing).await;
+        self.raw.close().await;
+    }
+
     /// The underlying socketioxide handle, for what tongxun does not wrap.
     pub fn raw(&self) -> &socketioxide::SocketIo<RawAdapter> {
         &self.raw

@@ -9,5 +9,5 @@ mod support;
 // One module per area of the server.
 mod http;
 mod socketio;
-mod ws;
 mod sse;
+mod ws;
