@@ -366,7 +366,11 @@ impl Server {
             if let Some(hub) = sse {
                 hub.shutdown().await;
             }
-            io.raw.close().await;
+            // Every socket's disconnect listeners run, bounded by the shutdown timeout.
+            if tokio::time::timeout(grace, io.close()).await.is_err() {
+                tracing::warn!("disconnect listeners still running after the shutdown timeout");
+                io.raw.close().await;
+            }
             let tasks = &io.shared.tasks;
             tasks.close();
             if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
