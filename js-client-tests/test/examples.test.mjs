@@ -15,6 +15,16 @@ test("example-echo echoes events and acknowledgements with every argument", asyn
   assert.deepEqual(await echoed, ["world", 2]);
   const answer = await new Promise((resolve) => socket.emit("sum", 1, 2, (...args) => resolve(args)));
   assert.deepEqual(answer, [1, 2]);
+  // A Buffer comes back as a Buffer, in an event and through an ack, as from a Node echo.
+  const bytes = Buffer.from([0, 1, 2, 254, 255]);
+  const binary = next(socket, "file");
+  socket.emit("file", "a.bin", bytes, { nested: [bytes] });
+  const [name, got, nested] = await binary;
+  assert.equal(name, "a.bin");
+  assert.ok(Buffer.isBuffer(got) && got.equals(bytes), `got ${JSON.stringify(got)}`);
+  assert.ok(Buffer.isBuffer(nested.nested[0]) && nested.nested[0].equals(bytes));
+  const acked = await new Promise((resolve) => socket.emit("file", bytes, (...args) => resolve(args)));
+  assert.ok(Buffer.isBuffer(acked[0]) && acked[0].equals(bytes));
 });
 
 test("example-axum-integration broadcasts an HTTP POST to a room of /chat", async (t) => {

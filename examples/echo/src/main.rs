@@ -10,32 +10,19 @@
 //! console.log(await socket.emitWithAck("sum", 1, 2));   // [1, 2]
 //! ```
 
-use tongxun::{Ack, Event, Server, Socket};
+use tongxun::{Ack, Args, Event, Server, Socket};
 
 async fn on_connect(socket: Socket) {
+    // Every argument comes back as it was sent: a `Buffer` is still a `Buffer`.
     socket.on_any(
-        |socket: Socket, Event(event): Event, tongxun::Args(args): tongxun::Args, ack: Ack| async move {
+        |socket: Socket, Event(event): Event, args: Args, ack: Ack| async move {
             if ack.requested() {
-                ack.send(&ArgsTuple(args))
+                ack.send(&args)
             } else {
-                socket.emit(&event, &ArgsTuple(args))
+                socket.emit(&event, &args)
             }
         },
     );
-}
-
-/// Sends a list of JSON values as separate arguments.
-struct ArgsTuple(Vec<serde_json::Value>);
-
-impl serde::Serialize for ArgsTuple {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for arg in &self.0 {
-            tuple.serialize_element(arg)?;
-        }
-        tuple.end()
-    }
 }
 
 fn app() -> Server {
@@ -44,7 +31,7 @@ fn app() -> Server {
 
 /// A Socket.IO echo server.
 #[derive(clap::Parser)]
-struct Args {
+struct Cli {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 3000)]
     port: u16,
@@ -52,14 +39,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = <Args as clap::Parser>::parse();
+    let cli = <Cli as clap::Parser>::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "tongxun=info,socketioxide=info".into()),
         )
         .init();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", cli.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     app()
         .serve(listener, async {

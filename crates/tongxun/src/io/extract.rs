@@ -128,23 +128,121 @@ impl FromEvent for Event {
     }
 }
 
-/// Every argument of the event as JSON values; binary arguments appear as
-/// `{"_placeholder": true, "num": N}` and are available through [`Bin`].
-#[derive(Debug, Clone)]
-pub struct Args(pub Vec<serde_json::Value>);
+/// Every argument of the event, whatever their types, with their binary attachments: sent back
+/// (`socket.emit(event, &args)`, `ack.send(&args)`) they are the same arguments, a `Buffer`
+/// still a `Buffer`, as a Node echo sends them.
+///
+/// [`values`](Self::values) shows them as JSON, where a binary argument is its placeholder
+/// `{"_placeholder": true, "num": N}` and its bytes are [`bins`](Self::bins)`[N]`.
+///
+/// # Examples
+/// ```
+/// use tongxun::{Ack, Args, Socket};
+///
+/// async fn on_connect(socket: Socket) {
+///     // An echo: every argument comes back as it was sent, binary included.
+///     socket.on("echo", |args: Args, ack: Ack| async move { ack.send(&args) });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    values: Vec<serde_json::Value>,
+    bins: Vec<Bytes>,
+}
+
+impl Args {
+    /// The arguments as JSON values; a binary argument is its placeholder.
+    pub fn values(&self) -> &[serde_json::Value] {
+        &self.values
+    }
+
+    /// The arguments as JSON values, binary ones as placeholders.
+    pub fn into_values(self) -> Vec<serde_json::Value> {
+        self.values
+    }
+
+    /// The binary attachments, in the order the client sent them.
+    pub fn bins(&self) -> &[Bytes] {
+        &self.bins
+    }
+
+    /// How many arguments there are.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
 
 impl FromEvent for Args {
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         let text = ctx.value.as_str().map(|s| s.as_str()).unwrap_or("[]");
-        let mut all: Vec<serde_json::Value> =
+        let mut values: Vec<serde_json::Value> =
             serde_json::from_str(text).map_err(|e| ExtractError::Decode {
                 event: ctx.event.to_string(),
                 reason: e.to_string(),
             })?;
-        if !all.is_empty() {
-            all.remove(0); // the event name
+        if !values.is_empty() {
+            values.remove(0); // the event name
         }
-        Ok(Args(all))
+        let Bin(bins) = Bin::from_event(ctx)?;
+        Ok(Args { values, bins })
+    }
+}
+
+/// Sends the arguments as they came: several arguments, binary placeholders replaced by their
+/// bytes (which the Socket.IO serializer sends as attachments again).
+impl Serialize for Args {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(self.values.len())?;
+        for value in &self.values {
+            tuple.serialize_element(&WithBins(value, &self.bins))?;
+        }
+        tuple.end()
+    }
+}
+
+/// A JSON value whose binary placeholders serialize as the bytes they stand for.
+struct WithBins<'a>(&'a serde_json::Value, &'a [Bytes]);
+
+impl Serialize for WithBins<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde_json::Value as Json;
+        let WithBins(value, bins) = *self;
+        match value {
+            Json::Object(map) => {
+                let placeholder = map.len() == 2
+                    && map.get("_placeholder") == Some(&Json::Bool(true))
+                    && map.get("num").and_then(Json::as_u64).is_some();
+                if placeholder
+                    && let Some(bytes) = map
+                        .get("num")
+                        .and_then(Json::as_u64)
+                        .and_then(|n| bins.get(usize::try_from(n).ok()?))
+                {
+                    return serializer.serialize_bytes(bytes);
+                }
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (key, value) in map {
+                    out.serialize_entry(key, &WithBins(value, bins))?;
+                }
+                out.end()
+            }
+            Json::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&WithBins(item, bins))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
     }
 }
 
