@@ -113,6 +113,17 @@ describe("acknowledgements", () => {
   });
 });
 
+describe("per-packet middleware (Node's socket.use)", () => {
+  test("a refused event reaches no listener and its ack gets the refusal", async () => {
+    const socket = await connect();
+    assert.deepEqual(await socket.emitWithAck("admin:reset"), {
+      error: '"admin:reset" is not allowed',
+    });
+    // Other events pass through it.
+    assert.equal(await socket.emitWithAck("point", { x: 20, y: 22 }), 42);
+  });
+});
+
 describe("acknowledgements answered by tongxun (Config::answer_unhandled_acks)", () => {
   let answering;
   before(async () => {

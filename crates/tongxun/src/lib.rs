@@ -186,7 +186,7 @@ pub use client_bundle::ClientBundle;
 pub use config::Config;
 pub use error::{AckError, JoinError, SendError, ServeError};
 pub use io::{
-    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Event, EventContext,
+    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Dispatch, Event, EventContext,
     EventHandler, ExtractError, FromEvent, HandlerError, Handshake, IntoHandlerResult, Io,
     ListenerId, Namespace, RemoteSocket, Socket, Store, StoreError, TryData,
 };

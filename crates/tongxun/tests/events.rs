@@ -331,3 +331,151 @@ async fn too_many_pending_events_are_refused_with_an_error_ack() {
         );
     }
 }
+
+fn dispatched_server<F, Fut>(dispatch: tongxun::Dispatch, on_connect: F) -> Server
+where
+    F: Fn(Socket) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    Server::builder()
+        .namespace_with("/", Namespace::new(on_connect).dispatch(dispatch))
+        .build()
+}
+
+#[tokio::test]
+async fn ordered_start_lets_a_waiting_handler_be_released_by_a_later_event_of_its_socket() {
+    let gate = Arc::new(Notify::new());
+    let (tx, mut starts) = mpsc::unbounded_channel();
+    let server = TestServer::start(dispatched_server(
+        tongxun::Dispatch::OrderedStart,
+        move |socket: Socket| {
+            let (gate, tx) = (gate.clone(), tx.clone());
+            async move {
+                let (wait_gate, wait_tx) = (gate.clone(), tx.clone());
+                socket.on("wait", move |ack: Ack| {
+                    let (gate, tx) = (wait_gate.clone(), wait_tx.clone());
+                    async move {
+                        tx.send("wait").unwrap();
+                        gate.notified().await;
+                        ack.send("released")
+                    }
+                });
+                socket.on("release", move |ack: Ack| {
+                    let (gate, tx) = (gate.clone(), tx.clone());
+                    async move {
+                        tx.send("release").unwrap();
+                        gate.notify_one();
+                        ack.send("done")
+                    }
+                });
+            }
+        },
+    ))
+    .await;
+    let mut client = server.client("/").await;
+    client.send_raw(r#"420["wait"]"#.to_owned()).await;
+    client.send_raw(r#"421["release"]"#.to_owned()).await;
+    // Under `Ordered` the second event would wait for the first, which waits for it.
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        if let Some(Packet::Ack { id, args }) = within(client.recv()).await {
+            answers.push((id, args));
+        }
+    }
+    answers.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        answers,
+        vec![(0, vec![json!("released")]), (1, vec![json!("done")])]
+    );
+    assert_eq!(starts.recv().await, Some("wait"));
+    assert_eq!(starts.recv().await, Some("release"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn ordered_start_starts_a_burst_of_handlers_in_arrival_order() {
+    let (tx, mut starts) = mpsc::unbounded_channel();
+    let server = TestServer::start(dispatched_server(
+        tongxun::Dispatch::OrderedStart,
+        move |socket: Socket| {
+            let tx = tx.clone();
+            async move {
+                socket.on("n", move |Data(n): Data<u64>| {
+                    let tx = tx.clone();
+                    async move {
+                        // Recorded before the first await: the part that runs in order.
+                        tx.send(n).unwrap();
+                        tokio::time::sleep(Duration::from_millis((n * 7) % 5)).await;
+                    }
+                });
+            }
+        },
+    ))
+    .await;
+    let mut client = server.client("/").await;
+    for n in 0..300 {
+        client.emit("n", json!([n])).await;
+    }
+    for n in 0..300 {
+        assert_eq!(within(starts.recv()).await, Some(n));
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ordered_handler_awaiting_its_own_client_s_ack_does_not_deadlock() {
+    let server = TestServer::start(dispatched_server(
+        tongxun::Dispatch::Ordered,
+        |socket: Socket| async move {
+            socket.on("ask", |socket: Socket, ack: Ack| async move {
+                let answer: String = socket.emit_with_ack("question", &()).await?;
+                ack.send(&answer)?;
+                Ok::<_, tongxun::HandlerError>(())
+            });
+        },
+    ))
+    .await;
+    let mut client = server.client("/").await;
+    client.send_raw(r#"427["ask"]"#.to_owned()).await;
+    let (_, ack) = client.expect_event("question").await;
+    client
+        .ack(ack.expect("an ack id"), json!(["forty-two"]))
+        .await;
+    loop {
+        if let Some(Packet::Ack { id: 7, args }) = within(client.recv()).await {
+            assert_eq!(args, vec![json!("forty-two")]);
+            break;
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn middleware_refuses_an_event_before_any_listener_even_a_once_listener() {
+    let server = TestServer::start(server_with(|socket: Socket| async move {
+        socket.middleware(|Event(name): Event, Data(n): Data<i64>| async move {
+            if n < 0 {
+                return Err(format!("{name}: negative"));
+            }
+            Ok(())
+        });
+        socket.once("n", |Data(n): Data<i64>, ack: Ack| async move {
+            ack.send(&(n * 2))
+        });
+    }))
+    .await;
+    let mut client = server.client("/").await;
+    assert_eq!(
+        client.emit_with_ack("n", json!([-1])).await,
+        vec![json!({ "error": "n: negative" })]
+    );
+    // The refused event did not use up the `once` listener.
+    assert_eq!(
+        client.emit_with_ack("n", json!([21])).await,
+        vec![json!(42)]
+    );
+    // A payload the middleware cannot extract is refused too.
+    let answer = client.emit_with_ack("n", json!(["x"])).await;
+    assert!(answer[0]["error"].is_string(), "{answer:?}");
+    server.shutdown().await;
+}

@@ -227,6 +227,17 @@ fn report_disconnects(socket: &Socket) {
 /// The main namespace: echo, typed payloads, acks both ways, listeners and failures.
 async fn on_main(socket: Socket) {
     report_disconnects(&socket);
+    // Per-packet middleware (Node's socket.use): events under `admin:` are refused.
+    socket.middleware(|Event(name): Event| async move {
+        match name.strip_prefix("admin:") {
+            Some(_) => Err(format!("\"{name}\" is not allowed")),
+            None => Ok(()),
+        }
+    });
+    socket.on(
+        "admin:reset",
+        |ack: Ack| async move { ack.send("reset done") },
+    );
     // What `socket.handshake` holds, as JSON.
     socket.on("handshake", |socket: Socket, ack: Ack| async move {
         let handshake = socket.handshake();
@@ -258,16 +269,13 @@ async fn on_main(socket: Socket) {
         }))
     });
     // Echo every argument back, through the ack when asked, else as an event of the same name.
-    socket.on(
-        "echo",
-        |socket: Socket, Args(args): Args, ack: Ack| async move {
-            if ack.requested() {
-                ack.send(&Tuple(args))
-            } else {
-                socket.emit("echo", &Tuple(args))
-            }
-        },
-    );
+    socket.on("echo", |socket: Socket, args: Args, ack: Ack| async move {
+        if ack.requested() {
+            ack.send(&args)
+        } else {
+            socket.emit("echo", &args)
+        }
+    });
     socket.on(
         "multi",
         |Data((text, number, flag)): Data<(String, i64, bool)>, ack: Ack| async move {
@@ -429,18 +437,4 @@ async fn on_tenant(socket: Socket) {
         let ns = socket.ns().to_owned();
         ack.send(&ns)
     });
-}
-
-/// Sends a list of JSON values as separate arguments.
-struct Tuple(Vec<serde_json::Value>);
-
-impl serde::Serialize for Tuple {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for arg in &self.0 {
-            tuple.serialize_element(arg)?;
-        }
-        tuple.end()
-    }
 }

@@ -3,14 +3,19 @@
 //! socketioxide calls a socket's message handler synchronously, in arrival order, from the
 //! socket's receive path. tongxun registers one [`Dispatcher`] there: it queues each event and a
 //! single drain task per socket runs the listeners, so events from one socket are handled in the
-//! order they arrived even when handlers await. A namespace may opt out and run each event in a
+//! order they arrived even when handlers await. A namespace may trade that for concurrency
+//! ([`Dispatch`]): start handlers in order but let them finish in any, or run each event in a
 //! task of its own. The drain task only exists while events are waiting: an idle socket costs
 //! no task.
+//!
+//! Before the listeners, the socket's middleware (Node's `socket.use`) sees each event and may
+//! refuse it: the listeners do not run and the client's acknowledgement gets the refusal.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::Poll;
 
 use futures_util::FutureExt;
 use smallvec::SmallVec;
@@ -24,7 +29,7 @@ use super::RawAdapter;
 use super::extract::{AckSlot, EventContext};
 use super::handler::{BoxedHandler, HandlerFailure};
 use super::limits::{Seat, event_cost};
-use super::namespace::NamespaceShared;
+use super::namespace::{Dispatch, NamespaceShared};
 use super::socket::{RawSocket, Socket};
 use super::store::Store;
 use crate::config::PendingOverflow;
@@ -60,6 +65,8 @@ struct Listeners {
     by_event: HashMap<Arc<str>, Vec<Listener>>,
     any: Vec<Listener>,
     disconnect: Vec<BoxedDisconnect>,
+    /// Run before the listeners of every event; the first that fails refuses the event.
+    middleware: Vec<BoxedHandler>,
 }
 
 impl Listeners {
@@ -130,6 +137,8 @@ pub(crate) struct SocketState {
     /// disconnect listeners ran (when a client's namespace DISCONNECT and its transport close
     /// race); the listeners read this copy instead.
     rooms_at_disconnect: Mutex<Option<Vec<String>>>,
+    /// Whether [`Listeners::middleware`] has any, read without the lock for every event.
+    has_middleware: AtomicBool,
     /// Set when the socket disconnects, to end waits on its acknowledgements at once.
     closed: AtomicBool,
     closed_notify: Notify,
@@ -161,6 +170,7 @@ impl SocketState {
             listeners: RwLock::default(),
             queue: Mutex::default(),
             rooms_at_disconnect: Mutex::default(),
+            has_middleware: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             closed_notify: Notify::new(),
         })
@@ -241,6 +251,11 @@ impl SocketState {
             .by_event
             .get(event)
             .map_or(0, Vec::len)
+    }
+
+    pub(crate) fn add_middleware(&self, handler: BoxedHandler) {
+        self.listeners().middleware.push(handler);
+        self.has_middleware.store(true, Ordering::Release);
     }
 
     pub(crate) fn add_disconnect(&self, handler: BoxedDisconnect) {
@@ -359,21 +374,30 @@ impl SocketState {
                     value,
                     ack_id,
                     cost,
-                } if !self.ns.ordered => {
+                } => {
                     let state = self.clone();
-                    self.ns.server.tasks.spawn(async move {
+                    let handled = async move {
                         state.clone().run_event(raw, value, ack_id).await;
                         state.seat.client().refund(cost);
-                    });
-                }
-                Job::Event {
-                    raw,
-                    value,
-                    ack_id,
-                    cost,
-                } => {
-                    self.clone().run_event(raw, value, ack_id).await;
-                    self.seat.client().refund(cost);
+                    };
+                    match self.ns.dispatch {
+                        Dispatch::Ordered => handled.await,
+                        Dispatch::Parallel => {
+                            self.ns.server.tasks.spawn(handled);
+                        }
+                        Dispatch::OrderedStart => {
+                            // Run the handlers up to their first await here, in arrival order,
+                            // and the rest beside the next events. The spawned task polls the
+                            // future again at once, so a wake-up meant for this task is not lost.
+                            let mut handled = Box::pin(handled);
+                            let started =
+                                std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx)))
+                                    .await;
+                            if started.is_pending() {
+                                self.ns.server.tasks.spawn(handled);
+                            }
+                        }
+                    }
                 }
                 Job::Disconnect { raw, reason, done } => {
                     self.clone().run_disconnect(raw, reason).await;
@@ -407,6 +431,39 @@ impl SocketState {
                 }
             },
         };
+        let middleware = self
+            .has_middleware
+            .load(Ordering::Acquire)
+            .then(|| self.listeners().middleware.clone());
+        if let Some(middleware) = middleware {
+            let socket = Socket::new(raw.clone(), self.clone());
+            let ack = Arc::new(AckSlot::new(&socket, ack_id));
+            let event: Arc<str> = Arc::from(name);
+            for check in middleware {
+                let ctx = EventContext {
+                    socket: socket.clone(),
+                    event: event.clone(),
+                    value: value.clone(),
+                    ack: ack.clone(),
+                };
+                let outcome = AssertUnwindSafe(async move { check(ctx).await })
+                    .catch_unwind()
+                    .await;
+                let refusal = match outcome {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(
+                        HandlerFailure::Extract(message) | HandlerFailure::Returned(message),
+                    )) => message,
+                    Err(panic) => {
+                        tracing::error!(sid = %socket.id(), ns = socket.ns(), %event, panic = %panic_message(panic), "middleware panicked");
+                        "internal server error".to_owned()
+                    }
+                };
+                tracing::debug!(sid = %socket.id(), ns = socket.ns(), %event, %refusal, "middleware refused the event");
+                ack.fail(&refusal);
+                return;
+            }
+        }
         let (known, handlers) = self.listeners().take_for(name);
         let event = known.unwrap_or_else(|| Arc::from(name));
         let socket = Socket::new(raw, self.clone());

@@ -22,7 +22,7 @@ pub use dispatch::ListenerId;
 pub use extract::{Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromEvent, TryData};
 pub use handler::{EventHandler, HandlerError, IntoHandlerResult};
 pub use handshake::Handshake;
-pub use namespace::{ConnectError, Namespace};
+pub use namespace::{ConnectError, Dispatch, Namespace};
 pub use socket::Socket;
 pub(crate) use socket::is_id_shaped;
 pub use store::{Store, StoreError};

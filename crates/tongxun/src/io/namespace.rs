@@ -53,7 +53,7 @@ impl ServerShared {
 #[derive(Debug)]
 pub(crate) struct NamespaceShared {
     pub(crate) path: String,
-    pub(crate) ordered: bool,
+    pub(crate) dispatch: Dispatch,
     /// Registered as a pattern (`/tenant/{id}`): its children come and go with their sockets.
     pub(crate) dynamic: bool,
     pub(crate) server: Arc<ServerShared>,
@@ -92,14 +92,42 @@ type BoxedAuth = Arc<dyn Fn(Handshake) -> AuthFuture + Send + Sync>;
 pub struct Namespace {
     on_connect: BoxedConnect,
     auth: Option<BoxedAuth>,
-    ordered: bool,
+    dispatch: Dispatch,
+}
+
+/// How the events of one socket are handed to their handlers: the trade between ordering and
+/// concurrency, chosen per namespace with [`Namespace::dispatch`].
+///
+/// | | a handler starts | the next event waits for | Node |
+/// | --- | --- | --- | --- |
+/// | [`Ordered`](Self::Ordered) | in arrival order | the previous handler to finish | — |
+/// | [`OrderedStart`](Self::OrderedStart) | in arrival order | the previous handler's first `.await` | yes |
+/// | [`Parallel`](Self::Parallel) | in any order | nothing | — |
+///
+/// None of them can deadlock on the socket's own acknowledgements: the client's answers to
+/// `emit_with_ack` bypass the event queue. A handler that waits for *another event* of its own
+/// socket does deadlock under `Ordered`: use `OrderedStart` or `Parallel` there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Dispatch {
+    /// Each event's handlers finish before the next event's start, even when they await: what
+    /// a handler writes is there for the next one, and replies leave in order. The default.
+    #[default]
+    Ordered,
+    /// Handlers start in arrival order and run until their first `.await` before the next event
+    /// is looked at, then go on concurrently, as in Node: a slow handler (a database call, an
+    /// `emit_with_ack`) does not hold back the socket's next events, but their replies may
+    /// overtake its own.
+    OrderedStart,
+    /// Every event is handled in a task of its own, in any order.
+    Parallel,
 }
 
 impl fmt::Debug for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Namespace")
             .field("auth", &self.auth.is_some())
-            .field("ordered", &self.ordered)
+            .field("dispatch", &self.dispatch)
             .finish_non_exhaustive()
     }
 }
@@ -117,7 +145,7 @@ impl Namespace {
         Self {
             on_connect: Arc::new(move |socket| -> ConnectFuture { Box::pin(on_connect(socket)) }),
             auth: None,
-            ordered: true,
+            dispatch: Dispatch::Ordered,
         }
     }
 
@@ -134,14 +162,28 @@ impl Namespace {
         self
     }
 
-    /// Handles each event in a task of its own instead of in arrival order.
+    /// Chooses how the events of one socket reach their handlers (see [`Dispatch`]). Defaults
+    /// to [`Dispatch::Ordered`].
     ///
-    /// By default the events of one socket are handled one after the other, in the order they
-    /// arrived, even when a handler awaits. With `parallel`, a slow handler no longer delays the
-    /// socket's next events, and events may finish in any order.
-    pub fn parallel(mut self) -> Self {
-        self.ordered = false;
+    /// # Examples
+    /// ```
+    /// use tongxun::{Dispatch, Namespace, Socket};
+    ///
+    /// async fn on_feed(socket: Socket) { /* listeners that await a database */ }
+    ///
+    /// let server = tongxun::Server::builder()
+    ///     .namespace_with("/feed", Namespace::new(on_feed).dispatch(Dispatch::OrderedStart))
+    ///     .build();
+    /// ```
+    pub fn dispatch(mut self, dispatch: Dispatch) -> Self {
+        self.dispatch = dispatch;
         self
+    }
+
+    /// Handles each event in a task of its own: [`dispatch`](Self::dispatch) with
+    /// [`Dispatch::Parallel`].
+    pub fn parallel(self) -> Self {
+        self.dispatch(Dispatch::Parallel)
     }
 
     pub(crate) fn into_handler(
@@ -153,7 +195,7 @@ impl Namespace {
         NamespaceHandler {
             shared: Arc::new(NamespaceShared {
                 path: path.to_owned(),
-                ordered: self.ordered,
+                dispatch: self.dispatch,
                 dynamic,
                 server,
             }),

@@ -126,6 +126,35 @@ impl Socket {
             .add_listener(Some(event.as_ref()), false, boxed(handler))
     }
 
+    /// Adds a middleware that sees every event of this socket before its listeners (Node's
+    /// `socket.use`): a place for per-event authorization or rate limiting. It takes the same
+    /// arguments as a listener; when it returns an error (or its arguments do not extract), the
+    /// event is refused: no listener runs, and the client's acknowledgement, if it asked for one,
+    /// is answered `{"error": "<message>"}`. Middleware runs in the order it was added.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Event, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     let admin = false;
+    ///     socket.middleware(move |Event(name): Event| async move {
+    ///         if name.starts_with("admin:") && !admin {
+    ///             return Err(format!("\"{name}\" needs an admin"));
+    ///         }
+    ///         Ok(())
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
+    pub fn middleware<H, T>(&self, handler: H)
+    where
+        H: EventHandler<T>,
+        T: 'static,
+    {
+        self.state.add_middleware(boxed(handler));
+    }
+
     /// Adds a listener for `event` that is removed after it ran once.
     pub fn once<H, T>(&self, event: impl AsRef<str>, handler: H) -> ListenerId
     where
@@ -145,8 +174,8 @@ impl Socket {
     /// use tongxun::{Args, Event, Socket};
     ///
     /// async fn on_connect(socket: Socket) {
-    ///     socket.on_any(|Event(name): Event, Args(args): Args| async move {
-    ///         tracing::info!(%name, ?args, "event received");
+    ///     socket.on_any(|Event(name): Event, args: Args| async move {
+    ///         tracing::info!(%name, args = ?args.values(), "event received");
     ///     });
     /// }
     /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
