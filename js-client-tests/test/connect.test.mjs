@@ -190,3 +190,25 @@ describe("client bundle", () => {
     await next(socket, "connect");
   });
 });
+
+describe("allowRequest", () => {
+  test("a refused handshake gets Node's 403 with code 4 and the app's message", async () => {
+    const refused = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling&refuse=not+today`);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.headers.get("content-type"), "application/json");
+    assert.deepEqual(await refused.json(), { code: 4, message: "not today" });
+  });
+
+  for (const transport of ["polling", "websocket"]) {
+    test(`the stock client sees a connect_error and no session opens, over ${transport}`, async () => {
+      const socket = connect("/", { transports: [transport], query: { refuse: "no" } });
+      const [err] = await next(socket, "connect_error");
+      assert.equal(err.message, transport === "polling" ? "xhr poll error" : "websocket error");
+      if (transport === "polling") assert.equal(err.description, 403);
+      assert.equal(socket.connected, false);
+      // The same client without the refusal connects.
+      const allowed = connect("/", { transports: [transport] });
+      await next(allowed, "connect");
+    });
+  }
+});

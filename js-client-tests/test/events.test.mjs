@@ -221,6 +221,18 @@ describe("ordering", () => {
     assert.deepEqual(seen, Array.from({ length: 300 }, (_, i) => i));
   });
 
+  test("with Dispatch::OrderedStart, as in Node, a handler awaiting the client holds back no later event", async () => {
+    const socket = await connect("/ordered-start", { transports: ["websocket"] });
+    const asked = new Promise((resolve) => socket.once("release?", (callback) => resolve(callback)));
+    const held = socket.emitWithAck("hold");
+    const release = await asked;
+    // "hold" is still waiting for this client; the next events are handled meanwhile.
+    assert.equal(await socket.emitWithAck("point", { x: 2, y: 3 }), 5);
+    assert.equal(await socket.emitWithAck("echo", "after"), "after");
+    release("released");
+    assert.equal(await held, "released");
+  });
+
   test("a parallel namespace handles events concurrently and still handles them all", async () => {
     const socket = await connect("/parallel", { transports: ["websocket"] });
     const answers = await Promise.all(

@@ -34,10 +34,10 @@ use crate::Config;
 /// running out of file descriptors), so that it does not spin while the error lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` until `stop` completes, then asks every connection to close
-/// gracefully and waits for them, `Config::shutdown_timeout` at most.
+/// Serves `app` on every one of `listeners` until `stop` completes, then asks every connection
+/// to close gracefully and waits for them, `Config::shutdown_timeout` at most.
 pub(crate) async fn run(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     app: Router,
     config: &Config,
     stop: impl Future<Output = ()>,
@@ -46,10 +46,11 @@ pub(crate) async fn run(
     let connections = GracefulShutdown::new();
     let mut accept_errors = 0_u64;
     let mut stop = std::pin::pin!(stop);
+    let mut first = 0;
     loop {
         let accepted = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => accepted,
+            accepted = accept_any(&listeners, &mut first) => accepted,
         };
         match accepted {
             Ok((tcp, addr)) => {
@@ -86,7 +87,7 @@ pub(crate) async fn run(
             }
         }
     }
-    drop(listener);
+    drop(listeners);
     let open = connections.count();
     if tokio::time::timeout(config.shutdown_timeout, connections.shutdown())
         .await
@@ -94,6 +95,28 @@ pub(crate) async fn run(
     {
         tracing::warn!(open, "connections still open after the shutdown timeout");
     }
+}
+
+/// Accepts a connection from whichever of `listeners` has one, looking at them in turn from
+/// `first` on so that a busy listener does not starve the others.
+async fn accept_any(
+    listeners: &[TcpListener],
+    first: &mut usize,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    if listeners.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for turn in 0..listeners.len() {
+            let index = (*first + turn) % listeners.len();
+            if let Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                *first = (index + 1) % listeners.len();
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// One builder for every connection, configured from `config`.

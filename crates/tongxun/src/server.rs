@@ -1,12 +1,19 @@
 //! The server builder: mounts Socket.IO (and the WebSocket and SSE hubs) on an axum `Router`
 //! and serves it with graceful shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
 use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
+use tower::{Layer, Service};
+use tower_http::cors::CorsLayer;
 
 use crate::error::ServeError;
 use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
@@ -15,6 +22,22 @@ use crate::{ClientBundle, Config};
 enum NamespaceKind {
     Static,
     Dynamic,
+}
+
+/// A layer the app wraps the whole service in, applied when the router is assembled.
+type RouterLayer = Box<dyn FnOnce(Router) -> Router + Send>;
+
+type AllowFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// The app's check of every handshake request (see [`ServerBuilder::allow_request`]).
+type AllowRequest = Arc<dyn Fn(http::request::Parts) -> AllowFuture + Send + Sync>;
+
+/// What the router is wrapped in, outermost last.
+#[derive(Default)]
+struct Wrapping {
+    allow_request: Option<AllowRequest>,
+    cors: Option<CorsLayer>,
+    layers: Vec<RouterLayer>,
 }
 
 /// Builds a [`Server`]: configuration, namespaces, hubs and the app's own routes.
@@ -41,6 +64,7 @@ pub struct ServerBuilder {
     namespaces: Vec<(String, Namespace, NamespaceKind)>,
     routes: Router,
     client_bundle: Option<ClientBundle>,
+    wrapping: Wrapping,
     #[cfg(feature = "ws")]
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
@@ -104,6 +128,77 @@ impl ServerBuilder {
     /// `socket.io.min.js`), as Node's server does.
     pub fn client_bundle(mut self, bundle: ClientBundle) -> Self {
         self.client_bundle = Some(bundle);
+        self
+    }
+
+    /// Answers cross-origin requests, preflights included, on every path: Node's `cors`
+    /// option, with tower-http's [`CorsLayer`]. Without it no CORS header is sent, as in Node,
+    /// and a browser page of another origin can reach the server only over WebSocket.
+    ///
+    /// # Examples
+    /// ```
+    /// use tower_http::cors::{AllowOrigin, CorsLayer};
+    ///
+    /// let origin = http::HeaderValue::from_static("https://app.example.com");
+    /// let server = tongxun::Server::builder()
+    ///     .cors(CorsLayer::new().allow_origin(AllowOrigin::exact(origin)).allow_credentials(true))
+    ///     .build();
+    /// ```
+    pub fn cors(mut self, cors: CorsLayer) -> Self {
+        self.wrapping.cors = Some(cors);
+        self
+    }
+
+    /// Lets `allow` decide whether each Engine.IO handshake request (one that would open a
+    /// session, over long polling or WebSocket) goes on: Node's `allowRequest`. An `Err`
+    /// carrying a message refuses it with `403 Forbidden` and the body
+    /// `{"code":4,"message":<message>}`, as Node does, before any session exists; the client
+    /// sees a `connect_error`. Requests of an open session are not checked again.
+    ///
+    /// # Examples
+    /// ```
+    /// let server = tongxun::Server::builder()
+    ///     .allow_request(|head: http::request::Parts| async move {
+    ///         match head.headers.get(http::header::ORIGIN) {
+    ///             Some(origin) if origin == "https://app.example.com" => Ok(()),
+    ///             _ => Err("unknown origin".to_owned()),
+    ///         }
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn allow_request<F, Fut>(mut self, allow: F) -> Self
+    where
+        F: Fn(http::request::Parts) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.wrapping.allow_request = Some(Arc::new(move |head| -> AllowFuture {
+            Box::pin(allow(head))
+        }));
+        self
+    }
+
+    /// Wraps the whole service (Socket.IO, the hubs, the bundle and the app's routes) in a
+    /// tower layer, such as tower-http's tracing or compression, while [`Server::serve`] keeps
+    /// its graceful shutdown and timeouts. Layers added later wrap those added before, and all
+    /// of them wrap [`cors`](Self::cors) and [`allow_request`](Self::allow_request).
+    ///
+    /// # Examples
+    /// ```
+    /// use tower_http::trace::TraceLayer;
+    ///
+    /// let server = tongxun::Server::builder().layer(TraceLayer::new_for_http()).build();
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request>>::Future: Send + 'static,
+    {
+        self.wrapping
+            .layers
+            .push(Box::new(move |router: Router| router.layer(layer)));
         self
     }
 
@@ -218,6 +313,7 @@ impl ServerBuilder {
             layer,
             routes,
             bundle,
+            wrapping: self.wrapping,
             #[cfg(feature = "redis")]
             inits,
             #[cfg(feature = "redis")]
@@ -237,6 +333,7 @@ pub struct Server {
     routes: Router,
     /// Routes answered before the Socket.IO layer sees the request.
     bundle: Option<Router>,
+    wrapping: Wrapping,
     /// Namespaces whose adapter is still setting up (subscribing to Redis).
     #[cfg(feature = "redis")]
     inits: Vec<crate::io::adapter::InitRes>,
@@ -263,6 +360,7 @@ impl Server {
             namespaces: Vec::new(),
             routes: Router::new(),
             client_bundle: None,
+            wrapping: Wrapping::default(),
             #[cfg(feature = "ws")]
             ws: None,
             #[cfg(feature = "sse")]
@@ -302,19 +400,34 @@ impl Server {
             socketioxide_core::adapter::Spawnable::spawn(init);
         }
         let path: Arc<str> = self.io.shared.config.path.as_str().into();
-        let app = self
-            .routes
-            .layer(self.layer)
-            .layer(axum::middleware::map_request_with_state(
-                path,
-                detach_handshake_head,
+        let mut app =
+            self.routes
+                .layer(self.layer)
+                .layer(axum::middleware::map_request_with_state(
+                    path.clone(),
+                    detach_handshake_head,
+                ));
+        let Wrapping {
+            allow_request,
+            cors,
+            layers,
+        } = self.wrapping;
+        if let Some(allow) = allow_request {
+            app = app.layer(axum::middleware::from_fn_with_state(
+                Gate { path, allow },
+                check_handshake,
             ));
-        match self.bundle {
+        }
+        let mut app = match self.bundle {
             // The Socket.IO layer answers every request under its path itself: the bundle's
             // routes go in front of it.
             Some(bundle) => bundle.fallback_service(app),
             None => app,
+        };
+        if let Some(cors) = cors {
+            app = app.layer(cors);
         }
+        layers.into_iter().fold(app, |app, layer| layer(app))
     }
 
     /// Serves on `listener` until `shutdown` completes, then shuts down gracefully: every
@@ -333,8 +446,37 @@ impl Server {
     /// is logged and retried after a short pause, as the listener recovers once descriptors
     /// are released. [`ServeError`] leaves room for errors that end serving.
     pub async fn serve(
-        #[cfg_attr(not(feature = "redis"), allow(unused_mut))] mut self,
+        self,
         listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        self.serve_all([listener], shutdown).await
+    }
+
+    /// [`serve`](Self::serve) on several listeners at once, such as an IPv4 and an IPv6 one
+    /// (on Linux, `[::]` alone takes IPv4 too, and binding `0.0.0.0` beside it fails):
+    /// one set of namespaces, rooms and hubs for the clients of all of them, and one graceful
+    /// shutdown.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokio::net::TcpListener;
+    ///
+    /// let server = tongxun::Server::builder().build();
+    /// let listeners = [
+    ///     TcpListener::bind("127.0.0.1:3000").await?,
+    ///     TcpListener::bind("[::1]:3000").await?,
+    /// ];
+    /// server.serve_all(listeners, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`serve`](Self::serve).
+    pub async fn serve_all(
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))] mut self,
+        listeners: impl IntoIterator<Item = TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         // Namespaces exist once their adapter is set up: wait for that before accepting.
@@ -381,10 +523,44 @@ impl Server {
             }
         };
 
-        crate::serve::run(listener, app, &config, graceful).await;
+        crate::serve::run(listeners.into_iter().collect(), app, &config, graceful).await;
         tracing::info!("server stopped");
         Ok(())
     }
+}
+
+/// Whether `uri` is an Engine.IO handshake: a request under the Socket.IO path that names no
+/// session.
+fn is_handshake(uri: &http::Uri, path: &str) -> bool {
+    uri.path().starts_with(path)
+        && !uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
+}
+
+/// What [`check_handshake`] needs.
+#[derive(Clone)]
+struct Gate {
+    path: Arc<str>,
+    allow: AllowRequest,
+}
+
+/// Runs the app's `allow_request` on each handshake; a refusal is Node's `403`, code 4.
+async fn check_handshake(
+    axum::extract::State(gate): axum::extract::State<Gate>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !is_handshake(req.uri(), &gate.path) {
+        return next.run(req).await;
+    }
+    let (head, body) = req.into_parts();
+    if let Err(message) = (gate.allow)(head.clone()).await {
+        tracing::debug!(uri = %head.uri, %message, "handshake refused by allow_request");
+        let body = serde_json::json!({ "code": 4, "message": message });
+        return (http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
+    next.run(Request::from_parts(head, body)).await
 }
 
 /// Gives the head of an Engine.IO handshake request (one without a `sid`) allocations of its own.
@@ -398,14 +574,10 @@ async fn detach_handshake_head(
     axum::extract::State(path): axum::extract::State<Arc<str>>,
     mut req: axum::extract::Request,
 ) -> axum::extract::Request {
-    let uri = req.uri();
-    let handshake = uri.path().starts_with(&*path)
-        && !uri
-            .query()
-            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")));
-    if !handshake {
+    if !is_handshake(req.uri(), &path) {
         return req;
     }
+    let uri = req.uri();
     if let Ok(copy) =
         http::Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
     {

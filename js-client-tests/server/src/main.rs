@@ -1,9 +1,11 @@
 //! The server the JavaScript client tests talk to.
 //!
-//! It binds `127.0.0.1:0`, prints `listening on http://127.0.0.1:PORT` once it accepts
-//! connections, and shuts down gracefully on SIGTERM or SIGINT.
+//! It binds `127.0.0.1:0` (and the addresses of `TONGXUN_ALSO_LISTEN`), prints
+//! `listening on http://127.0.0.1:PORT [also on http://ADDR ...]` once it accepts connections,
+//! and shuts down gracefully on SIGTERM or SIGINT.
 
 mod hub;
+mod origins;
 mod sio;
 mod sse;
 mod ws;
@@ -22,15 +24,33 @@ async fn main() -> anyhow::Result<()> {
 
     let (ws, sse) = (ws::hub(), sse::hub());
     let server = sio::builder()
+        .routes(origins::routes())
+        .cors(origins::cors())
+        .allow_request(origins::allow_request)
         .namespace_with(hub::NAMESPACE, tongxun::hub::Hub::namespace())
         .ws(ws.clone())
         .sse(sse.clone())
         .build();
     let server = hub::routes(sse::routes(sio::routes(server)), ws, sse);
 
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    server.serve(listener, shutdown_signal()).await?;
+    // TONGXUN_ALSO_LISTEN: more addresses, comma-separated (such as `127.0.0.2:0,[::1]:0`),
+    // served by the same server and named on the same line.
+    let mut listeners = vec![TcpListener::bind("127.0.0.1:0").await?];
+    for addr in std::env::var("TONGXUN_ALSO_LISTEN")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if !addr.is_empty() {
+            listeners.push(TcpListener::bind(addr).await?);
+        }
+    }
+    let mut line = String::from("listening on");
+    for (i, listener) in listeners.iter().enumerate() {
+        let also = if i == 1 { " also on" } else { "" };
+        line.push_str(&format!("{also} http://{}", listener.local_addr()?));
+    }
+    println!("{line}");
+    server.serve_all(listeners, shutdown_signal()).await?;
     println!("stopped");
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use tongxun::{
-    Ack, Args, ConnectError, Data, Event, HandlerError, Handshake, Namespace, Server,
+    Ack, Args, ConnectError, Data, Dispatch, Event, HandlerError, Handshake, Namespace, Server,
     ServerBuilder, Socket, TryData,
 };
 
@@ -34,6 +34,10 @@ pub(crate) fn builder() -> ServerBuilder {
         .namespace("/chat", on_chat)
         .namespace_with("/auth", Namespace::new(on_auth).auth(check_token))
         .namespace_with("/parallel", Namespace::new(on_main).parallel())
+        .namespace_with(
+            "/ordered-start",
+            Namespace::new(on_main).dispatch(Dispatch::OrderedStart),
+        )
         .dynamic_namespace("/tenant/{id}", Namespace::new(on_tenant))
         .namespace("/rooms", on_rooms)
 }
@@ -376,6 +380,14 @@ async fn on_main(socket: Socket) {
             }
         },
     );
+
+    // Waits for the client to answer `release?`, then acknowledges with its answer.
+    socket.on("hold", |socket: Socket, ack: Ack| async move {
+        match socket.emit_with_ack::<_, String>("release?", &()).await {
+            Ok(answer) => ack.send(&answer),
+            Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
+        }
+    });
 
     socket.on("ping-me", |socket: Socket, ack: Ack| async move {
         socket.emit("pinged", &())?;

@@ -19,8 +19,9 @@ export function binary(name) {
 }
 
 /**
- * Spawns `bin` with `args`, resolves once it printed `listening on <url>`.
- * Returns { url, child, stop(), exited } where `exited` resolves with the exit code.
+ * Spawns `bin` with `args`, resolves once it printed `listening on <url> [also on <url> ...]`.
+ * Returns { url, also, child, stop(), exited } where `also` lists the further URLs and `exited`
+ * resolves with the exit code.
  */
 export async function start(bin = binary("tongxun-fixture"), args = [], env = {}) {
   const child = spawn(bin, args, {
@@ -31,10 +32,10 @@ export async function start(bin = binary("tongxun-fixture"), args = [], env = {}
   child.stderr.on("data", (chunk) => stderr.push(chunk));
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal)));
   const lines = createInterface({ input: child.stdout });
-  const url = await new Promise((resolve, reject) => {
+  const [url, ...also] = await new Promise((resolve, reject) => {
     lines.on("line", (line) => {
-      const match = /^listening on (http:\/\/\S+)/.exec(line);
-      if (match) resolve(match[1]);
+      const match = /^listening on (http:\/\/\S+)(?: also on (.+))?/.exec(line);
+      if (match) resolve([match[1], ...(match[2]?.split(" ") ?? [])]);
     });
     exited.then((code) =>
       reject(new Error(`${bin} exited (${code}) before listening:\n${Buffer.concat(stderr)}`)),
@@ -44,6 +45,7 @@ export async function start(bin = binary("tongxun-fixture"), args = [], env = {}
   lines.on("line", (line) => output.push(line));
   return {
     url,
+    also,
     child,
     exited,
     output,
