@@ -25,12 +25,12 @@ measure() {
   : >"$log"
   # The server exits when its standard input closes: when the FIFO's writer (this shell's
   # sleep) is killed below.
-  mkfifo "$out/stdin"
-  "$bin" serve --peer tongxun --port 0 --exit-with-stdin <"$out/stdin" >"$log" 2>&1 &
+  local fifo="$out/stdin"
+  mkfifo "$fifo"
+  "$bin" serve --peer tongxun --port 0 --exit-with-stdin <"$fifo" >"$log" 2>&1 &
   local server=$!
-  sleep infinity >"$out/stdin" &
+  sleep infinity >"$fifo" &
   local holder=$!
-  rm "$out/stdin"
   local addr=""
   for _ in $(seq 300); do
     addr=$(grep -o "127.0.0.1:[0-9]*" "$log" | head -1) && [ -n "$addr" ] && break
@@ -47,6 +47,8 @@ measure() {
   fi
   kill "$holder" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
+  # Removed only now: the background redirections above may open it late.
+  rm -f "$fifo"
   $ok || return 1
   # The first table row naming the peer is the summary.
   grep -m1 '^| tongxun |' "$out/run.txt"

@@ -58,8 +58,12 @@
 //!
 //! **Ordering.** Events from one socket are handled one after the other, in arrival order, even
 //! when a handler awaits (socketioxide alone runs each in its own task, and they finish out of
-//! order). A namespace built with [`Namespace::parallel`] trades that for concurrency. Events a
-//! client sends while its connect handler still runs wait for it.
+//! order). [`Namespace::dispatch`] makes the trade explicit: [`Dispatch::OrderedStart`] orders
+//! only the start of handlers, as Node does, so that one awaiting a database or the client does
+//! not hold back the next events, and [`Dispatch::Parallel`] orders nothing. No choice deadlocks
+//! on the socket's own acknowledgements. Events a client sends while its connect handler still
+//! runs wait for it. [`Socket::middleware`] sees every event before its listeners (Node's
+//! `socket.use`) and may refuse it.
 //!
 //! **Failures never leave the client waiting.** When the payload does not decode into the
 //! handler's types, the handler returns an error, or it panics, tongxun logs it and answers the

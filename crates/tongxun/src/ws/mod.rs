@@ -30,10 +30,14 @@
 //! # Sending
 //! [`WsHub::broadcast`], [`WsHub::broadcast_except`], [`WsHub::publish`] (a topic),
 //! [`WsHub::send_to`] (one client), and from a handler [`WsClient::send`],
-//! [`WsClient::broadcast_others`], [`WsClient::publish_others`]. None of them waits: each puts
-//! the message in the bounded outgoing queue of every recipient, and each client's connection
-//! drains its own queue. A [`WsMessage`] holds shared bytes: serialize a broadcast once
-//! ([`WsMessage::json`]) and every recipient's queue holds the same buffer.
+//! [`WsClient::broadcast_others`], [`WsClient::publish_others`]. None of them waits: a message
+//! for some clients goes into each recipient's outgoing queue, a broadcast is appended once to a
+//! log every connection reads, and each connection writes what it has at its own pace. What the
+//! hub holds for one client is bounded in messages ([`WsConfig::queue_capacity`]) and in bytes
+//! ([`WsConfig::max_queued_bytes`]); a client past either bound meets the
+//! [`WsConfig::overflow_policy`] (by default it is closed with 1013). A [`WsMessage`] holds
+//! shared bytes: serialize a broadcast once ([`WsMessage::json`]) and every recipient shares the
+//! same buffer.
 //!
 //! # Topics from a client
 //! With [`WsConfig::topic_commands`] on (the default), the hub itself handles two JSON text
