@@ -136,6 +136,18 @@ pub struct Config {
     /// (which closes the connection too) or its connection ends.
     /// Defaults to [`DEFAULT_BINARY_COMPLETION_TIMEOUT`] (60 s).
     pub binary_completion_timeout: Duration,
+    /// How Socket.IO packets are encoded: JSON text with binary attachments, or MessagePack.
+    /// Every client must use the same one (Node's `parser` option). The three binary limits
+    /// above apply to [`Parser::Common`]; a MessagePack packet carries its binary data inline,
+    /// in one message bounded by [`max_payload`](Self::max_payload).
+    /// Defaults to [`Parser::Common`].
+    pub parser: Parser,
+    /// Whether clients speaking Engine.IO 3 and Socket.IO protocol v4 (`socket.io-client` 2.x)
+    /// may connect, as Node's `allowEIO3`. When `false` their handshake is answered `400`
+    /// `{"code":"5","message":"Unsupported protocol version"}`, as without the `eio3` feature.
+    /// Defaults to `false`, as in Node.
+    #[cfg(feature = "eio3")]
+    pub allow_eio3: bool,
     /// Whether tongxun answers an acknowledgement that no handler answered: an event with no
     /// listener, or whose listeners all returned `Ok` without sending the ack. When `true`, the
     /// client's callback receives `{"error": "no handler for event \"...\""}` or
@@ -201,6 +213,9 @@ impl Default for Config {
             max_binary_attachments: DEFAULT_MAX_BINARY_ATTACHMENTS,
             max_binary_bytes: DEFAULT_MAX_BINARY_BYTES,
             binary_completion_timeout: DEFAULT_BINARY_COMPLETION_TIMEOUT,
+            parser: Parser::Common,
+            #[cfg(feature = "eio3")]
+            allow_eio3: false,
             answer_unhandled_acks: false,
             default_namespace: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -229,4 +244,30 @@ pub enum PendingOverflow {
     /// The event is not handled and the socket is disconnected from its namespace (the client
     /// sees `io server disconnect`).
     Disconnect,
+}
+
+/// How Socket.IO packets are encoded on the wire ([`Config::parser`]); the client must be built
+/// with the matching parser.
+///
+/// # Examples
+/// ```
+/// # #[cfg(feature = "msgpack")] {
+/// use tongxun::config::{Config, Parser};
+///
+/// // For clients built with `io(url, { parser: require("socket.io-msgpack-parser") })`.
+/// let mut config = Config::default();
+/// config.parser = Parser::MsgPack;
+/// let server = tongxun::Server::builder().config(config).build();
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Parser {
+    /// JSON text, each binary argument sent as an attachment after its packet: what every
+    /// `socket.io-client` speaks unless told otherwise.
+    #[default]
+    Common,
+    /// MessagePack, binary arguments inline: `socket.io-msgpack-parser` clients.
+    #[cfg(feature = "msgpack")]
+    MsgPack,
 }

@@ -151,6 +151,8 @@
 //! | `ws` | yes | the plain WebSocket hub ([`ws`]) |
 //! | `sse` | yes | the Server-Sent Events hub ([`sse`]) |
 //! | `redis` | no | several nodes sharing Socket.IO rooms and broadcasts through Redis (`Config::redis_url`, see `docs/scaling.md`) |
+//! | `msgpack` | no | the MessagePack parser for `socket.io-msgpack-parser` clients ([`config::Parser::MsgPack`](config::Parser)) |
+//! | `eio3` | no | `socket.io-client` 2.x (Engine.IO 3, Socket.IO protocol v4), allowed by `Config::allow_eio3` (off by default, as Node's `allowEIO3`; see `docs/compatibility.md`) |
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

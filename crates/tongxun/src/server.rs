@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
+use crate::config::Parser;
 use crate::error::ServeError;
 use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
 use crate::{ClientBundle, Config};
@@ -224,10 +225,6 @@ impl ServerBuilder {
     pub fn build(self) -> Server {
         let config = self.config;
         let shared = Arc::new(ServerShared::new(config.clone()));
-        let parser = socketioxide::ParserConfig::common()
-            .max_incoming_binaries(config.max_binary_attachments)
-            .max_incoming_binary_buf_size(config.max_binary_bytes)
-            .packet_completion_timeout(config.binary_completion_timeout);
         let builder = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())
             .ping_interval(config.ping_interval)
@@ -237,8 +234,18 @@ impl ServerBuilder {
             .connect_timeout(config.connect_timeout)
             .ack_timeout(config.ack_timeout)
             .max_buffer_size(config.max_buffer_size)
-            .ws_read_buffer_size(config.ws_read_buffer_size)
-            .with_parser(parser);
+            .ws_read_buffer_size(config.ws_read_buffer_size);
+        let builder = match config.parser {
+            Parser::Common => builder.with_parser(
+                socketioxide::ParserConfig::common()
+                    .max_incoming_binaries(config.max_binary_attachments)
+                    .max_incoming_binary_buf_size(config.max_binary_bytes)
+                    .packet_completion_timeout(config.binary_completion_timeout),
+            ),
+            // No attachments to bound: binary data is inside the packet, within `max_payload`.
+            #[cfg(feature = "msgpack")]
+            Parser::MsgPack => builder.with_parser(socketioxide::ParserConfig::msgpack()),
+        };
         #[cfg(feature = "redis")]
         let bus = config.redis_url.as_deref().map(|url| {
             crate::bus::RedisBus::new(url)
@@ -399,14 +406,23 @@ impl Server {
         for init in self.inits {
             socketioxide_core::adapter::Spawnable::spawn(init);
         }
-        let path: Arc<str> = self.io.shared.config.path.as_str().into();
-        let mut app =
-            self.routes
-                .layer(self.layer)
-                .layer(axum::middleware::map_request_with_state(
-                    path.clone(),
-                    detach_handshake_head,
-                ));
+        let config = &self.io.shared.config;
+        let path: Arc<str> = config.path.as_str().into();
+        let app = self.routes.layer(self.layer);
+        // Built in, Engine.IO 3 is accepted by socketioxide as soon as the feature is on: the
+        // switch is ours.
+        #[cfg(feature = "eio3")]
+        let app = match config.allow_eio3 {
+            true => app,
+            false => app.layer(axum::middleware::map_request_with_state(
+                path.clone(),
+                refuse_eio3,
+            )),
+        };
+        let mut app = app.layer(axum::middleware::map_request_with_state(
+            path.clone(),
+            detach_handshake_head,
+        ));
         let Wrapping {
             allow_request,
             cors,
@@ -561,6 +577,31 @@ async fn check_handshake(
         return (http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
     next.run(Request::from_parts(head, body)).await
+}
+
+/// Answers a request of an Engine.IO 3 client as engineioxide does when it is built without
+/// Engine.IO 3 (and as Node does without `allowEIO3`).
+#[cfg(feature = "eio3")]
+async fn refuse_eio3(
+    axum::extract::State(path): axum::extract::State<Arc<str>>,
+    req: axum::extract::Request,
+) -> Result<axum::extract::Request, axum::response::Response> {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    // The first `EIO=` pair is the one engineioxide reads.
+    let eio3 = uri.path().starts_with(&*path)
+        && uri
+            .query()
+            .is_some_and(|q| q.split('&').find(|pair| pair.starts_with("EIO=")) == Some("EIO=3"));
+    if !eio3 {
+        return Ok(req);
+    }
+    Err((
+        http::StatusCode::BAD_REQUEST,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        r#"{"code":"5","message":"Unsupported protocol version"}"#,
+    )
+        .into_response())
 }
 
 /// Gives the head of an Engine.IO handshake request (one without a `sid`) allocations of its own.

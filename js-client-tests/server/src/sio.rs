@@ -28,6 +28,14 @@ pub(crate) fn builder() -> ServerBuilder {
     // The opt-in answer to acknowledgements no handler answered (Node leaves them to the
     // client's timeout).
     config.answer_unhandled_acks = std::env::var_os("TONGXUN_ANSWER_UNHANDLED_ACKS").is_some();
+    // TONGXUN_PARSER=msgpack: for `socket.io-msgpack-parser` clients only.
+    config.parser = match std::env::var("TONGXUN_PARSER").as_deref() {
+        Ok("msgpack") => tongxun::config::Parser::MsgPack,
+        Ok("common") | Err(_) => tongxun::config::Parser::Common,
+        Ok(other) => panic!("TONGXUN_PARSER={other}: expected msgpack or common"),
+    };
+    // TONGXUN_ALLOW_EIO3: socket.io-client 2.x may connect too (Node's `allowEIO3`).
+    config.allow_eio3 = std::env::var_os("TONGXUN_ALLOW_EIO3").is_some();
     builder
         .config(config)
         .namespace("/", on_main)
@@ -293,6 +301,10 @@ async fn on_main(socket: Socket) {
             ack.send(&(name, file.len(), file))
         },
     );
+    // Binary in, no binary out: the length and byte sum of a file.
+    socket.on("digest", |Data(file): Data<Bytes>, ack: Ack| async move {
+        ack.send(&(file.len(), file.iter().map(|&b| u64::from(b)).sum::<u64>()))
+    });
     socket.on("point", |Data(point): Data<Point>, ack: Ack| async move {
         ack.send(&(point.x + point.y))
     });

@@ -50,6 +50,19 @@ export async function start(bin = binary("tongxun-fixture"), args = [], env = {}
     exited,
     output,
     stderr: () => Buffer.concat(stderr).toString(),
+    /** Resolves with the first line the server printed (or prints) that matches `pattern`. */
+    printed(pattern) {
+      const found = output.find((line) => pattern.test(line));
+      if (found !== undefined) return Promise.resolve(found);
+      return new Promise((resolve) => {
+        const check = (line) => {
+          if (!pattern.test(line)) return;
+          lines.off("line", check);
+          resolve(line);
+        };
+        lines.on("line", check);
+      });
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       return exited;

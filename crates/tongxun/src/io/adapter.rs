@@ -27,6 +27,9 @@ use crate::bus::RedisBus;
 type RedisAdapter = CustomRedisAdapter<Emitter, RedisDriver>;
 
 /// The in-memory adapter, or the Redis one.
+// One per namespace, and the local one is the common case: boxing it would cost every
+// broadcast an indirection to save a few hundred bytes per namespace.
+#[allow(clippy::large_enum_variant)]
 pub enum TongxunAdapter {
     /// One node.
     Local(LocalAdapter),

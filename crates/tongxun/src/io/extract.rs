@@ -180,7 +180,11 @@ impl Args {
 
 impl FromEvent for Args {
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
-        let text = ctx.value.as_str().map(|s| s.as_str()).unwrap_or("[]");
+        let text = match &ctx.value {
+            Value::Str(text, _) => text.as_str(),
+            // MessagePack: binary data is inline, where a placeholder stands in the JSON.
+            Value::Bytes(_) => return decode::<Args>(ctx),
+        };
         let mut values: Vec<serde_json::Value> =
             serde_json::from_str(text).map_err(|e| ExtractError::Decode {
                 event: ctx.event.to_string(),
@@ -254,9 +258,115 @@ impl FromEvent for Bin {
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         let bins = match &ctx.value {
             Value::Str(_, Some(bins)) => bins.iter().cloned().collect(),
-            _ => Vec::new(),
+            Value::Str(_, None) => Vec::new(),
+            Value::Bytes(_) => decode::<Args>(ctx)?.bins,
         };
         Ok(Bin(bins))
+    }
+}
+
+/// Decodes arguments from any serde format (MessagePack events take this path): each binary
+/// value becomes a placeholder in [`Args::values`] and its bytes go to [`Args::bins`], in the
+/// order they appear, the order a JSON client sends its attachments in.
+impl<'de> serde::Deserialize<'de> for Args {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A tuple, so that socketioxide hands over every argument rather than the first.
+        deserializer.deserialize_tuple(usize::MAX, ArgsVisitor)
+    }
+}
+
+struct ArgsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ArgsVisitor {
+    type Value = Args;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the arguments of an event")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Args, A::Error> {
+        let mut args = Args::default();
+        while let Some(value) = seq.next_element_seed(Placeholding(&mut args.bins))? {
+            args.values.push(value);
+        }
+        Ok(args)
+    }
+}
+
+/// Deserializes any value as JSON, turning binary data into placeholders that index `.0`.
+struct Placeholding<'a>(&'a mut Vec<Bytes>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Placeholding<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Placeholding<'_> {
+    fn placeholder(self, bytes: Bytes) -> serde_json::Value {
+        let num = self.0.len();
+        self.0.push(bytes);
+        serde_json::json!({ "_placeholder": true, "num": num })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Placeholding<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // NaN and infinities have no JSON form; JSON.stringify writes them as null too.
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(self.placeholder(Bytes::copy_from_slice(v)))
+    }
+    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+        Ok(self.placeholder(Bytes::from(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element_seed(Placeholding(&mut *self.0))? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Placeholding(&mut *self.0))?;
+            object.insert(key, value);
+        }
+        Ok(object.into())
     }
 }
 
