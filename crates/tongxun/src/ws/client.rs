@@ -595,8 +595,15 @@ impl ClientShared {
             && !outbox.log_left
         {
             outbox.log = Some(reader);
-            // The hub could not trim the log while the reader was out.
-            if self.held_bytes(published) > max_bytes && !outbox.closing {
+            // The hub could not trim the log while the reader was out. A client that held
+            // nothing took one message of any size: that message alone is not over the bound.
+            let held = self.held_bytes(published);
+            let only_one = outbox.queue.len() == 1
+                && outbox
+                    .queue
+                    .front()
+                    .is_some_and(|(_, m)| m.len() as u64 == held);
+            if held > max_bytes && !only_one && !outbox.closing {
                 return Outgoing::OverBudget;
             }
         }

@@ -482,3 +482,38 @@ async fn a_client_holds_at_most_max_topics_per_client_topics_of_at_most_max_topi
     drop(client);
     server.shutdown().await;
 }
+
+/// Autobahn 9.1.5: a message larger than `max_queued_bytes`, echoed to a client that held
+/// nothing, is sent whole; the byte bound is about what piles up, not about one message.
+#[tokio::test]
+async fn one_message_larger_than_max_queued_bytes_is_still_echoed_to_a_client_that_held_nothing() {
+    let mut config = WsConfig::default();
+    config.ping_interval = Duration::ZERO;
+    config.topic_commands = false;
+    config.max_message_size = 16 * 1024 * 1024;
+    let bound = config.max_queued_bytes;
+    let hub = WsHub::builder()
+        .config(config)
+        .on_message(
+            |client: tongxun::ws::WsClient, message: WsMessage| async move { client.send(message) },
+        )
+        .build();
+    let server = TestServer::start(tongxun::Server::builder().ws(hub.clone()).build()).await;
+    let url = format!("ws://{}/ws", server.addr);
+    let (mut client, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    let big = vec![7u8; 2 * bound];
+    futures_util::SinkExt::send(&mut client, Message::Binary(big.clone().into()))
+        .await
+        .unwrap();
+    let echoed = loop {
+        match within(client.next()).await {
+            Some(Ok(Message::Binary(payload))) => break payload,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected the echo, got {other:?}"),
+        }
+    };
+    assert_eq!(echoed.len(), big.len());
+    assert_eq!(hub.stats().slow_clients_closed, 0);
+    drop(client);
+    server.shutdown().await;
+}
