@@ -9,8 +9,9 @@
 #
 # autobahntestsuite (from PyPI) runs on Python 2.7 only. The script looks for it as
 # $AUTOBAHN_PYTHON, then pyenv's 2.7.18, then python2.7 on PATH, and installs the suite in a
-# virtualenv under target/ on first use. Without Python 2.7 it says so and exits 0, or 1 when
-# AUTOBAHN_REQUIRED=1 (for CI machines that are meant to have it).
+# virtualenv under target/ on first use (virtualenv itself too, and no pip cache: nothing goes
+# into $HOME). Without Python 2.7 it says so and exits 0, or 1 when AUTOBAHN_REQUIRED=1 (for CI
+# machines that are meant to have it).
 #
 # Usage: scripts/autobahn.sh [case pattern ...]     e.g. scripts/autobahn.sh '1.*' '7.*'
 set -euo pipefail
@@ -41,13 +42,16 @@ fi
 venv="$out/venv"
 if [ ! -x "$venv/bin/wstest" ]; then
   echo "autobahn: installing autobahntestsuite $suite_version into $venv"
-  if ! "${python[@]}" -m virtualenv --version >/dev/null 2>&1; then
-    # The last virtualenv release that still creates Python 2.7 environments is 20.21.
-    "${python[@]}" -m pip install --quiet --user 'virtualenv<20.22' ||
+  # virtualenv for Python 2.7 goes under target/ too, never into the user's home directory:
+  # the last release that still creates Python 2.7 environments is 20.21.
+  tools="$out/py2-tools"
+  if ! PYTHONNOUSERSITE=1 PYTHONPATH="$tools" "${python[@]}" -m virtualenv --version >/dev/null 2>&1; then
+    "${python[@]}" -m pip install --quiet --no-cache-dir --disable-pip-version-check --target "$tools" 'virtualenv<20.22' ||
       skip "virtualenv for Python 2.7 could not be installed"
   fi
-  "${python[@]}" -m virtualenv --quiet "$venv" || skip "could not create a Python 2.7 virtualenv"
-  "$venv/bin/pip" install --quiet "autobahntestsuite==$suite_version" ||
+  PYTHONNOUSERSITE=1 PYTHONPATH="$tools" "${python[@]}" -m virtualenv --quiet "$venv" ||
+    skip "could not create a Python 2.7 virtualenv"
+  "$venv/bin/pip" install --quiet --no-cache-dir "autobahntestsuite==$suite_version" ||
     skip "autobahntestsuite $suite_version could not be installed"
 fi
 

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 
 if [ ! -f examples/chat/node_modules/socket.io-client/dist/socket.io.min.js ]; then
   echo "installing the socket.io-client browser bundle pinned in examples/chat/package-lock.json"
-  npm ci --prefix examples/chat --no-audit --no-fund
+  npm ci --prefix examples/chat --no-audit --no-fund --cache "$PWD/target/npm-cache"
 fi
 exec cargo run -p example-chat -- "$@"

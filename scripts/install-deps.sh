@@ -18,6 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm's download cache stays under target/ too, not in the home directory.
+cache="$PWD/target/npm-cache"
 for dir in js-client-tests examples/chat examples/live-dashboard crates/tongxun-bench/node; do
-  [ -d "$dir/node_modules" ] || npm ci --prefix "$dir" --no-audit --no-fund
+  [ -d "$dir/node_modules" ] || npm ci --prefix "$dir" --no-audit --no-fund --cache "$cache"
 done
