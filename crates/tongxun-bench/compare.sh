@@ -84,4 +84,19 @@ echo "base: $b"
 echo "new:  $n"
 paste <(tr ' ' '\n' <<<"$b") <(tr ' ' '\n' <<<"$n") |
   awk 'NF == 2 && $1 != 0 { printf "%.3f ", $2 / $1 } END { print "(new / base, per column)" }'
+# The median, per column, of each run's new / base ratio: runs r of both builds are measured
+# back to back, so their ratio is steadier on a shared machine than the ratio of the medians.
+paste -d'|' "$out/base.rows" "$out/new.rows" |
+  awk -F'|' '{
+    half = NF / 2
+    for (c = 3; c < half; c++) {
+      b = $c; v = $(c + half); gsub(/[ ,]/, "", b); gsub(/[ ,]/, "", v)
+      if (b + 0 != 0 && v ~ /^[0-9.]+$/) print c, v / b
+    }
+  }' | sort -k1,1n -k2,2g |
+  awk '
+    function flush() { if (n) printf "%.3f ", (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }
+    $1 != col { flush(); col = $1; n = 0 }
+    { r[++n] = $2 }
+    END { flush(); print "(median of the per-run new / base ratios, per column)" }'
 rm -rf "$out"
