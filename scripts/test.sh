@@ -16,8 +16,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --all-features --locked
-step "cargo doc"
+step "cargo doc (all features, then tongxun's default features)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc -p tongxun --no-deps --locked
+step "tongxun's unit tests with its default features"
+cargo test -p tongxun --lib --locked
 step "benchmark harness smoke run (tiny sizes; Node peer included when installed)"
 cargo run -q -p tongxun-bench --locked -- smoke
 step "JavaScript client tests"

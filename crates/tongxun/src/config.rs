@@ -144,9 +144,8 @@ pub struct Config {
     pub parser: Parser,
     /// Whether clients speaking Engine.IO 3 and Socket.IO protocol v4 (`socket.io-client` 2.x)
     /// may connect, as Node's `allowEIO3`. When `false` their handshake is answered `400`
-    /// `{"code":"5","message":"Unsupported protocol version"}`, as without the `eio3` feature.
-    /// Defaults to `false`, as in Node.
-    #[cfg(feature = "eio3")]
+    /// `{"code":"5","message":"Unsupported protocol version"}`. `true` needs the `eio3`
+    /// feature. Defaults to `false`, as in Node.
     pub allow_eio3: bool,
     /// Whether tongxun answers an acknowledgement that no handler answered: an event with no
     /// listener, or whose listeners all returned `Ok` without sending the ack. When `true`, the
@@ -187,9 +186,8 @@ pub struct Config {
     pub http2_max_concurrent_streams: u32,
     /// Redis to share rooms and broadcasts with other nodes through, such as
     /// `redis://127.0.0.1:6379`: Socket.IO's rooms, broadcasts and acks, the publishes of the
-    /// WebSocket hub, and the SSE hub's history and publishes (see `docs/scaling.md`). Defaults
-    /// to `None`: one node, everything in memory.
-    #[cfg(feature = "redis")]
+    /// WebSocket hub, and the SSE hub's history and publishes (see `docs/scaling.md`). Needs the
+    /// `redis` feature. Defaults to `None`: one node, everything in memory.
     pub redis_url: Option<String>,
 }
 
@@ -214,7 +212,6 @@ impl Default for Config {
             max_binary_bytes: DEFAULT_MAX_BINARY_BYTES,
             binary_completion_timeout: DEFAULT_BINARY_COMPLETION_TIMEOUT,
             parser: Parser::Common,
-            #[cfg(feature = "eio3")]
             allow_eio3: false,
             answer_unhandled_acks: false,
             default_namespace: true,
@@ -224,7 +221,6 @@ impl Default for Config {
             http2_keep_alive_interval: DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
             http2_keep_alive_timeout: DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
             http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
-            #[cfg(feature = "redis")]
             redis_url: None,
         }
     }
@@ -267,7 +263,7 @@ pub enum Parser {
     /// `socket.io-client` speaks unless told otherwise.
     #[default]
     Common,
-    /// MessagePack, binary arguments inline: `socket.io-msgpack-parser` clients.
-    #[cfg(feature = "msgpack")]
+    /// MessagePack, binary arguments inline: `socket.io-msgpack-parser` clients. Needs the
+    /// `msgpack` feature.
     MsgPack,
 }

@@ -1,14 +1,82 @@
-//! Errors, one enum per operation.
+//! Errors, one enum per operation. An error that comes from another library keeps it as its
+//! [`source`](std::error::Error::source), and its own message does not repeat it.
 
 use socketioxide::{AckError as RawAckError, SendError as RawSendError, SocketError};
+
+/// Shows an error followed by its sources, `outer: inner: innermost`, for logs and for
+/// [`HandlerError`](crate::HandlerError)'s message.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// The source of an error that another library raised, kept whole.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The text of an error that cannot be shared between threads (socketioxide's adapter errors
+/// are `Send` but not `Sync`), as a source that can.
+#[derive(Debug)]
+struct Unshared(String);
+
+impl std::fmt::Display for Unshared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unshared {}
+
+/// `error` as a [`BoxError`], keeping its message and the messages of its sources.
+pub(crate) fn unshared(error: &dyn std::error::Error) -> BoxError {
+    Box::new(Unshared(Chain(error).to_string()))
+}
+
+/// Why [`ServerBuilder::try_build`](crate::ServerBuilder::try_build) could not build the
+/// server: what the builder was given does not hold together.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Two namespaces (static or dynamic) were registered under the same path.
+    #[error("namespace {0:?} registered twice")]
+    DuplicateNamespace(String),
+    /// A dynamic namespace pattern that socketioxide cannot route, such as `/a/{`.
+    #[error("invalid dynamic namespace pattern {pattern:?}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// socketioxide's reason.
+        #[source]
+        source: BoxError,
+    },
+    /// `Config::redis_url` is not a Redis URL.
+    #[error("invalid Config::redis_url")]
+    InvalidRedisUrl(#[source] BoxError),
+    /// A setting asks for what a cargo feature of tongxun builds in, and that feature is off.
+    #[error("{setting} needs tongxun's `{feature}` feature")]
+    FeatureDisabled {
+        /// The setting, such as `Config::redis_url`.
+        setting: &'static str,
+        /// The cargo feature to turn on.
+        feature: &'static str,
+    },
+}
 
 /// Why a message could not be sent to a client.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// The payload could not be serialized.
-    #[error("failed to serialize the payload: {0}")]
-    Encode(String),
+    #[error("failed to serialize the payload")]
+    Encode(#[source] BoxError),
     /// The client is no longer connected.
     #[error("socket is closed")]
     Closed,
@@ -24,7 +92,7 @@ pub enum SendError {
 impl From<RawSendError> for SendError {
     fn from(err: RawSendError) -> Self {
         match err {
-            RawSendError::Serialize(e) => SendError::Encode(e.to_string()),
+            RawSendError::Serialize(e) => SendError::Encode(Box::new(e)),
             RawSendError::Socket(e) => e.into(),
         }
     }
@@ -59,8 +127,8 @@ pub enum AckError {
     #[error("acknowledgement timed out")]
     Timeout,
     /// The answer did not decode into the expected type.
-    #[error("failed to decode the acknowledgement: {0}")]
-    Decode(String),
+    #[error("failed to decode the acknowledgement")]
+    Decode(#[source] BoxError),
     /// The client disconnected before answering.
     #[error("socket disconnected before acknowledging")]
     Disconnected,
@@ -73,7 +141,7 @@ impl From<RawAckError> for AckError {
     fn from(err: RawAckError) -> Self {
         match err {
             RawAckError::Timeout => AckError::Timeout,
-            RawAckError::Decode(e) => AckError::Decode(e.to_string()),
+            RawAckError::Decode(e) => AckError::Decode(Box::new(e)),
             RawAckError::Socket(SocketError::Closed) => AckError::Disconnected,
             RawAckError::Socket(e) => AckError::Send(e.into()),
         }

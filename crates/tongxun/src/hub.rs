@@ -55,8 +55,8 @@ pub enum HubError {
     #[error("invalid event name: {0}")]
     InvalidEvent(String),
     /// The payload could not be serialized.
-    #[error("failed to serialize the payload: {0}")]
-    Encode(String),
+    #[error("failed to serialize the payload")]
+    Encode(#[source] serde_json::Error),
     /// A transport refused the event (for example, SSE data over its size limit).
     #[error("a transport refused the event: {0}")]
     Refused(String),
@@ -230,13 +230,12 @@ impl Hub {
     ) -> Result<Delivery, HubError> {
         check_topic(topic)?;
         check_event(event)?;
-        let json = serde_json::to_string(payload).map_err(|e| HubError::Encode(e.to_string()))?;
+        let json = serde_json::to_string(payload).map_err(HubError::Encode)?;
         // Socket.IO gets the same JSON as a value: it always serializes, so no transport can
         // fail after another one was served (socketioxide's own serializer refuses some types
         // serde_json takes, such as `u128`).
-        let value: serde_json::Value =
-            serde_json::from_str(&json).map_err(|e| HubError::Encode(e.to_string()))?;
-        let raw = RawValue::from_string(json).map_err(|e| HubError::Encode(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(&json).map_err(HubError::Encode)?;
+        let raw = RawValue::from_string(json).map_err(HubError::Encode)?;
         self.publish_json(topic, event, &value, &raw).await
     }
 
@@ -262,8 +261,7 @@ impl Hub {
                     event,
                     data: json,
                 };
-                let text = serde_json::to_string(&envelope)
-                    .map_err(|e| HubError::Encode(e.to_string()))?;
+                let text = serde_json::to_string(&envelope).map_err(HubError::Encode)?;
                 Some(crate::ws::WsMessage::text(text))
             }
             None => None,
@@ -293,6 +291,7 @@ impl Hub {
                 let room = ns.clone().within(topic.to_owned());
                 delivery.socketio += room.clone().sockets().len();
                 if let Err(e) = room.emit(event, value).await {
+                    let e = crate::error::Chain(&e);
                     tracing::warn!(%topic, %event, ns = %path, "hub publish to Socket.IO failed: {e}");
                 }
             }

@@ -154,6 +154,8 @@
 //! | `msgpack` | no | the MessagePack parser for `socket.io-msgpack-parser` clients ([`config::Parser::MsgPack`](config::Parser)) |
 //! | `eio3` | no | `socket.io-client` 2.x (Engine.IO 3, Socket.IO protocol v4), allowed by `Config::allow_eio3` (off by default, as Node's `allowEIO3`; see `docs/compatibility.md`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
@@ -190,7 +192,7 @@ fn random_u64() -> u64 {
 
 pub use client_bundle::ClientBundle;
 pub use config::Config;
-pub use error::{AckError, JoinError, SendError, ServeError};
+pub use error::{AckError, BoxError, BuildError, JoinError, SendError, ServeError};
 pub use io::{
     Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Dispatch, Event, EventContext,
     EventHandler, ExtractError, FromEvent, HandlerError, Handshake, IntoHandlerResult, Io,

@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
 use crate::config::Parser;
-use crate::error::ServeError;
+use crate::error::{BuildError, ServeError};
 use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
 use crate::{ClientBundle, Config};
 
@@ -220,10 +220,36 @@ impl ServerBuilder {
     /// Builds the server.
     ///
     /// # Panics
-    /// When a namespace path is registered twice, a dynamic pattern is not valid, or
-    /// `Config::redis_url` is not a Redis URL.
+    /// Where [`try_build`](Self::try_build) returns an error: for a mistake in the program
+    /// (a namespace registered twice, a pattern that is not valid), or a configuration read at
+    /// run time that is wrong. Use `try_build` for configuration that comes from outside.
     pub fn build(self) -> Server {
+        self.try_build()
+            .unwrap_or_else(|e| match std::error::Error::source(&e) {
+                Some(source) => panic!("{e}: {source}"),
+                None => panic!("{e}"),
+            })
+    }
+
+    /// Builds the server, or tells why it cannot be built.
+    ///
+    /// # Errors
+    /// See [`BuildError`]: a namespace registered twice, a dynamic pattern that is not valid,
+    /// a `Config::redis_url` that is not a Redis URL, or a setting whose cargo feature is off.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{BuildError, Server};
+    ///
+    /// let twice = Server::builder()
+    ///     .namespace("/chat", |_| async {})
+    ///     .namespace("/chat", |_| async {})
+    ///     .try_build();
+    /// assert!(matches!(twice, Err(BuildError::DuplicateNamespace(path)) if path == "/chat"));
+    /// ```
+    pub fn try_build(self) -> Result<Server, BuildError> {
         let config = self.config;
+        check_features(&config)?;
         let shared = Arc::new(ServerShared::new(config.clone()));
         let builder = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())
@@ -245,12 +271,17 @@ impl ServerBuilder {
             // No attachments to bound: binary data is inside the packet, within `max_payload`.
             #[cfg(feature = "msgpack")]
             Parser::MsgPack => builder.with_parser(socketioxide::ParserConfig::msgpack()),
+            #[cfg(not(feature = "msgpack"))]
+            Parser::MsgPack => unreachable!("refused by check_features"),
         };
         #[cfg(feature = "redis")]
-        let bus = config.redis_url.as_deref().map(|url| {
-            crate::bus::RedisBus::new(url)
-                .unwrap_or_else(|e| panic!("invalid Config::redis_url: {e}"))
-        });
+        let bus = match config.redis_url.as_deref() {
+            Some(url) => Some(
+                crate::bus::RedisBus::new(url)
+                    .map_err(|e| BuildError::InvalidRedisUrl(Box::new(e)))?,
+            ),
+            None => None,
+        };
         #[cfg(feature = "redis")]
         let builder =
             builder.with_adapter::<RawAdapter>(crate::io::adapter::AdapterState::new(bus.as_ref()));
@@ -265,13 +296,15 @@ impl ServerBuilder {
             ));
         }
         let mut seen = std::collections::HashSet::new();
+        if let Some((path, ..)) = namespaces
+            .iter()
+            .find(|(path, ..)| !seen.insert(path.clone()))
+        {
+            return Err(BuildError::DuplicateNamespace(path.clone()));
+        }
         #[cfg(feature = "redis")]
         let mut inits = Vec::new();
         for (path, namespace, kind) in namespaces {
-            assert!(
-                seen.insert(path.clone()),
-                "namespace {path:?} registered twice"
-            );
             let dynamic = matches!(kind, NamespaceKind::Dynamic);
             let handler = namespace.into_handler(&path, dynamic, shared.clone());
             match kind {
@@ -286,7 +319,10 @@ impl ServerBuilder {
                 }
                 NamespaceKind::Dynamic => {
                     if let Err(e) = raw.dyn_ns(path.clone(), handler) {
-                        panic!("invalid dynamic namespace pattern {path:?}: {e}");
+                        return Err(BuildError::InvalidPattern {
+                            pattern: path,
+                            source: Box::new(e),
+                        });
                     }
                 }
             }
@@ -315,7 +351,7 @@ impl ServerBuilder {
         }
 
         let bundle = self.client_bundle.map(|bundle| bundle.router(&config.path));
-        Server {
+        Ok(Server {
             io: Io { raw, shared },
             layer,
             routes,
@@ -329,7 +365,38 @@ impl ServerBuilder {
             ws: self.ws,
             #[cfg(feature = "sse")]
             sse: self.sse,
-        }
+        })
+    }
+}
+
+/// Refuses settings that ask for a cargo feature that is off.
+fn check_features(config: &Config) -> Result<(), BuildError> {
+    let needs = [
+        (
+            config.redis_url.is_some(),
+            "Config::redis_url",
+            "redis",
+            cfg!(feature = "redis"),
+        ),
+        (
+            config.parser == Parser::MsgPack,
+            "Config::parser = Parser::MsgPack",
+            "msgpack",
+            cfg!(feature = "msgpack"),
+        ),
+        (
+            config.allow_eio3,
+            "Config::allow_eio3",
+            "eio3",
+            cfg!(feature = "eio3"),
+        ),
+    ];
+    match needs
+        .into_iter()
+        .find(|&(asked, .., built)| asked && !built)
+    {
+        Some((_, setting, feature, _)) => Err(BuildError::FeatureDisabled { setting, feature }),
+        None => Ok(()),
     }
 }
 
@@ -639,4 +706,74 @@ async fn detach_handshake_head(
     // whole session.
     crate::io::ClientShare::attach(&mut req);
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_registered_twice_is_an_error_naming_it() {
+        let built = Server::builder()
+            .namespace("/chat", |_| async {})
+            .dynamic_namespace("/chat", Namespace::new(|_| async {}))
+            .try_build();
+        assert!(matches!(built, Err(BuildError::DuplicateNamespace(p)) if p == "/chat"));
+    }
+
+    #[test]
+    fn an_invalid_pattern_is_an_error_with_socketioxides_reason() {
+        let built = Server::builder()
+            .dynamic_namespace("/tenant/{id", Namespace::new(|_| async {}))
+            .try_build();
+        let Err(e @ BuildError::InvalidPattern { .. }) = built else {
+            panic!("expected InvalidPattern");
+        };
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_url_that_is_not_one_is_an_error_with_its_source() {
+        let config = Config {
+            redis_url: Some("http://not-redis".to_owned()),
+            ..Config::default()
+        };
+        let Err(e @ BuildError::InvalidRedisUrl(_)) = Server::builder().config(config).try_build()
+        else {
+            panic!("expected InvalidRedisUrl");
+        };
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn settings_whose_feature_is_off_are_refused_by_name() {
+        let redis = Config {
+            redis_url: Some("redis://127.0.0.1:1".to_owned()),
+            ..Config::default()
+        };
+        let msgpack = Config {
+            parser: Parser::MsgPack,
+            ..Config::default()
+        };
+        let eio3 = Config {
+            allow_eio3: true,
+            ..Config::default()
+        };
+        let cases = [
+            (redis, "redis", cfg!(feature = "redis")),
+            (msgpack, "msgpack", cfg!(feature = "msgpack")),
+            (eio3, "eio3", cfg!(feature = "eio3")),
+        ];
+        for (config, feature, built_in) in cases {
+            match check_features(&config) {
+                Ok(()) => assert!(built_in, "{feature} is off but was accepted"),
+                Err(BuildError::FeatureDisabled { feature: named, .. }) => {
+                    assert!(!built_in, "{feature} is on but was refused");
+                    assert_eq!(named, feature);
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    }
 }

@@ -21,6 +21,7 @@ mod web;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use tongxun::sse::{SseConfig, SseHub};
 use tongxun::{ClientBundle, Server};
 
@@ -31,18 +32,21 @@ const DEFAULT_BUNDLE: &str = concat!(
 );
 
 /// The chat server: the `/chat` namespace and the page that uses it.
-fn app(bundle: ClientBundle, redis_url: Option<String>) -> Server {
+///
+/// # Errors
+/// When `redis_url` is not a Redis URL.
+fn app(bundle: ClientBundle, redis_url: Option<String>) -> Result<Server, tongxun::BuildError> {
     let mut config = tongxun::Config::default();
     config.redis_url = redis_url;
     let feed = SseHub::new(SseConfig::default());
     let chat = Arc::new(chat::Chat::new(feed.clone()));
-    Server::builder()
+    let server = Server::builder()
         .config(config)
         .namespace("/chat", move |socket| chat.clone().connect(socket))
         .sse(feed)
         .client_bundle(bundle)
-        .build()
-        .merge(web::routes())
+        .try_build()?;
+    Ok(server.merge(web::routes()))
 }
 
 /// A Socket.IO chat with its web page.
@@ -83,12 +87,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tracing::info!(path = %args.bundle.display(), "serving the socket.io-client bundle");
+    let app = app(bundle, args.redis_url).context("--redis-url")?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    app(bundle, args.redis_url)
-        .serve(listener, async {
-            tokio::signal::ctrl_c().await.ok();
-        })
-        .await?;
+    app.serve(listener, async {
+        tokio::signal::ctrl_c().await.ok();
+    })
+    .await?;
     Ok(())
 }

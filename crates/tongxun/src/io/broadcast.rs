@@ -14,10 +14,10 @@ use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use socketioxide_core::adapter::RoomParam;
 
-use super::args::Args;
+use super::args::Outgoing;
 use super::namespace::ServerShared;
 use super::{RawAdapter, Socket, is_id_shaped, socket_of};
-use crate::error::{AckError, JoinError};
+use crate::error::{AckError, BoxError, JoinError};
 
 /// A socket of a namespace, wherever it is connected: this node or, with a cluster adapter,
 /// another. Emit to it, move it between rooms or disconnect it.
@@ -28,11 +28,11 @@ pub type RemoteSocket = socketioxide::socket::RemoteSocket<RawAdapter>;
 #[non_exhaustive]
 pub enum BroadcastError {
     /// The payload could not be serialized; nothing was sent.
-    #[error("failed to serialize the payload: {0}")]
-    Encode(String),
+    #[error("failed to serialize the payload")]
+    Encode(#[source] BoxError),
     /// The adapter could not reach other nodes.
-    #[error("adapter failed: {0}")]
-    Adapter(String),
+    #[error("the adapter failed to reach the other nodes")]
+    Adapter(#[source] BoxError),
     /// A room to join is private to one socket ([`JoinError::Reserved`]); nothing was joined.
     #[error("failed to join")]
     Join(#[from] JoinError),
@@ -184,7 +184,7 @@ impl Broadcast {
         data: &T,
     ) -> Result<(), BroadcastError> {
         let event = event.as_ref();
-        match self.ops.emit(event, &Args::of(data)).await {
+        match self.ops.emit(event, &Outgoing::of(data)).await {
             Ok(()) => Ok(()),
             Err(socketioxide::BroadcastError::Socket(errors)) => {
                 // Sockets that closed meanwhile are gone, not slow: only full queues count.
@@ -201,10 +201,10 @@ impl Broadcast {
                 Ok(())
             }
             Err(socketioxide::BroadcastError::Serialize(e)) => {
-                Err(BroadcastError::Encode(e.to_string()))
+                Err(BroadcastError::Encode(Box::new(e)))
             }
             Err(socketioxide::BroadcastError::Adapter(e)) => {
-                Err(BroadcastError::Adapter(e.to_string()))
+                Err(BroadcastError::Adapter(crate::error::unshared(&e)))
             }
         }
     }
@@ -243,12 +243,12 @@ impl Broadcast {
         let stream = self
             .ops
             .timeout(timeout)
-            .emit_with_ack::<_, R>(event, &Args::of(data))
+            .emit_with_ack::<_, R>(event, &Outgoing::of(data))
             .await
             .map_err(|e| match e {
-                socketioxide::EmitWithAckError::Encode(e) => BroadcastError::Encode(e.to_string()),
+                socketioxide::EmitWithAckError::Encode(e) => BroadcastError::Encode(Box::new(e)),
                 socketioxide::EmitWithAckError::Adapter(e) => {
-                    BroadcastError::Adapter(e.to_string())
+                    BroadcastError::Adapter(crate::error::unshared(&*e))
                 }
             })?;
         Ok(stream
@@ -270,7 +270,7 @@ impl Broadcast {
         self.ops
             .fetch_sockets()
             .await
-            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+            .map_err(|e| BroadcastError::Adapter(crate::error::unshared(&e)))
     }
 
     /// Disconnects the selected sockets; their clients see `io server disconnect`.
@@ -281,7 +281,7 @@ impl Broadcast {
         self.ops
             .disconnect()
             .await
-            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+            .map_err(|e| BroadcastError::Adapter(crate::error::unshared(&e)))
     }
 
     /// Makes the selected sockets join `rooms`.
@@ -297,7 +297,7 @@ impl Broadcast {
         self.ops
             .join(rooms)
             .await
-            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+            .map_err(|e| BroadcastError::Adapter(crate::error::unshared(&e)))
     }
 
     /// Makes the selected sockets leave `rooms`.
@@ -308,7 +308,7 @@ impl Broadcast {
         self.ops
             .leave(rooms)
             .await
-            .map_err(|e| BroadcastError::Adapter(e.to_string()))
+            .map_err(|e| BroadcastError::Adapter(crate::error::unshared(&e)))
     }
 
     /// The rooms the selected sockets are in.
@@ -320,7 +320,7 @@ impl Broadcast {
             .ops
             .rooms()
             .await
-            .map_err(|e| BroadcastError::Adapter(e.to_string()))?;
+            .map_err(|e| BroadcastError::Adapter(crate::error::unshared(&e)))?;
         Ok(rooms.into_iter().map(|r| r.to_string()).collect())
     }
 }

@@ -453,7 +453,7 @@ impl AckSlot {
         }
         let sender = self.take().ok_or(SendError::AlreadyAcknowledged)?;
         sender
-            .send(&super::args::Args::of(data))
+            .send(&super::args::Outgoing::of(data))
             .map_err(SendError::from)
     }
 

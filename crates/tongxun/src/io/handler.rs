@@ -41,7 +41,8 @@ impl<E: Display> IntoHandlerResult for Result<(), E> {
 
 /// Any error, for handlers that use `?` on several error types.
 ///
-/// Its message is what the client's acknowledgement receives as `{"error": "<message>"}`.
+/// Its message, the error's own followed by its sources (`failed to serialize the payload: ...`),
+/// is what the client's acknowledgement receives as `{"error": "<message>"}`.
 ///
 /// # Examples
 /// ```
@@ -67,7 +68,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
 
 impl Display for HandlerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        crate::error::Chain(&*self.0).fmt(f)
     }
 }
 

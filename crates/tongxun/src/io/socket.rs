@@ -10,7 +10,7 @@ use socketioxide::extract::SocketRef;
 use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide_core::adapter::RoomParam;
 
-use super::args::Args;
+use super::args::Outgoing;
 use super::broadcast::Broadcast;
 use super::dispatch::{DisconnectFuture, ListenerId, SocketState};
 use super::handler::{EventHandler, boxed};
@@ -256,7 +256,7 @@ impl Socket {
         data: &T,
     ) -> Result<(), SendError> {
         self.raw
-            .emit(event, &Args::of(data))
+            .emit(event, &Outgoing::of(data))
             .map_err(SendError::from)
     }
 
@@ -319,7 +319,7 @@ impl Socket {
         let answer = match self
             .raw
             .timeout(timeout)
-            .emit_with_ack::<_, R>(event, &Args::of(data))
+            .emit_with_ack::<_, R>(event, &Outgoing::of(data))
         {
             Ok(answer) => answer,
             Err(e) => match SendError::from(e) {
@@ -449,7 +449,7 @@ impl Socket {
     /// Sends `event` to this client without caring whether it arrives (a typing indicator): a
     /// newer volatile event replaces one not sent yet. See [`Broadcast::volatile`].
     pub fn emit_volatile<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) {
-        self.raw.volatile().emit(event, &Args::of(data)).ok();
+        self.raw.volatile().emit(event, &Outgoing::of(data)).ok();
     }
 
     /// Disconnects the socket from its namespace; the client sees `io server disconnect` and

@@ -16,20 +16,22 @@ pub enum StoreError {
     #[error("no value stored under \"{0}\"")]
     NotFound(String),
     /// The stored value does not decode into the requested type.
-    #[error("value under \"{key}\" is not of the requested type: {reason}")]
+    #[error("value under \"{key}\" is not of the requested type")]
     WrongType {
         /// The key.
         key: String,
         /// What did not match.
-        reason: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// The value could not be serialized.
-    #[error("value for \"{key}\" cannot be stored: {reason}")]
+    #[error("value for \"{key}\" cannot be stored")]
     Encode {
         /// The key.
         key: String,
         /// Why serialization failed.
-        reason: String,
+        #[source]
+        source: serde_json::Error,
     },
 }
 
@@ -81,9 +83,9 @@ impl Store {
         value: &T,
     ) -> Result<(), StoreError> {
         let key = key.into();
-        let value = serde_json::to_value(value).map_err(|e| StoreError::Encode {
+        let value = serde_json::to_value(value).map_err(|source| StoreError::Encode {
             key: key.clone(),
-            reason: e.to_string(),
+            source,
         })?;
         self.entries().insert(key, value);
         Ok(())
@@ -100,9 +102,9 @@ impl Store {
             .get(key)
             .cloned()
             .ok_or_else(|| StoreError::NotFound(key.to_owned()))?;
-        serde_json::from_value(value).map_err(|e| StoreError::WrongType {
+        serde_json::from_value(value).map_err(|source| StoreError::WrongType {
             key: key.to_owned(),
-            reason: e.to_string(),
+            source,
         })
     }
 
