@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { io } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
+import { ask, assertBinaryRoundTrip } from "./support/binary.mjs";
 import { next, start } from "./support/server.mjs";
 
 let allowing; // the fixture with TONGXUN_ALLOW_EIO3
@@ -22,11 +23,6 @@ function outcome(socket) {
     socket.once("connect_error", (err) => resolve(err));
     socket.once("error", (err) => resolve(err));
   });
-}
-
-/** Emits `event` with `args` and resolves with the arguments of the server's ack. */
-function ask(socket, event, ...args) {
-  return new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(answer)));
 }
 
 before(async () => {
@@ -111,16 +107,7 @@ describe("with allowEIO3", () => {
   test("a binary Buffer round-trips byte for byte over WebSocket, as an event and through the ack", async () => {
     const socket = connect(allowing, "/", { transports: ["websocket"] });
     await next(socket, "connect");
-    const bytes = Buffer.alloc(70_000);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 0xff;
-    const event = next(socket, "binary");
-    const [name, length, file] = await ask(socket, "binary", "blob.bin", bytes);
-    assert.equal(name, "blob.bin");
-    assert.equal(length, bytes.length);
-    assert.ok(Buffer.from(file).equals(bytes), "ack bytes equal");
-    const [eventName, eventFile] = await event;
-    assert.equal(eventName, "blob.bin");
-    assert.ok(Buffer.from(eventFile).equals(bytes), "event bytes equal");
+    await assertBinaryRoundTrip(socket);
   });
 
   for (const transport of ["polling", "websocket"]) {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { io } from "socket.io-client";
+import { assertBinaryRoundTrip } from "./support/binary.mjs";
 import { next, start } from "./support/server.mjs";
 
 let server;
@@ -41,18 +42,7 @@ for (const transport of ["websocket", "polling"]) {
 
     test("binary round-trips byte for byte, as an event and through the ack", async () => {
       const socket = await connect("/", { transports: [transport] });
-      const bytes = Buffer.alloc(70_000);
-      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 0xff;
-      const event = next(socket, "binary");
-      const [name, length, file] = await new Promise((resolve) =>
-        socket.emit("binary", "blob.bin", bytes, (...answer) => resolve(answer)),
-      );
-      assert.equal(name, "blob.bin");
-      assert.equal(length, bytes.length);
-      assert.ok(Buffer.from(file).equals(bytes), "ack bytes equal");
-      const [eventName, eventFile] = await event;
-      assert.equal(eventName, "blob.bin");
-      assert.ok(Buffer.from(eventFile).equals(bytes), "event bytes equal");
+      await assertBinaryRoundTrip(socket);
     });
   });
 }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { io } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
+import { ask, assertBinaryRoundTrip } from "./support/binary.mjs";
 import { next, start } from "./support/server.mjs";
 
 let msgpack; // the fixture with the MessagePack parser
@@ -18,11 +19,6 @@ function connect(server, path = "/", options = {}) {
   });
   sockets.push(socket);
   return socket;
-}
-
-/** Emits `event` with `args` and resolves with every argument of the server's ack. */
-function ask(socket, event, ...args) {
-  return new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(answer)));
 }
 
 /** Resolves with "connect", or with the error of "connect_error", whichever comes first. */
@@ -66,16 +62,7 @@ for (const transport of ["polling", "websocket"]) {
     test("a binary Buffer round-trips byte for byte, as an event and through the ack", async () => {
       const socket = connect(msgpack, "/", { transports: [transport] });
       await next(socket, "connect");
-      const bytes = Buffer.alloc(70_000);
-      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 0xff;
-      const event = next(socket, "binary");
-      const [name, length, file] = await ask(socket, "binary", "blob.bin", bytes);
-      assert.equal(name, "blob.bin");
-      assert.equal(length, bytes.length);
-      assert.ok(Buffer.from(file).equals(bytes), "ack bytes equal");
-      const [eventName, eventFile] = await event;
-      assert.equal(eventName, "blob.bin");
-      assert.ok(Buffer.from(eventFile).equals(bytes), "event bytes equal");
+      await assertBinaryRoundTrip(socket);
     });
 
     test("a server broadcast reaches every client of the namespace", async () => {
