@@ -194,10 +194,48 @@ pub use client_bundle::ClientBundle;
 pub use config::Config;
 pub use error::{AckError, BoxError, BuildError, JoinError, SendError, ServeError};
 pub use io::{
-    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Dispatch, Event, EventContext,
-    EventHandler, ExtractError, FromEvent, HandlerError, Handshake, IntoHandlerResult, Io,
-    ListenerId, Namespace, RemoteSocket, Socket, Store, StoreError, TryData,
+    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Dispatch, Event, HandlerError,
+    Handshake, Io, ListenerId, Namespace, RemoteSocket, Socket, Store, StoreError, TryData,
 };
+
+/// What handler arguments are extracted from: the extractors (also at the crate root) and the
+/// trait and context to write one of your own.
+///
+/// # Examples
+/// An extractor of the nickname a socket stored, refusing the event when it has none:
+/// ```
+/// use tongxun::extract::{EventContext, ExtractError, FromEvent};
+/// use tongxun::{Data, Socket};
+///
+/// struct Nick(String);
+///
+/// impl FromEvent for Nick {
+///     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
+///         ctx.socket()
+///             .store()
+///             .get("nick")
+///             .map(Nick)
+///             .map_err(|_| ExtractError::refused("pick a nickname first"))
+///     }
+/// }
+///
+/// async fn on_connect(socket: Socket) {
+///     socket.on("say", |Nick(nick): Nick, Data(text): Data<String>| async move {
+///         println!("{nick}: {text}");
+///     });
+/// }
+/// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+/// ```
+pub mod extract {
+    pub use crate::io::{
+        Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromEvent, TryData,
+    };
+}
+
+/// What a handler is: any async function of extractors returning `()` or a `Result`.
+pub mod handler {
+    pub use crate::io::{EventHandler, HandlerError, IntoHandlerResult};
+}
 pub use server::{Server, ServerBuilder};
 pub use socketioxide::TransportType;
 pub use socketioxide::socket::{DisconnectReason, Sid};

@@ -479,3 +479,70 @@ async fn middleware_refuses_an_event_before_any_listener_even_a_once_listener() 
     assert!(answer[0]["error"].is_string(), "{answer:?}");
     server.shutdown().await;
 }
+
+/// An extractor of the app's: the nickname the socket stored.
+struct Nick(String);
+
+impl tongxun::extract::FromEvent for Nick {
+    fn from_event(
+        ctx: &mut tongxun::extract::EventContext,
+    ) -> Result<Self, tongxun::extract::ExtractError> {
+        ctx.socket()
+            .store()
+            .get("nick")
+            .map(Nick)
+            .map_err(|_| tongxun::extract::ExtractError::refused("pick a nickname first"))
+    }
+}
+
+#[tokio::test]
+async fn an_apps_own_extractor_reads_the_context_and_its_refusal_reaches_the_ack() {
+    async fn on_connect(socket: Socket) {
+        socket.on(
+            "nick",
+            |socket: Socket, Data(nick): Data<String>, ack: Ack| async move {
+                socket.store().set("nick", &nick)?;
+                ack.send(&nick)?;
+                Ok::<_, tongxun::HandlerError>(())
+            },
+        );
+        socket.on(
+            "say",
+            |Nick(nick): Nick, Data(text): Data<String>, ack: Ack| async move {
+                ack.send(&format!("{nick}: {text}"))
+            },
+        );
+        socket.on("inspect", |ctx: Inspect, ack: Ack| async move {
+            ack.send(&ctx.0)
+        });
+    }
+    /// The event's name, whether an ack was asked for, and its arguments decoded.
+    struct Inspect((String, bool, (u8, u8)));
+    impl tongxun::extract::FromEvent for Inspect {
+        fn from_event(
+            ctx: &mut tongxun::extract::EventContext,
+        ) -> Result<Self, tongxun::extract::ExtractError> {
+            Ok(Inspect((
+                ctx.event().to_owned(),
+                ctx.ack_requested(),
+                ctx.decode()?,
+            )))
+        }
+    }
+    let server = TestServer::start(Server::builder().namespace("/", on_connect).build()).await;
+    let mut client = server.client("/").await;
+    assert_eq!(
+        client.emit_with_ack("say", json!(["hello"])).await,
+        vec![json!({ "error": "pick a nickname first" })]
+    );
+    client.emit_with_ack("nick", json!(["ada"])).await;
+    assert_eq!(
+        client.emit_with_ack("say", json!(["hello"])).await,
+        vec![json!("ada: hello")]
+    );
+    assert_eq!(
+        client.emit_with_ack("inspect", json!([1, 2])).await,
+        vec![json!("inspect"), json!(true), json!([1, 2])]
+    );
+    server.shutdown().await;
+}

@@ -12,7 +12,8 @@ use socketioxide_core::Value;
 use super::socket::Socket;
 use crate::error::SendError;
 
-/// Everything known about one received event, from which handler arguments are extracted.
+/// Everything known about one received event, from which handler arguments are extracted
+/// (see [`FromEvent`]).
 #[derive(Debug)]
 pub struct EventContext {
     pub(crate) socket: Socket,
@@ -21,18 +22,56 @@ pub struct EventContext {
     pub(crate) ack: Arc<AckSlot>,
 }
 
-/// Why a handler argument could not be extracted from an event.
+impl EventContext {
+    /// The socket the event came from.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The event's name.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// The event's arguments decoded into `T`, as [`Data`] decodes them: a tuple takes every
+    /// argument, any other type the first.
+    ///
+    /// # Errors
+    /// [`ExtractError::Decode`] when they do not decode into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ExtractError> {
+        decode(self)
+    }
+
+    /// Whether the client asked for an acknowledgement.
+    pub fn ack_requested(&self) -> bool {
+        self.ack.requested
+    }
+}
+
+/// Why a handler argument could not be extracted from an event. The handler is not called, and
+/// the client's acknowledgement, if it asked for one, gets the message (with its sources).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExtractError {
     /// The payload did not decode into the requested type.
-    #[error("invalid payload for event \"{event}\": {reason}")]
+    #[error("invalid payload for event \"{event}\"")]
     Decode {
         /// The event's name.
         event: String,
         /// What did not match.
-        reason: String,
+        #[source]
+        source: crate::BoxError,
     },
+    /// An extractor of the app's refused the event.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ExtractError {
+    /// An extractor's refusal with this message, which the client's acknowledgement receives.
+    pub fn refused(message: impl Into<String>) -> Self {
+        ExtractError::Refused(message.into())
+    }
 }
 
 /// A handler argument that can be extracted from a received event.
@@ -114,7 +153,7 @@ fn decode<T: DeserializeOwned>(ctx: &EventContext) -> Result<T, ExtractError> {
         .unwrap_or_else(|never| match never {});
     decoded.map_err(|e| ExtractError::Decode {
         event: ctx.event.to_string(),
-        reason: e.to_string(),
+        source: Box::new(e),
     })
 }
 
@@ -188,7 +227,7 @@ impl FromEvent for Args {
         let mut values: Vec<serde_json::Value> =
             serde_json::from_str(text).map_err(|e| ExtractError::Decode {
                 event: ctx.event.to_string(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })?;
         if !values.is_empty() {
             values.remove(0); // the event name

@@ -139,7 +139,7 @@ macro_rules! impl_event_handler {
                         Ok(value) => value,
                         Err(e) => {
                             return Box::pin(std::future::ready(Err(HandlerFailure::Extract(
-                                e.to_string(),
+                                crate::error::Chain(&e).to_string(),
                             ))))
                         }
                     };

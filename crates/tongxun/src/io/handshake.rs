@@ -65,7 +65,7 @@ impl Handshake {
             .map(|data| data.0)
             .map_err(|e| ExtractError::Decode {
                 event: "connect".to_owned(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })
     }
 

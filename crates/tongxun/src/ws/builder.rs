@@ -12,7 +12,7 @@ use super::connection::WsDisconnectReason;
 use super::hub::WsHub;
 use super::message::WsMessage;
 use super::registry::HubInner;
-use crate::IntoHandlerResult;
+use crate::handler::IntoHandlerResult;
 
 pub(crate) type HandlerResult = BoxFuture<'static, Result<(), String>>;
 type ConnectHandler = Arc<dyn Fn(WsClient) -> HandlerResult + Send + Sync>;
