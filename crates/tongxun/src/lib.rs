@@ -194,9 +194,11 @@ pub use client_bundle::ClientBundle;
 pub use config::Config;
 pub use error::{AckError, BoxError, BuildError, JoinError, SendError, ServeError};
 pub use io::{
-    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Dispatch, Event, HandlerError,
-    Handshake, Io, ListenerId, Namespace, RemoteSocket, Socket, Store, StoreError, TryData,
+    Ack, Args, Bin, Broadcast, BroadcastError, ConnectError, Data, Dispatch, Event, Extension,
+    HandlerError, Handshake, Io, ListenerId, Namespace, RemoteSocket, Socket, State, Store,
+    StoreError, TryData,
 };
+pub use socketioxide::extensions::Extensions;
 
 /// What handler arguments are extracted from: the extractors (also at the crate root) and the
 /// trait and context to write one of your own.
@@ -228,7 +230,8 @@ pub use io::{
 /// ```
 pub mod extract {
     pub use crate::io::{
-        Ack, Args, Bin, Data, Event, EventContext, ExtractError, FromEvent, TryData,
+        Ack, Args, Bin, Data, Event, EventContext, Extension, ExtractError, FromEvent, State,
+        TryData,
     };
 }
 

@@ -66,6 +66,8 @@ pub struct ServerBuilder {
     routes: Router,
     client_bundle: Option<ClientBundle>,
     wrapping: Wrapping,
+    states: crate::io::States,
+    routes_with: Vec<Box<dyn FnOnce(Io) -> Router + Send>>,
     #[cfg(feature = "ws")]
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
@@ -88,6 +90,15 @@ impl ServerBuilder {
     /// Replaces the configuration (by default [`Config::default`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Gives every handler the app's `state` of type `T`, as the [`State`](crate::State)
+    /// extractor, and every part of the app as [`Io::state`](crate::Io::state): one value per
+    /// type (a second of the same type replaces the first). Clone is called for each handler
+    /// that asks: put what must be shared behind an `Arc`.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.states.insert(state);
         self
     }
 
@@ -122,6 +133,35 @@ impl ServerBuilder {
     /// The app's own axum routes, served beside Socket.IO (the seed's Express integration).
     pub fn routes(mut self, routes: Router) -> Self {
         self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Routes that need the server's [`Io`] (to broadcast, list sockets, read the app's
+    /// state): `routes` is called with it when the server is built.
+    ///
+    /// # Examples
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use tongxun::{Io, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .routes_with(|io: Io| {
+    ///         Router::new().route(
+    ///             "/announce",
+    ///             post(move |text: String| async move {
+    ///                 if let Some(all) = io.of("/") {
+    ///                     all.emit("announcement", &text).await.ok();
+    ///                 }
+    ///             }),
+    ///         )
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn routes_with<F>(mut self, routes: F) -> Self
+    where
+        F: FnOnce(Io) -> Router + Send + 'static,
+    {
+        self.routes_with.push(Box::new(routes));
         self
     }
 
@@ -250,7 +290,7 @@ impl ServerBuilder {
     pub fn try_build(self) -> Result<Server, BuildError> {
         let config = self.config;
         check_features(&config)?;
-        let shared = Arc::new(ServerShared::new(config.clone()));
+        let shared = Arc::new(ServerShared::new(config.clone(), self.states));
         let builder = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())
             .ping_interval(config.ping_interval)
@@ -328,7 +368,6 @@ impl ServerBuilder {
             }
         }
 
-        #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_mut))]
         let mut routes = self.routes;
         #[cfg(feature = "redis")]
         #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_mut))]
@@ -350,9 +389,13 @@ impl ServerBuilder {
             routes = routes.merge(hub.router());
         }
 
+        let io = Io { raw, shared };
+        for routes_of in self.routes_with {
+            routes = routes.merge(routes_of(io.clone()));
+        }
         let bundle = self.client_bundle.map(|bundle| bundle.router(&config.path));
         Ok(Server {
-            io: Io { raw, shared },
+            io,
             layer,
             routes,
             bundle,
@@ -435,6 +478,8 @@ impl Server {
             routes: Router::new(),
             client_bundle: None,
             wrapping: Wrapping::default(),
+            states: crate::io::States::default(),
+            routes_with: Vec::new(),
             #[cfg(feature = "ws")]
             ws: None,
             #[cfg(feature = "sse")]

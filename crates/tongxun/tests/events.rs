@@ -546,3 +546,96 @@ async fn an_apps_own_extractor_reads_the_context_and_its_refusal_reaches_the_ack
     );
     server.shutdown().await;
 }
+
+#[derive(Clone)]
+struct Greeting(&'static str);
+
+#[derive(Clone)]
+struct Seat(u32);
+
+#[tokio::test]
+async fn handlers_take_the_apps_state_and_the_sockets_extensions_and_miss_them_clearly() {
+    async fn on_connect(socket: Socket) {
+        let greeting: Greeting = socket.io().state().expect("given to the builder");
+        socket.extensions().insert(Seat(7));
+        socket.on(
+            "hello",
+            |tongxun::State(g): tongxun::State<Greeting>, ack: Ack| async move { ack.send(&g.0) },
+        );
+        socket.on(
+            "seat",
+            |tongxun::Extension(seat): tongxun::Extension<Seat>, ack: Ack| async move {
+                ack.send(&seat.0)
+            },
+        );
+        socket.on("missing", |_: tongxun::State<u64>, ack: Ack| async move {
+            ack.send(&1)
+        });
+        socket.on(
+            "no-ext",
+            |_: tongxun::Extension<u64>, ack: Ack| async move { ack.send(&1) },
+        );
+        socket.on("connected-with", move |ack: Ack| async move {
+            ack.send(&greeting.0)
+        });
+    }
+    let server = Server::builder()
+        .state(Greeting("hi"))
+        .namespace("/", on_connect)
+        .routes_with(|io| {
+            axum::Router::new().route(
+                "/greeting",
+                axum::routing::get(move || async move { io.state::<Greeting>().unwrap().0 }),
+            )
+        })
+        .build();
+    let server = TestServer::start(server).await;
+    let mut client = server.client("/").await;
+    assert_eq!(
+        client.emit_with_ack("hello", json!([])).await,
+        vec![json!("hi")]
+    );
+    assert_eq!(
+        client.emit_with_ack("seat", json!([])).await,
+        vec![json!(7)]
+    );
+    assert_eq!(
+        client.emit_with_ack("connected-with", json!([])).await,
+        vec![json!("hi")]
+    );
+    let [missing] = &client.emit_with_ack("missing", json!([])).await[..] else {
+        panic!("one answer");
+    };
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("no state of type u64")
+    );
+    let [no_ext] = &client.emit_with_ack("no-ext", json!([])).await[..] else {
+        panic!("one answer");
+    };
+    assert!(
+        no_ext["error"]
+            .as_str()
+            .unwrap()
+            .contains("no extension of type u64")
+    );
+
+    let mut http = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut http,
+        b"GET /greeting HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    within(tokio::io::AsyncReadExt::read_to_string(
+        &mut http,
+        &mut answer,
+    ))
+    .await
+    .unwrap();
+    assert!(answer.ends_with("\r\n\r\nhi"), "{answer}");
+    server.shutdown().await;
+}

@@ -65,6 +65,12 @@ pub enum ExtractError {
     /// An extractor of the app's refused the event.
     #[error("{0}")]
     Refused(String),
+    /// A [`State`](crate::State) of a type the builder was not given.
+    #[error("no state of type {0}: give it to ServerBuilder::state")]
+    MissingState(&'static str),
+    /// An [`Extension`](crate::Extension) of a type the socket does not hold.
+    #[error("the socket holds no extension of type {0}")]
+    MissingExtension(&'static str),
 }
 
 impl ExtractError {

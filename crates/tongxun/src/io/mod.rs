@@ -12,6 +12,7 @@ mod handshake;
 mod limits;
 mod namespace;
 mod socket;
+mod state;
 mod store;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub use handshake::Handshake;
 pub use namespace::{ConnectError, Dispatch, Namespace};
 pub use socket::Socket;
 pub(crate) use socket::is_id_shaped;
+pub(crate) use state::States;
+pub use state::{Extension, State};
 pub use store::{Store, StoreError};
 
 use dispatch::SocketState;
@@ -54,6 +57,13 @@ impl std::fmt::Debug for Io {
 }
 
 impl Io {
+    /// The app's state of type `T`, as given to
+    /// [`ServerBuilder::state`](crate::ServerBuilder::state), for connect handlers, routes
+    /// and tasks (handlers take it as [`State`]).
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.shared.states.get()
+    }
+
     /// The sockets of namespace `path` connected to this node, or `None` if no such namespace
     /// exists.
     pub fn sockets(&self, path: &str) -> Option<Vec<Socket>> {

@@ -31,11 +31,14 @@ pub(crate) struct ServerShared {
     pub(crate) drop_log: super::broadcast::DropLog,
     /// The live children of the dynamic namespace patterns.
     pub(crate) dynamic: Arc<DynamicNamespaces>,
+    /// The app's states ([`State`](crate::State)).
+    pub(crate) states: super::States,
 }
 
 impl ServerShared {
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config, states: super::States) -> Self {
         Self {
+            states,
             tasks: TaskTracker::new(),
             live_stores: Arc::new(AtomicUsize::new(0)),
             dropped_deliveries: AtomicU64::new(0),

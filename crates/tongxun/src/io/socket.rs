@@ -405,6 +405,15 @@ impl Socket {
         Broadcast::new(ops, self.state.ns.server.clone())
     }
 
+    /// Typed values this socket holds for the app, one per type, for as long as it is
+    /// connected to its namespace: handlers take them as [`Extension`](crate::Extension).
+    /// Where [`store`](Self::store) keeps JSON under string keys (readable by other sockets
+    /// and across nodes with `fetch_sockets`), extensions keep any `Clone` Rust value on this
+    /// node.
+    pub fn extensions(&self) -> &crate::Extensions {
+        &self.raw.extensions
+    }
+
     /// The server's handle, to reach other namespaces.
     pub fn io(&self) -> Io {
         let mut empty = socketioxide_core::Value::Str(String::new().into(), None);
