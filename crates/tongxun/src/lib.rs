@@ -97,6 +97,12 @@
 //! # let _ = tongxun::Server::builder().namespace("/", on_connect);
 //! ```
 //!
+//! Typed values go elsewhere: the app's state, given once to
+//! [`ServerBuilder::state`], reaches every handler as [`State<T>`](State), and a socket's own
+//! Rust values, set with [`Socket::extensions`], reach its handlers as
+//! [`Extension<T>`](Extension). An extractor of your own implements
+//! [`extract::FromEvent`].
+//!
 //! # Rooms and broadcasting
 //! Every socket is in a room named by its id, so `to(id)` is a private message;
 //! [`Socket::join`], [`Socket::leave`] and [`Socket::leave_all`] manage the others. A
