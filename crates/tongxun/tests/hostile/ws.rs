@@ -517,3 +517,28 @@ async fn one_message_larger_than_max_queued_bytes_is_still_echoed_to_a_client_th
     drop(client);
     server.shutdown().await;
 }
+
+/// The same for a broadcast: one larger than `max_queued_bytes` reaches a client that held
+/// nothing.
+#[tokio::test]
+async fn one_broadcast_larger_than_max_queued_bytes_still_reaches_a_client_that_held_nothing() {
+    let mut config = WsConfig::default();
+    config.ping_interval = Duration::ZERO;
+    let bound = config.max_queued_bytes;
+    let (server, hub) = start(config).await;
+    let url = format!("ws://{}/ws", server.addr);
+    let (mut client, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    until(|| hub.client_count() == 1).await;
+    hub.broadcast(WsMessage::binary(vec![9u8; 2 * bound]));
+    let received = loop {
+        match within(client.next()).await {
+            Some(Ok(Message::Binary(payload))) => break payload,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected the broadcast, got {other:?}"),
+        }
+    };
+    assert_eq!(received.len(), 2 * bound);
+    assert_eq!(hub.stats().slow_clients_closed, 0);
+    drop(client);
+    server.shutdown().await;
+}
