@@ -1,44 +1,28 @@
-//! The server builder: mounts Socket.IO (and the WebSocket and SSE hubs) on an axum `Router`
-//! and serves it with graceful shutdown.
+//! [`ServerBuilder`]: configuration, namespaces, hubs, routes and what wraps them, checked
+//! and assembled into a [`Server`].
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::Route;
-use socketioxide::layer::SocketIoLayer;
-use tokio::net::TcpListener;
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
+use super::{AllowFuture, Server, Wrapping};
 use crate::config::Parser;
-use crate::error::{BuildError, ServeError};
-use crate::io::{Io, Namespace, RawAdapter, ServerShared, Socket};
+use crate::error::BuildError;
+#[cfg(feature = "redis")]
+use crate::io::RawAdapter;
+use crate::io::{Io, Namespace, ServerShared, Socket};
 use crate::{ClientBundle, Config};
 
 enum NamespaceKind {
     Static,
     Dynamic,
-}
-
-/// A layer the app wraps the whole service in, applied when the router is assembled.
-type RouterLayer = Box<dyn FnOnce(Router) -> Router + Send>;
-
-type AllowFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-
-/// The app's check of every handshake request (see [`ServerBuilder::allow_request`]).
-type AllowRequest = Arc<dyn Fn(http::request::Parts) -> AllowFuture + Send + Sync>;
-
-/// What the router is wrapped in, outermost last.
-#[derive(Default)]
-struct Wrapping {
-    allow_request: Option<AllowRequest>,
-    cors: Option<CorsLayer>,
-    layers: Vec<RouterLayer>,
 }
 
 /// Builds a [`Server`]: configuration, namespaces, hubs and the app's own routes.
@@ -87,6 +71,22 @@ impl std::fmt::Debug for ServerBuilder {
 }
 
 impl ServerBuilder {
+    pub(super) fn new() -> Self {
+        ServerBuilder {
+            config: Config::default(),
+            namespaces: Vec::new(),
+            routes: Router::new(),
+            client_bundle: None,
+            wrapping: Wrapping::default(),
+            states: crate::io::States::default(),
+            routes_with: Vec::new(),
+            #[cfg(feature = "ws")]
+            ws: None,
+            #[cfg(feature = "sse")]
+            sse: None,
+        }
+    }
+
     /// Replaces the configuration (by default [`Config::default`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -413,7 +413,7 @@ impl ServerBuilder {
 }
 
 /// Refuses settings that ask for a cargo feature that is off.
-fn check_features(config: &Config) -> Result<(), BuildError> {
+pub(super) fn check_features(config: &Config) -> Result<(), BuildError> {
     let needs = [
         (
             config.redis_url.is_some(),
@@ -441,316 +441,6 @@ fn check_features(config: &Config) -> Result<(), BuildError> {
         Some((_, setting, feature, _)) => Err(BuildError::FeatureDisabled { setting, feature }),
         None => Ok(()),
     }
-}
-
-/// A tongxun server: Socket.IO, the hubs and the app's routes on one axum `Router`.
-pub struct Server {
-    io: Io,
-    layer: SocketIoLayer<RawAdapter>,
-    routes: Router,
-    /// Routes answered before the Socket.IO layer sees the request.
-    bundle: Option<Router>,
-    wrapping: Wrapping,
-    /// Namespaces whose adapter is still setting up (subscribing to Redis).
-    #[cfg(feature = "redis")]
-    inits: Vec<crate::io::adapter::InitRes>,
-    /// Hubs still subscribing to their Redis channel.
-    #[cfg(feature = "redis")]
-    hubs_listening: Vec<tokio::sync::oneshot::Receiver<()>>,
-    #[cfg(feature = "ws")]
-    ws: Option<crate::ws::WsHub>,
-    #[cfg(feature = "sse")]
-    sse: Option<crate::sse::SseHub>,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").finish_non_exhaustive()
-    }
-}
-
-impl Server {
-    /// Starts building a server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder {
-            config: Config::default(),
-            namespaces: Vec::new(),
-            routes: Router::new(),
-            client_bundle: None,
-            wrapping: Wrapping::default(),
-            states: crate::io::States::default(),
-            routes_with: Vec::new(),
-            #[cfg(feature = "ws")]
-            ws: None,
-            #[cfg(feature = "sse")]
-            sse: None,
-        }
-    }
-
-    /// The handle to broadcast and inspect sockets from anywhere.
-    pub fn io(&self) -> Io {
-        self.io.clone()
-    }
-
-    /// Adds routes after the server was built, such as routes that need [`Server::io`].
-    ///
-    /// # Examples
-    /// ```
-    /// use axum::{Router, routing::get};
-    ///
-    /// let server = tongxun::Server::builder().build();
-    /// let io = server.io();
-    /// let server = server.merge(Router::new().route(
-    ///     "/online",
-    ///     get(move || { let io = io.clone(); async move { io.sockets("/").unwrap_or_default().len().to_string() } }),
-    /// ));
-    /// ```
-    #[must_use]
-    pub fn merge(mut self, routes: Router) -> Self {
-        self.routes = self.routes.merge(routes);
-        self
-    }
-
-    /// The complete `Router`, for serving it yourself. Prefer [`serve`](Self::serve), which
-    /// also disconnects clients cleanly on shutdown.
-    pub fn into_router(self) -> Router {
-        #[cfg(feature = "redis")]
-        for init in self.inits {
-            socketioxide_core::adapter::Spawnable::spawn(init);
-        }
-        let config = &self.io.shared.config;
-        let path: Arc<str> = config.path.as_str().into();
-        let app = self.routes.layer(self.layer);
-        // Built in, Engine.IO 3 is accepted by socketioxide as soon as the feature is on: the
-        // switch is ours.
-        #[cfg(feature = "eio3")]
-        let app = match config.allow_eio3 {
-            true => app,
-            false => app.layer(axum::middleware::map_request_with_state(
-                path.clone(),
-                refuse_eio3,
-            )),
-        };
-        let mut app = app.layer(axum::middleware::map_request_with_state(
-            path.clone(),
-            detach_handshake_head,
-        ));
-        let Wrapping {
-            allow_request,
-            cors,
-            layers,
-        } = self.wrapping;
-        if let Some(allow) = allow_request {
-            app = app.layer(axum::middleware::from_fn_with_state(
-                Gate { path, allow },
-                check_handshake,
-            ));
-        }
-        let mut app = match self.bundle {
-            // The Socket.IO layer answers every request under its path itself: the bundle's
-            // routes go in front of it.
-            Some(bundle) => bundle.fallback_service(app),
-            None => app,
-        };
-        if let Some(cors) = cors {
-            app = app.layer(cors);
-        }
-        layers.into_iter().fold(app, |app, layer| layer(app))
-    }
-
-    /// Serves on `listener` until `shutdown` completes, then shuts down gracefully: every
-    /// Socket.IO client is disconnected (it sees a disconnect, not an error), the hubs close
-    /// their clients, in-flight handlers get up to `Config::shutdown_timeout` to finish, and
-    /// the call returns. Connections still open then get `Config::shutdown_timeout` more to
-    /// close before they are no longer waited for.
-    ///
-    /// Each connection speaks HTTP/1.1 (with upgrades to WebSocket) or HTTP/2 with prior
-    /// knowledge. One that takes longer than `Config::header_read_timeout` to send a request
-    /// head, or stays that long with no request in flight, is closed; a request being answered
-    /// (a long poll, an SSE stream) is never cut. See `docs/security.md`.
-    ///
-    /// # Errors
-    /// None so far: an error accepting a connection (such as running out of file descriptors)
-    /// is logged and retried after a short pause, as the listener recovers once descriptors
-    /// are released. [`ServeError`] leaves room for errors that end serving.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ServeError> {
-        self.serve_all([listener], shutdown).await
-    }
-
-    /// [`serve`](Self::serve) on several listeners at once, such as an IPv4 and an IPv6 one
-    /// (on Linux, `[::]` alone takes IPv4 too, and binding `0.0.0.0` beside it fails):
-    /// one set of namespaces, rooms and hubs for the clients of all of them, and one graceful
-    /// shutdown.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tokio::net::TcpListener;
-    ///
-    /// let server = tongxun::Server::builder().build();
-    /// let listeners = [
-    ///     TcpListener::bind("127.0.0.1:3000").await?,
-    ///     TcpListener::bind("[::1]:3000").await?,
-    /// ];
-    /// server.serve_all(listeners, async { tokio::signal::ctrl_c().await.ok(); }).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`serve`](Self::serve).
-    pub async fn serve_all(
-        #[cfg_attr(not(feature = "redis"), allow(unused_mut))] mut self,
-        listeners: impl IntoIterator<Item = TcpListener>,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ServeError> {
-        // Namespaces exist once their adapter is set up: wait for that before accepting.
-        #[cfg(feature = "redis")]
-        for init in std::mem::take(&mut self.inits) {
-            init.wait().await;
-        }
-        #[cfg(feature = "redis")]
-        for listening in std::mem::take(&mut self.hubs_listening) {
-            listening.await.ok();
-        }
-        let io = self.io.clone();
-        let config = io.shared.config.clone();
-        #[cfg(feature = "ws")]
-        let ws = self.ws.clone();
-        #[cfg(feature = "sse")]
-        let sse = self.sse.clone();
-        let grace = config.shutdown_timeout;
-        let app = self.into_router();
-
-        let graceful = async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            #[cfg(feature = "ws")]
-            if let Some(hub) = ws {
-                hub.shutdown().await;
-            }
-            #[cfg(feature = "sse")]
-            if let Some(hub) = sse {
-                hub.shutdown().await;
-            }
-            // Every socket's disconnect listeners run, bounded by the shutdown timeout.
-            if tokio::time::timeout(grace, io.close()).await.is_err() {
-                tracing::warn!("disconnect listeners still running after the shutdown timeout");
-                io.raw.close().await;
-            }
-            let tasks = &io.shared.tasks;
-            tasks.close();
-            if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
-                tracing::warn!(
-                    pending = tasks.len(),
-                    "handlers still running after the shutdown timeout"
-                );
-            }
-        };
-
-        crate::serve::run(listeners.into_iter().collect(), app, &config, graceful).await;
-        tracing::info!("server stopped");
-        Ok(())
-    }
-}
-
-/// Whether `uri` is an Engine.IO handshake: a request under the Socket.IO path that names no
-/// session.
-fn is_handshake(uri: &http::Uri, path: &str) -> bool {
-    uri.path().starts_with(path)
-        && !uri
-            .query()
-            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
-}
-
-/// What [`check_handshake`] needs.
-#[derive(Clone)]
-struct Gate {
-    path: Arc<str>,
-    allow: AllowRequest,
-}
-
-/// Runs the app's `allow_request` on each handshake; a refusal is Node's `403`, code 4.
-async fn check_handshake(
-    axum::extract::State(gate): axum::extract::State<Gate>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if !is_handshake(req.uri(), &gate.path) {
-        return next.run(req).await;
-    }
-    let (head, body) = req.into_parts();
-    if let Err(message) = (gate.allow)(head.clone()).await {
-        tracing::debug!(uri = %head.uri, %message, "handshake refused by allow_request");
-        let body = serde_json::json!({ "code": 4, "message": message });
-        return (http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-    }
-    next.run(Request::from_parts(head, body)).await
-}
-
-/// Answers a request of an Engine.IO 3 client as engineioxide does when it is built without
-/// Engine.IO 3 (and as Node does without `allowEIO3`).
-#[cfg(feature = "eio3")]
-async fn refuse_eio3(
-    axum::extract::State(path): axum::extract::State<Arc<str>>,
-    req: axum::extract::Request,
-) -> Result<axum::extract::Request, axum::response::Response> {
-    use axum::response::IntoResponse;
-    let uri = req.uri();
-    // The first `EIO=` pair is the one engineioxide reads.
-    let eio3 = uri.path().starts_with(&*path)
-        && uri
-            .query()
-            .is_some_and(|q| q.split('&').find(|pair| pair.starts_with("EIO=")) == Some("EIO=3"));
-    if !eio3 {
-        return Ok(req);
-    }
-    Err((
-        http::StatusCode::BAD_REQUEST,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        r#"{"code":"5","message":"Unsupported protocol version"}"#,
-    )
-        .into_response())
-}
-
-/// Gives the head of an Engine.IO handshake request (one without a `sid`) allocations of its own.
-///
-/// hyper parses a request head in place: the URI and every header value are slices of the
-/// connection's read buffer, which has grown to 16 KiB by then. Engine.IO keeps the handshake's
-/// request parts for the whole session (`Socket::req_parts`), and with them that buffer: 16 KiB
-/// held by every connected client for a few hundred bytes of head. Copying the head here lets
-/// hyper's buffer go once the connection is upgraded.
-async fn detach_handshake_head(
-    axum::extract::State(path): axum::extract::State<Arc<str>>,
-    mut req: axum::extract::Request,
-) -> axum::extract::Request {
-    if !is_handshake(req.uri(), &path) {
-        return req;
-    }
-    let uri = req.uri();
-    if let Ok(copy) =
-        http::Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
-    {
-        // axum keeps a clone of the URI in the extensions, which Engine.IO keeps too.
-        if let Some(original) = req.extensions_mut().get_mut::<axum::extract::OriginalUri>() {
-            original.0 = copy.clone();
-        }
-        *req.uri_mut() = copy;
-    }
-    for value in req.headers_mut().values_mut() {
-        if let Ok(copy) = http::HeaderValue::from_bytes(value.as_bytes()) {
-            let sensitive = value.is_sensitive();
-            *value = copy;
-            value.set_sensitive(sensitive);
-        }
-    }
-    // What every namespace the client joins draws on: Engine.IO keeps these extensions for the
-    // whole session.
-    crate::io::ClientShare::attach(&mut req);
-    req
 }
 
 #[cfg(test)]
