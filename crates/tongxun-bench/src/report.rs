@@ -410,7 +410,7 @@ fn row_median(row: &Row, metric: usize) -> Option<f64> {
                 .collect();
             median(&values)
         }
-        _ => None,
+        RowState::Skipped(_) => None,
     }
 }
 

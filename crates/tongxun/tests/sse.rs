@@ -221,7 +221,7 @@ async fn first_connection_resumes_from_the_last_event_id_query_parameter() {
     send(hub, "a", SseEvent::new("3")).await;
 
     // A published event's id is a valid one-topic resume point.
-    let target = format!("/events?topic=a&lastEventId={}", first);
+    let target = format!("/events?topic=a&lastEventId={first}");
     let mut client = subscribe(server.addr, &target, &[]).await;
     client.ready().await;
     assert_eq!(client.next_event().await.data(), "2");

@@ -106,7 +106,7 @@ async fn welcome(ws: &mut Ws) -> ClientId {
 async fn next_message(ws: &mut Ws) -> Message {
     loop {
         match within(ws.next()).await {
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(message)) => return message,
             other => panic!("expected a message, got {other:?}"),
         }
@@ -126,7 +126,7 @@ async fn close_frame(ws: &mut Ws) -> CloseFrame {
         match within(ws.next()).await {
             Some(Ok(Message::Close(Some(frame)))) => return frame,
             Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => {}
             other => panic!("expected a close frame, got {other:?}"),
         }
     }
@@ -733,7 +733,7 @@ async fn a_client_that_never_answers_pings_is_torn_down_and_counted() {
     // The dead client sees its pings, then the connection ends without a close frame.
     loop {
         match within(dead.next()).await {
-            Some(Ok(Message::Ping(_))) => continue,
+            Some(Ok(Message::Ping(_))) => {}
             Some(Ok(other)) => panic!("unexpected {other:?}"),
             Some(Err(_)) | None => break,
         }

@@ -415,7 +415,7 @@ impl SocketState {
     ) {
         let plain = match &value {
             Value::Str(text, _) => plain_event_name(text.as_str()),
-            _ => None,
+            Value::Bytes(_) => None,
         };
         let parsed;
         let name = match plain {

@@ -498,7 +498,7 @@ mod tests {
     fn next_broadcast(reader: &mut Reader, client: &WsClient) -> Option<WsMessage> {
         loop {
             match reader.try_take() {
-                Taken::Broadcast(b) if b.except == Some(client.id()) => continue,
+                Taken::Broadcast(b) if b.except == Some(client.id()) => {}
                 Taken::Broadcast(b) => return Some(b.message),
                 _ => return None,
             }

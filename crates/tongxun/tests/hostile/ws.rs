@@ -248,7 +248,7 @@ async fn flood_with_broadcasts(server: &TestServer, hub: &WsHub) -> Flood {
         let received = loop {
             match within(reader.next()).await {
                 Some(Ok(Message::Binary(payload))) => break payload,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 other => panic!("the reading client got {other:?}"),
             }
         };
@@ -508,7 +508,7 @@ async fn one_message_larger_than_max_queued_bytes_is_still_echoed_to_a_client_th
     let echoed = loop {
         match within(client.next()).await {
             Some(Ok(Message::Binary(payload))) => break payload,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             other => panic!("expected the echo, got {other:?}"),
         }
     };
@@ -533,7 +533,7 @@ async fn one_broadcast_larger_than_max_queued_bytes_still_reaches_a_client_that_
     let received = loop {
         match within(client.next()).await {
             Some(Ok(Message::Binary(payload))) => break payload,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             other => panic!("expected the broadcast, got {other:?}"),
         }
     };
