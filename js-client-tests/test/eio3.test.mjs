@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { io } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
 import { ask, assertBinaryRoundTrip } from "./support/binary.mjs";
-import { next, start } from "./support/server.mjs";
+import { next, outcome, start } from "./support/server.mjs";
 
 let allowing; // the fixture with TONGXUN_ALLOW_EIO3
 let refusing; // the fixture as every other suite starts it
@@ -14,15 +14,6 @@ function connect(server, path = "/", options = {}) {
   const socket = ioV2(server.url + path, { forceNew: true, reconnection: false, ...options });
   sockets.push(socket);
   return socket;
-}
-
-/** Resolves with "connect", or with the error of "connect_error" or "error", whichever first. */
-function outcome(socket) {
-  return new Promise((resolve) => {
-    socket.once("connect", () => resolve("connect"));
-    socket.once("connect_error", (err) => resolve(err));
-    socket.once("error", (err) => resolve(err));
-  });
 }
 
 before(async () => {

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { io } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
 import { ask, assertBinaryRoundTrip } from "./support/binary.mjs";
-import { next, start } from "./support/server.mjs";
+import { next, outcome, start } from "./support/server.mjs";
 
 let msgpack; // the fixture with the MessagePack parser
 let common; // the fixture as every other suite starts it
@@ -19,14 +19,6 @@ function connect(server, path = "/", options = {}) {
   });
   sockets.push(socket);
   return socket;
-}
-
-/** Resolves with "connect", or with the error of "connect_error", whichever comes first. */
-function outcome(socket) {
-  return new Promise((resolve) => {
-    socket.once("connect", () => resolve("connect"));
-    socket.once("connect_error", (err) => resolve(err));
-  });
 }
 
 before(async () => {

@@ -87,3 +87,15 @@ export function startExample(name, args = []) {
 export function next(emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)));
 }
+
+/**
+ * Resolves with "connect", or with the error of "connect_error" (or, for socket.io-client 2.x,
+ * "error"), whichever comes first.
+ */
+export function outcome(socket) {
+  return new Promise((resolve) => {
+    socket.once("connect", () => resolve("connect"));
+    socket.once("connect_error", (err) => resolve(err));
+    socket.once("error", (err) => resolve(err));
+  });
+}

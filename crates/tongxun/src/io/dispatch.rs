@@ -440,15 +440,7 @@ impl SocketState {
             let ack = Arc::new(AckSlot::new(&socket, ack_id));
             let event: Arc<str> = Arc::from(name);
             for check in middleware {
-                let ctx = EventContext {
-                    socket: socket.clone(),
-                    event: event.clone(),
-                    value: value.clone(),
-                    ack: ack.clone(),
-                };
-                let outcome = AssertUnwindSafe(async move { check(ctx).await })
-                    .catch_unwind()
-                    .await;
+                let outcome = run_caught(&check, &socket, &event, &value, &ack).await;
                 let refusal = match outcome {
                     Ok(Ok(())) => continue,
                     Ok(Err(
@@ -477,15 +469,7 @@ impl SocketState {
             return;
         }
         for handler in handlers {
-            let ctx = EventContext {
-                socket: socket.clone(),
-                event: event.clone(),
-                value: value.clone(),
-                ack: ack.clone(),
-            };
-            let outcome = AssertUnwindSafe(async move { handler(ctx).await })
-                .catch_unwind()
-                .await;
+            let outcome = run_caught(&handler, &socket, &event, &value, &ack).await;
             let message = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(HandlerFailure::Extract(message))) => {
@@ -595,6 +579,23 @@ impl DisconnectHandler<RawAdapter, Dispatcher> for Dispatcher {
             state.seat.release();
         });
     }
+}
+
+/// Runs one middleware or listener on an event, catching its panic.
+async fn run_caught(
+    handler: &BoxedHandler,
+    socket: &Socket,
+    event: &Arc<str>,
+    value: &Value,
+    ack: &Arc<AckSlot>,
+) -> std::thread::Result<Result<(), HandlerFailure>> {
+    let ctx = EventContext {
+        socket: socket.clone(),
+        event: event.clone(),
+        value: value.clone(),
+        ack: ack.clone(),
+    };
+    AssertUnwindSafe(handler(ctx)).catch_unwind().await
 }
 
 #[cfg(test)]
