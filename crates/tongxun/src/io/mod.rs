@@ -44,6 +44,25 @@ pub(crate) type RawAdapter = adapter::TongxunAdapter;
 /// A handle on the Socket.IO side of a server, usable anywhere: an axum route, a timer, a task.
 ///
 /// Cheap to clone.
+///
+/// # Examples
+/// A timer that tells every client of `/` the time, and of `/chat` how many are there:
+/// ```
+/// use std::time::Duration;
+///
+/// let server = tongxun::Server::builder().namespace("/chat", |_| async {}).build();
+/// let io = server.io();
+/// # let _ = async move {
+/// loop {
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+///     io.main().emit("tick", &std::time::SystemTime::now()).await.ok();
+///     let online = io.sockets("/chat").unwrap_or_default().len();
+///     if let Some(chat) = io.of("/chat") {
+///         chat.emit("online", &online).await.ok();
+///     }
+/// }
+/// # };
+/// ```
 #[derive(Clone)]
 pub struct Io {
     pub(crate) raw: socketioxide::SocketIo<RawAdapter>,

@@ -95,7 +95,16 @@ impl Server {
     }
 
     /// The complete `Router`, for serving it yourself. Prefer [`serve`](Self::serve), which
-    /// also disconnects clients cleanly on shutdown.
+    /// also disconnects clients cleanly on shutdown and bounds slow and idle connections.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let router = tongxun::Server::builder().build().into_router();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, router).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn into_router(self) -> Router {
         #[cfg(feature = "redis")]
         for init in self.inits {
@@ -151,6 +160,16 @@ impl Server {
     /// knowledge. One that takes longer than `Config::header_read_timeout` to send a request
     /// head, or stays that long with no request in flight, is closed; a request being answered
     /// (a long poll, an SSE stream) is never cut. See `docs/security.md`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = tongxun::Server::builder().namespace("/chat", |_| async {}).build();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// // Until Ctrl-C, then every client is disconnected cleanly.
+    /// server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// None so far: an error accepting a connection (such as running out of file descriptors)
