@@ -147,6 +147,34 @@
 //! # }
 //! ```
 //!
+//! # Testing your handlers
+//! The `tongxun-test` crate (a dev-dependency) serves a [`Server`] on a free loopback port and
+//! connects a Socket.IO client written in Rust, over a WebSocket or long-polling: a test emits,
+//! awaits acknowledgements and events, sends binary, and joins namespaces with an auth payload,
+//! as `socket.io-client` would, with no Node and no hand-written frames.
+//!
+//! ```
+//! use tongxun::{Ack, Data, Server, Socket};
+//! use tongxun_test::TestServer;
+//!
+//! async fn on_connect(socket: Socket) {
+//!     socket.on("add", |Data((a, b)): Data<(i64, i64)>, ack: Ack| async move {
+//!         ack.send(&(a + b))
+//!     });
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // #[tokio::test]
+//! // async fn adds() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::start(Server::builder().namespace("/", on_connect).build()).await?;
+//! let client = server.connect("/").await?;
+//! let sum: i64 = client.emit_with_ack("add", &(2, 3)).await?;
+//! assert_eq!(sum, 5);
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Shutdown
 //! [`Server::serve`] runs until its shutdown future completes, then disconnects every client,
 //! closes the hubs, and gives in-flight handlers [`Config::shutdown_timeout`] to finish.

@@ -1,4 +1,5 @@
-//! Connecting: namespaces, auth, per-socket rooms, disconnects and graceful shutdown.
+//! Connecting: namespaces, auth, per-socket rooms, disconnects and graceful shutdown, through
+//! the test kit's Socket.IO client.
 
 mod support;
 
@@ -7,27 +8,48 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Client, Packet, TestServer, within};
+use support::within;
 use tokio::sync::mpsc;
 use tongxun::{Ack, Config, ConnectError, DisconnectReason, Handshake, Namespace, Server, Socket};
+use tongxun_test::{Closed, HandshakeError, TestClient, TestServer};
+
+async fn start(server: Server) -> TestServer {
+    support::init_tracing();
+    TestServer::start(server).await.expect("a loopback port")
+}
+
+async fn client(server: &TestServer, ns: &str) -> TestClient {
+    server.connect(ns).await.expect("connected")
+}
+
+/// The `connect_error` message and data of a refused connection.
+async fn refusal(server: &TestServer, ns: &str, auth: Option<serde_json::Value>) -> String {
+    let mut builder = server.client().namespace(ns);
+    if let Some(auth) = auth {
+        builder = builder.auth(auth);
+    }
+    match builder.connect().await {
+        Err(HandshakeError::Refused { message, data }) => {
+            assert_eq!(data, None);
+            message
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
 
 #[tokio::test]
 async fn main_namespace_exists_without_a_handler() {
-    let server = TestServer::start(Server::builder().build()).await;
-    let client = server.client("/").await;
-    assert!(!client.sid.is_empty());
+    let server = start(Server::builder().build()).await;
+    let client = client(&server, "/").await;
+    assert!(!client.id().is_empty());
 }
 
 #[tokio::test]
 async fn main_namespace_can_be_switched_off() {
     let mut config = Config::default();
     config.default_namespace = false;
-    let server = TestServer::start(Server::builder().config(config).build()).await;
-    let refused = Client::connect(server.addr, "/", None)
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(refused, json!({ "message": "Invalid namespace" }));
+    let server = start(Server::builder().config(config).build()).await;
+    assert_eq!(refusal(&server, "/", None).await, "Invalid namespace");
 }
 
 async fn check(handshake: Handshake) -> Result<(), ConnectError> {
@@ -56,22 +78,23 @@ async fn auth_refuses_with_its_message_and_passes_what_it_learnt() {
         });
     })
     .auth(check);
-    let server = TestServer::start(Server::builder().namespace_with("/secure", ns).build()).await;
+    let server = start(Server::builder().namespace_with("/secure", ns).build()).await;
 
-    let refused = Client::connect(server.addr, "/secure", Some(json!({ "token": "bad" }))).await;
-    assert_eq!(refused.err(), Some(json!({ "message": "invalid token" })));
-    let refused = Client::connect(server.addr, "/secure", None).await;
-    assert_eq!(refused.err(), Some(json!({ "message": "missing token" })));
+    let bad = Some(json!({ "token": "bad" }));
+    assert_eq!(refusal(&server, "/secure", bad).await, "invalid token");
+    assert_eq!(refusal(&server, "/secure", None).await, "missing token");
 
-    let mut client = Client::connect(server.addr, "/secure", Some(json!({ "token": "good" })))
+    let client = server
+        .client()
+        .namespace("/secure")
+        .auth(json!({ "token": "good" }))
+        .connect()
         .await
         .unwrap();
-    assert_eq!(
-        client.emit_with_ack("user", json!([])).await,
-        vec![json!("user-of-/secure")]
-    );
+    let user: String = client.emit_with_ack("user", &()).await.unwrap();
+    assert_eq!(user, "user-of-/secure");
     // The refused sockets' stores are gone; only the connected one remains.
-    assert_eq!(server.io.live_stores(), 1);
+    assert_eq!(server.io().live_stores(), 1);
 }
 
 #[tokio::test]
@@ -81,27 +104,22 @@ async fn dynamic_namespaces_tell_the_concrete_path() {
             ack.send(socket.ns())
         });
     });
-    let server = TestServer::start(
+    let server = start(
         Server::builder()
             .dynamic_namespace("/tenant/{id}", ns)
             .build(),
     )
     .await;
-    let mut a = server.client("/tenant/7").await;
-    let mut b = server.client("/tenant/acme").await;
-    assert_eq!(
-        a.emit_with_ack("where", json!([])).await,
-        vec![json!("/tenant/7")]
-    );
-    assert_eq!(
-        b.emit_with_ack("where", json!([])).await,
-        vec![json!("/tenant/acme")]
-    );
+    for path in ["/tenant/7", "/tenant/acme"] {
+        let client = client(&server, path).await;
+        let answer: String = client.emit_with_ack("where", &()).await.unwrap();
+        assert_eq!(answer, path);
+    }
 }
 
 #[tokio::test]
 async fn every_socket_is_in_a_room_named_by_its_id() {
-    let server = TestServer::start(
+    let server = start(
         Server::builder()
             .namespace("/", |socket: Socket| async move {
                 socket.on("rooms", |socket: Socket, ack: Ack| async move {
@@ -111,15 +129,15 @@ async fn every_socket_is_in_a_room_named_by_its_id() {
             .build(),
     )
     .await;
-    let mut client = server.client("/").await;
-    let rooms = client.emit_with_ack("rooms", json!([])).await;
-    assert_eq!(rooms, vec![json!([client.sid.clone()])]);
+    let client = client(&server, "/").await;
+    let rooms: Vec<String> = client.emit_with_ack("rooms", &()).await.unwrap();
+    assert_eq!(rooms, [client.id()]);
 }
 
 #[tokio::test]
 async fn disconnect_listeners_see_the_reason_and_the_store_which_is_freed_after() {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let server = TestServer::start(
+    let server = start(
         Server::builder()
             .namespace("/", move |socket: Socket| {
                 let tx = tx.clone();
@@ -138,7 +156,7 @@ async fn disconnect_listeners_see_the_reason_and_the_store_which_is_freed_after(
     )
     .await;
     for _ in 0..3 {
-        server.client("/").await.close().await;
+        client(&server, "/").await.disconnect().await;
         let (nick, reason, rooms) = within(rx.recv()).await.unwrap();
         assert_eq!(nick, "ada");
         assert_eq!(reason, DisconnectReason::ClientNSDisconnect);
@@ -146,7 +164,7 @@ async fn disconnect_listeners_see_the_reason_and_the_store_which_is_freed_after(
     }
     // Freed once the disconnect listeners returned and socketioxide let go of the socket.
     within(async {
-        while server.io.live_stores() != 0 {
+        while server.io().live_stores() != 0 {
             tokio::task::yield_now().await;
         }
     })
@@ -155,7 +173,7 @@ async fn disconnect_listeners_see_the_reason_and_the_store_which_is_freed_after(
 
 #[tokio::test]
 async fn stores_return_to_zero_after_many_connect_disconnect_cycles() {
-    let server = TestServer::start(
+    let server = start(
         Server::builder()
             .namespace("/", |socket: Socket| async move {
                 socket.store().set("blob", &vec![0u8; 256]).unwrap();
@@ -170,13 +188,13 @@ async fn stores_return_to_zero_after_many_connect_disconnect_cycles() {
     )
     .await;
     for _ in 0..200 {
-        let mut client = server.client("/").await;
-        client.emit("ping", json!([])).await;
-        client.expect_event("pong").await;
-        client.close().await;
+        let mut client = client(&server, "/").await;
+        client.emit("ping", &()).unwrap();
+        client.wait_for("pong").await.unwrap();
+        client.disconnect().await;
     }
     within(async {
-        while server.io.live_stores() != 0 {
+        while server.io().live_stores() != 0 {
             tokio::task::yield_now().await;
         }
     })
@@ -185,7 +203,7 @@ async fn stores_return_to_zero_after_many_connect_disconnect_cycles() {
 
 #[tokio::test]
 async fn server_side_disconnect_sends_a_disconnect_packet() {
-    let server = TestServer::start(
+    let server = start(
         Server::builder()
             .namespace("/", |socket: Socket| async move {
                 socket.on("bye", |socket: Socket| async move { socket.disconnect() });
@@ -193,9 +211,9 @@ async fn server_side_disconnect_sends_a_disconnect_packet() {
             .build(),
     )
     .await;
-    let mut client = server.client("/").await;
-    client.emit("bye", json!([])).await;
-    assert_eq!(client.recv().await, Some(Packet::Disconnect));
+    let mut client = client(&server, "/").await;
+    client.emit("bye", &()).unwrap();
+    assert_eq!(client.closed().await.unwrap(), Closed::ServerDisconnect);
 }
 
 #[tokio::test]
@@ -203,7 +221,7 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish_and_closes_clients() {
     let finished = Arc::new(AtomicBool::new(false));
     let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
     let flag = finished.clone();
-    let server = TestServer::start(
+    let server = start(
         Server::builder()
             .namespace("/", move |socket: Socket| {
                 let (flag, started_tx) = (flag.clone(), started_tx.clone());
@@ -221,17 +239,17 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish_and_closes_clients() {
             .build(),
     )
     .await;
-    let mut client = server.client("/").await;
-    client.emit("work", json!([])).await;
+    let mut client = client(&server, "/").await;
+    client.emit("work", &()).unwrap();
     within(started.recv()).await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
     assert!(
         finished.load(Ordering::SeqCst),
         "the in-flight handler finished before serve returned"
     );
     assert_eq!(
-        client.recv().await,
-        None,
+        client.closed().await.unwrap(),
+        Closed::TransportClose,
         "the client's connection is closed"
     );
 }

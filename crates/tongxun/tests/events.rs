@@ -427,11 +427,14 @@ async fn an_ordered_handler_awaiting_its_own_client_s_ack_does_not_deadlock() {
     let server = TestServer::start(dispatched_server(
         tongxun::Dispatch::Ordered,
         |socket: Socket| async move {
-            socket.on("ask", |socket: Socket, ack: Ack| async move {
-                let answer: String = socket.emit_with_ack("question", &()).await?;
-                ack.send(&answer)?;
-                Ok::<_, tongxun::HandlerError>(())
-            });
+            socket.on(
+                "ask",
+                async |socket: Socket, ack: Ack| -> Result<(), tongxun::HandlerError> {
+                    let answer: String = socket.emit_with_ack("question", &()).await?;
+                    ack.send(&answer)?;
+                    Ok(())
+                },
+            );
         },
     ))
     .await;
@@ -500,10 +503,13 @@ async fn an_apps_own_extractor_reads_the_context_and_its_refusal_reaches_the_ack
     async fn on_connect(socket: Socket) {
         socket.on(
             "nick",
-            |socket: Socket, Data(nick): Data<String>, ack: Ack| async move {
+            async |socket: Socket,
+                   Data(nick): Data<String>,
+                   ack: Ack|
+                   -> Result<(), tongxun::HandlerError> {
                 socket.store().set("nick", &nick)?;
                 ack.send(&nick)?;
-                Ok::<_, tongxun::HandlerError>(())
+                Ok(())
             },
         );
         socket.on(

@@ -41,18 +41,31 @@ impl<E: Display> IntoHandlerResult for Result<(), E> {
 
 /// Any error, for handlers that use `?` on several error types.
 ///
-/// Its message, the error's own followed by its sources (`failed to serialize the payload: ...`),
-/// is what the client's acknowledgement receives as `{"error": "<message>"}`.
+/// Every fallible call a handler makes (emits, acknowledgements, broadcasts, the store, rooms)
+/// converts into it with `?`. Its message, the error's own followed by its sources
+/// (`failed to serialize the payload: ...`), is what the client's acknowledgement receives as
+/// `{"error": "<message>"}`.
+///
+/// Name it as the return type of an `async fn` handler, or of an async closure: Rust then
+/// knows what `?` converts into, without a turbofish on `Ok`.
 ///
 /// # Examples
 /// ```
 /// use tongxun::{Ack, HandlerError, Socket};
 ///
+/// async fn whoami(socket: Socket, ack: Ack) -> Result<(), HandlerError> {
+///     let nick: String = socket.store().get("nick")?; // a StoreError
+///     ack.send(&nick)?; // a SendError
+///     Ok(())
+/// }
+///
 /// async fn on_connect(socket: Socket) {
-///     socket.on("whoami", |socket: Socket, ack: Ack| async move {
-///         let nick: String = socket.store().get("nick")?; // a StoreError
-///         ack.send(&nick)?; // a SendError
-///         Ok::<_, HandlerError>(())
+///     socket.on("whoami", whoami);
+///     socket.on("shout", async |socket: Socket, ack: Ack| -> Result<(), HandlerError> {
+///         let nick: String = socket.store().get("nick")?;
+///         socket.broadcast().emit("shouted", &nick).await?; // a BroadcastError
+///         ack.send("sent")?;
+///         Ok(())
 ///     });
 /// }
 /// # let _ = tongxun::Server::builder().namespace("/", on_connect);

@@ -17,8 +17,8 @@ use tongxun::Server;
 #[path = "serve.rs"]
 mod serve;
 use serve::Running;
-#[allow(unused_imports)] // used by the hostile suite only
-pub use serve::logged;
+#[allow(unused_imports)] // each suite uses some
+pub use serve::{init_tracing, logged};
 
 /// Time any single step of a test may take before it is reported as hung.
 pub const STEP: Duration = Duration::from_secs(10);
