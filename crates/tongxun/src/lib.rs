@@ -75,7 +75,7 @@
 //! `Result<(), E: Display>`; [`HandlerError`] lets `?` mix error types.
 //!
 //! # Storage
-//! [`Socket::store`] holds string keys and serde values for the life of the socket (the seed's
+//! [`Socket::store`] holds string keys and serde values for the life of the socket (Socket.IO 0.9's
 //! `socket.set(name, value)` / `socket.get(name)`): a typed `get` whose mismatch is an error, not a
 //! panic; readable in the socket's disconnect listeners ([`Socket::on_disconnect`]); emptied
 //! after them. Other sockets' stores are read through the sockets a selection lists:

@@ -137,6 +137,17 @@ impl Broadcast {
 
     /// Narrows to sockets in any of these rooms. A socket's id is a room of its own, so
     /// `to(id)` reaches exactly that socket.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn announce(io: Io) {
+    ///     if let Some(chat) = io.of("/chat") {
+    ///         chat.to(["general", "random"]).emit("announcement", "maintenance at noon").await.ok();
+    ///     }
+    /// }
+    /// ```
     pub fn to(self, rooms: impl RoomParam) -> Self {
         self.map(|ops| ops.to(rooms))
     }
@@ -147,6 +158,15 @@ impl Broadcast {
     }
 
     /// Leaves out sockets in any of these rooms.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn announce(io: Io) {
+    ///     io.main().except("muted").emit("announcement", "hello").await.ok();
+    /// }
+    /// ```
     pub fn except(self, rooms: impl RoomParam) -> Self {
         self.map(|ops| ops.except(rooms))
     }
@@ -167,6 +187,24 @@ impl Broadcast {
 
     /// The time [`emit_with_ack`](Self::emit_with_ack) waits for answers. Defaults to
     /// `Config::ack_timeout`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// use std::time::Duration;
+    ///
+    /// async fn poll(io: Io) {
+    ///     let answers = io
+    ///         .main()
+    ///         .timeout(Duration::from_secs(2))
+    ///         .emit_with_ack::<_, String>("status?", &())
+    ///         .await;
+    ///     for (id, answer) in answers.unwrap_or_default() {
+    ///         println!("{id}: {answer:?}"); // Ok(status), or Err(AckError::Timeout)
+    ///     }
+    /// }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -178,6 +216,16 @@ impl Broadcast {
     /// [`BroadcastError::Encode`] when the payload cannot be serialized,
     /// [`BroadcastError::Adapter`] when other nodes cannot be reached. Recipients that miss the
     /// message because their queue is full are counted, not reported as an error.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn tick(io: Io, n: u64) -> Result<(), tongxun::BroadcastError> {
+    ///     io.main().emit("tick", &n).await?;
+    ///     io.main().to("vip").emit("bonus", &(n, "gold")).await // two arguments
+    /// }
+    /// ```
     pub async fn emit<T: Serialize + ?Sized>(
         self,
         event: impl AsRef<str>,
@@ -258,6 +306,20 @@ impl Broadcast {
     }
 
     /// The selected sockets connected to this node, with their stores.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// fn nicks(io: &Io) -> Vec<String> {
+    ///     io.main()
+    ///         .to("lobby")
+    ///         .sockets()
+    ///         .iter()
+    ///         .filter_map(|socket| socket.store().get("nick").ok())
+    ///         .collect()
+    /// }
+    /// ```
     pub fn sockets(self) -> Vec<Socket> {
         self.ops.sockets().iter().filter_map(socket_of).collect()
     }
@@ -266,6 +328,16 @@ impl Broadcast {
     ///
     /// # Errors
     /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn online(io: Io) -> usize {
+    ///     // With the `redis` feature, every node's sockets of the room.
+    ///     io.main().to("lobby").fetch_sockets().await.map_or(0, |sockets| sockets.len())
+    /// }
+    /// ```
     pub async fn fetch_sockets(self) -> Result<Vec<RemoteSocket>, BroadcastError> {
         self.ops
             .fetch_sockets()
@@ -277,6 +349,15 @@ impl Broadcast {
     ///
     /// # Errors
     /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn close_room(io: Io, room: &str) {
+    ///     io.main().to(room.to_owned()).disconnect().await.ok();
+    /// }
+    /// ```
     pub async fn disconnect(self) -> Result<(), BroadcastError> {
         self.ops
             .disconnect()
@@ -289,6 +370,16 @@ impl Broadcast {
     /// # Errors
     /// [`BroadcastError::Join`] when a room has the shape of a socket id (such rooms are
     /// private to their socket), [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn promote(io: Io) {
+    ///     // Every socket of `trial`, on every node, also joins `members`.
+    ///     io.main().to("trial").join("members").await.ok();
+    /// }
+    /// ```
     pub async fn join(self, rooms: impl RoomParam) -> Result<(), BroadcastError> {
         let rooms: Vec<_> = rooms.into_room_iter().collect();
         if let Some(room) = rooms.iter().find(|r| is_id_shaped(r)) {
@@ -315,6 +406,15 @@ impl Broadcast {
     ///
     /// # Errors
     /// [`BroadcastError::Adapter`] when other nodes cannot be reached.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn rooms(io: Io) -> Vec<String> {
+    ///     io.main().rooms().await.unwrap_or_default()
+    /// }
+    /// ```
     pub async fn rooms(self) -> Result<Vec<String>, BroadcastError> {
         let rooms = self
             .ops

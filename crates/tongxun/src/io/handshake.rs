@@ -60,6 +60,25 @@ impl Handshake {
     ///
     /// # Errors
     /// [`ExtractError::Decode`] when the payload does not decode into `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{ConnectError, Handshake, Namespace};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Credentials {
+    ///     token: String,
+    /// }
+    ///
+    /// async fn check(handshake: Handshake) -> Result<(), ConnectError> {
+    ///     let credentials: Credentials = handshake.auth().map_err(|_| ConnectError::new("no token"))?;
+    ///     if credentials.token != "secret" {
+    ///         return Err(ConnectError::new("bad token"));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = Namespace::new(|_: tongxun::Socket| async {}).auth(check);
+    /// ```
     pub fn auth<T: DeserializeOwned>(&self) -> Result<T, ExtractError> {
         socketioxide::extract::Data::<T>::from_connect_parts(&self.raw, &self.state.auth)
             .map(|data| data.0)
@@ -70,11 +89,37 @@ impl Handshake {
     }
 
     /// The headers of the HTTP request that opened the connection.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{ConnectError, Handshake, Namespace};
+    ///
+    /// async fn check(handshake: Handshake) -> Result<(), ConnectError> {
+    ///     match handshake.headers().get("x-api-key") {
+    ///         Some(key) if key == "k-123" => Ok(()),
+    ///         _ => Err(ConnectError::new("missing api key")),
+    ///     }
+    /// }
+    /// # let _ = Namespace::new(|_: tongxun::Socket| async {}).auth(check);
+    /// ```
     pub fn headers(&self) -> &http::HeaderMap {
         &self.raw.req_parts().headers
     }
 
     /// The value of query parameter `name` in the connection URL (`io(url, { query: {...} })`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{ConnectError, Handshake, Namespace};
+    ///
+    /// async fn check(handshake: Handshake) -> Result<(), ConnectError> {
+    ///     match handshake.query("room") {
+    ///         Some(room) => handshake.store().set("room", &room).map_err(|e| ConnectError::new(e.to_string())),
+    ///         None => Err(ConnectError::new("which room?")),
+    ///     }
+    /// }
+    /// # let _ = Namespace::new(|_: tongxun::Socket| async {}).auth(check);
+    /// ```
     pub fn query(&self, name: &str) -> Option<String> {
         self.query_pairs()
             .into_iter()

@@ -79,12 +79,31 @@ impl Io {
     /// The app's state of type `T`, as given to
     /// [`ServerBuilder::state`](crate::ServerBuilder::state), for connect handlers, routes
     /// and tasks (handlers take it as [`State`]).
+    ///
+    /// # Examples
+    /// ```
+    /// #[derive(Clone)]
+    /// struct Motd(&'static str);
+    ///
+    /// let server = tongxun::Server::builder().state(Motd("welcome")).build();
+    /// let motd: Option<Motd> = server.io().state();
+    /// assert_eq!(motd.map(|m| m.0), Some("welcome"));
+    /// ```
     pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.shared.states.get()
     }
 
     /// The sockets of namespace `path` connected to this node, or `None` if no such namespace
     /// exists.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// fn count(io: &Io) -> usize {
+    ///     io.sockets("/chat").map_or(0, |sockets| sockets.len())
+    /// }
+    /// ```
     pub fn sockets(&self, path: &str) -> Option<Vec<Socket>> {
         let ns = self.raw.of(path)?;
         Some(
@@ -127,6 +146,15 @@ impl Io {
     /// # Panics
     /// When the main namespace was switched off (`Config::default_namespace`) and not
     /// registered.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Io;
+    ///
+    /// async fn shout(io: Io) {
+    ///     io.main().emit("shout", "hello, everyone on /").await.ok();
+    /// }
+    /// ```
     pub fn main(&self) -> Broadcast {
         self.of("/").expect("the main namespace `/` exists")
     }

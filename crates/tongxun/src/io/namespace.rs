@@ -140,6 +140,17 @@ impl Namespace {
     ///
     /// Events a client sends while `on_connect` still runs wait for it, so listeners registered
     /// there see every event, even when `on_connect` awaits.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Namespace, Server, Socket};
+    ///
+    /// async fn on_chat(socket: Socket) {
+    ///     socket.join("lobby").ok();
+    /// }
+    ///
+    /// let server = Server::builder().namespace_with("/chat", Namespace::new(on_chat)).build();
+    /// ```
     pub fn new<F, Fut>(on_connect: F) -> Self
     where
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
@@ -154,6 +165,21 @@ impl Namespace {
 
     /// Runs `auth` before a client joins: `Err` refuses it with `connect_error`, whose message
     /// the client sees as `err.message` (and the client does not retry on its own).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{ConnectError, Handshake, Namespace, Server, Socket};
+    ///
+    /// async fn check(handshake: Handshake) -> Result<(), ConnectError> {
+    ///     match handshake.auth::<serde_json::Value>() {
+    ///         Ok(auth) if auth["token"] == "secret" => Ok(()),
+    ///         _ => Err(ConnectError::new("bad token")), // the client's `connect_error`
+    ///     }
+    /// }
+    ///
+    /// let admin = Namespace::new(|_: Socket| async {}).auth(check);
+    /// let server = Server::builder().namespace_with("/admin", admin).build();
+    /// ```
     pub fn auth<F, Fut>(mut self, auth: F) -> Self
     where
         F: Fn(Handshake) -> Fut + Send + Sync + 'static,

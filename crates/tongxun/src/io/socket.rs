@@ -110,6 +110,19 @@ impl Socket {
     }
 
     /// The socket's key/value storage.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.store().set("nick", "anonymous").ok();
+    ///     socket.on("nick", |socket: Socket, Data(nick): Data<String>| async move {
+    ///         socket.store().set("nick", &nick)
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn store(&self) -> &Store {
         &self.state.store
     }
@@ -117,6 +130,18 @@ impl Socket {
     // ---- listeners ----
 
     /// Adds a listener for `event`. Several listeners of one event all run, in registration order.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Ack, Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("add", |Data((a, b)): Data<(i64, i64)>, ack: Ack| async move {
+    ///         ack.send(&(a + b))
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn on<H, T>(&self, event: impl AsRef<str>, handler: H) -> ListenerId
     where
         H: EventHandler<T>,
@@ -156,6 +181,17 @@ impl Socket {
     }
 
     /// Adds a listener for `event` that is removed after it ran once.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     // Only the first `hello` is answered.
+    ///     socket.once("hello", |socket: Socket| async move { socket.emit("welcome", &()) });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn once<H, T>(&self, event: impl AsRef<str>, handler: H) -> ListenerId
     where
         H: EventHandler<T>,
@@ -198,6 +234,21 @@ impl Socket {
     }
 
     /// Removes every listener of `event`; returns how many there were.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("typing", |socket: Socket| async move {
+    ///         socket.broadcast().emit("typing", &socket.id().to_string()).await
+    ///     });
+    ///     socket.on("mute", |socket: Socket| async move {
+    ///         socket.off("typing"); // this socket's `typing` goes nowhere from now on
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn off(&self, event: impl AsRef<str>) -> usize {
         self.state.remove_event(event.as_ref())
     }
@@ -250,6 +301,18 @@ impl Socket {
     ///
     /// # Errors
     /// When the payload cannot be serialized, the socket is closed, or its queue is full.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.emit("welcome", "hello").ok(); // one argument
+    ///     socket.emit("position", &(12.5, -3.0)).ok(); // a tuple is two arguments
+    ///     socket.emit("ready", &()).ok(); // no argument
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(
         &self,
         event: impl AsRef<str>,
@@ -264,6 +327,16 @@ impl Socket {
     ///
     /// # Errors
     /// As [`emit`](Self::emit).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.send("hello").ok(); // the client's `socket.on("message", ...)`
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), SendError> {
         self.emit("message", data)
     }
@@ -336,6 +409,18 @@ impl Socket {
 
     /// What the client sent when it joined: its `auth` payload, the request's headers, query
     /// and URL, its address and when it connected (Node's `socket.handshake`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     let handshake = socket.handshake();
+    ///     let lang = handshake.query("lang").unwrap_or_else(|| "en".to_owned());
+    ///     socket.emit("hello", &format!("hello in {lang}")).ok();
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn handshake(&self) -> Handshake {
         Handshake::new(self.raw.clone(), self.state.clone())
     }
@@ -377,6 +462,19 @@ impl Socket {
     }
 
     /// Leaves one room or several.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("switch", |socket: Socket, Data(room): Data<String>| async move {
+    ///         socket.leave_all(); // except its own-id room, which it never leaves
+    ///         socket.join(room)
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn leave(&self, rooms: impl RoomParam) {
         self.raw.leave(rooms);
     }
@@ -388,6 +486,17 @@ impl Socket {
 
     /// The rooms this socket is in, including the one named by its id. In a disconnect
     /// listener: the rooms it was in when it disconnected.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Ack, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.join(["news", "sport"]).ok();
+    ///     socket.on("rooms", |socket: Socket, ack: Ack| async move { ack.send(&socket.rooms()) });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn rooms(&self) -> Vec<String> {
         if let Some(rooms) = self.state.rooms_at_disconnect() {
             return rooms;
@@ -410,11 +519,40 @@ impl Socket {
     /// Where [`store`](Self::store) keeps JSON under string keys (readable by other sockets
     /// and across nodes with `fetch_sockets`), extensions keep any `Clone` Rust value on this
     /// node.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Ack, Extension, Socket};
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.extensions().insert(User("ada".to_owned()));
+    ///     socket.on("whoami", |Extension(User(name)): Extension<User>, ack: Ack| async move {
+    ///         ack.send(&name)
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn extensions(&self) -> &crate::Extensions {
         &self.raw.extensions
     }
 
     /// The server's handle, to reach other namespaces.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     let io = socket.io();
+    ///     if let Some(admin) = io.of("/admin") {
+    ///         admin.emit("joined", &socket.id().to_string()).await.ok();
+    ///     }
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn io(&self) -> Io {
         let mut empty = socketioxide_core::Value::Str(String::new().into(), None);
         let raw = socketioxide::SocketIo::from_message_parts(&self.raw, &mut empty, &None)
@@ -436,11 +574,35 @@ impl Socket {
     }
 
     /// Every other socket of the namespace (Node's `socket.broadcast`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("say", |socket: Socket, Data(text): Data<String>| async move {
+    ///         socket.broadcast().emit("said", &text).await // everyone in `/` but the sender
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn broadcast(&self) -> Broadcast {
         self.selection(self.raw.broadcast())
     }
 
     /// The sockets in `rooms`, except this one (Node's `socket.to(room)`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("say", |socket: Socket, Data((room, text)): Data<(String, String)>| async move {
+    ///         socket.to(room).emit("said", &text).await // the room, but not the sender
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn to(&self, rooms: impl RoomParam) -> Broadcast {
         self.selection(self.raw.to(rooms))
     }
@@ -451,6 +613,18 @@ impl Socket {
     }
 
     /// Every other socket of the namespace, except those in `rooms`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Data, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("alert", |socket: Socket, Data(text): Data<String>| async move {
+    ///         socket.except("muted").emit("alert", &text).await
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn except(&self, rooms: impl RoomParam) -> Broadcast {
         self.selection(self.raw.except(rooms))
     }
@@ -466,6 +640,18 @@ impl Socket {
     ///
     /// # Errors
     /// [`SendError::Closed`] when it was already disconnected.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("quit", |socket: Socket| async move {
+    ///         socket.disconnect() // the client sees "io server disconnect"
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn disconnect(&self) -> Result<(), SendError> {
         SocketRef::from(self.raw.clone())
             .disconnect()

@@ -1,4 +1,4 @@
-//! Per-socket key/value storage (the seed's `socket.set(name, value)` / `socket.get(name)`).
+//! Per-socket key/value storage (Socket.IO 0.9's `socket.set(name, value)` / `socket.get(name)`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,6 +77,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Encode`] when the value cannot be serialized.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::Socket;
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.store().set("visits", &1u32).ok();
+    ///     let visits: u32 = socket.store().get("visits").unwrap_or(0);
+    ///     socket.store().set("visits", &(visits + 1)).ok();
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn set<T: Serialize + ?Sized>(
         &self,
         key: impl Into<String>,
@@ -96,6 +108,20 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] when nothing is stored there, [`StoreError::WrongType`] when the
     /// value does not decode into `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Ack, HandlerError, Socket};
+    ///
+    /// async fn on_connect(socket: Socket) {
+    ///     socket.on("whoami", async |socket: Socket, ack: Ack| -> Result<(), HandlerError> {
+    ///         let nick: String = socket.store().get("nick")?; // StoreError::NotFound when unset
+    ///         ack.send(&nick)?;
+    ///         Ok(())
+    ///     });
+    /// }
+    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
+    /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, StoreError> {
         let value = self
             .entries()

@@ -88,6 +88,17 @@ impl ServerBuilder {
     }
 
     /// Replaces the configuration (by default [`Config::default`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tongxun::{Config, Server};
+    ///
+    /// let mut config = Config::default();
+    /// config.ping_interval = Duration::from_secs(10);
+    /// config.max_payload = 64 * 1024;
+    /// let server = Server::builder().config(config).build();
+    /// ```
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -97,6 +108,24 @@ impl ServerBuilder {
     /// extractor, and every part of the app as [`Io::state`](crate::Io::state): one value per
     /// type (a second of the same type replaces the first). Clone is called for each handler
     /// that asks: put what must be shared behind an `Arc`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use tongxun::{Ack, Server, Socket, State};
+    ///
+    /// #[derive(Clone)]
+    /// struct Motd(Arc<str>);
+    ///
+    /// let server = Server::builder()
+    ///     .state(Motd("welcome".into()))
+    ///     .namespace("/", |socket: Socket| async move {
+    ///         socket.on("motd", |State(Motd(text)): State<Motd>, ack: Ack| async move {
+    ///             ack.send(&*text)
+    ///         });
+    ///     })
+    ///     .build();
+    /// ```
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
         self.states.insert(state);
         self
@@ -104,6 +133,18 @@ impl ServerBuilder {
 
     /// Adds namespace `path` (such as `/chat`); each socket that joins it is handed to
     /// `on_connect`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Server, Socket};
+    ///
+    /// let server = Server::builder()
+    ///     .namespace("/", |_: Socket| async {})
+    ///     .namespace("/chat", |socket: Socket| async move {
+    ///         socket.join("lobby").ok();
+    ///     })
+    ///     .build();
+    /// ```
     pub fn namespace<F, Fut>(self, path: impl Into<String>, on_connect: F) -> Self
     where
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
@@ -124,13 +165,35 @@ impl ServerBuilder {
     ///
     /// # Panics
     /// [`build`](Self::build) panics when the pattern is not valid.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Namespace, Server, Socket};
+    ///
+    /// let tenants = Namespace::new(|socket: Socket| async move {
+    ///     let tenant = socket.ns().trim_start_matches("/tenant/").to_owned();
+    ///     socket.emit("tenant", &tenant).ok();
+    /// });
+    /// let server = Server::builder().dynamic_namespace("/tenant/{id}", tenants).build();
+    /// ```
     pub fn dynamic_namespace(mut self, pattern: impl Into<String>, namespace: Namespace) -> Self {
         self.namespaces
             .push((pattern.into(), namespace, NamespaceKind::Dynamic));
         self
     }
 
-    /// The app's own axum routes, served beside Socket.IO (the seed's Express integration).
+    /// The app's own axum routes, served beside Socket.IO, as an Express app serves its routes
+    /// beside Node's `socket.io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tongxun::Server;
+    ///
+    /// let server = Server::builder()
+    ///     .routes(Router::new().route("/health", get(|| async { "ok" })))
+    ///     .build();
+    /// ```
     pub fn routes(mut self, routes: Router) -> Self {
         self.routes = self.routes.merge(routes);
         self
@@ -263,6 +326,14 @@ impl ServerBuilder {
     /// Where [`try_build`](Self::try_build) returns an error: for a mistake in the program
     /// (a namespace registered twice, a pattern that is not valid), or a configuration read at
     /// run time that is wrong. Use `try_build` for configuration that comes from outside.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Server, Socket};
+    ///
+    /// let server = Server::builder().namespace("/", |_: Socket| async {}).build();
+    /// let router = server.into_router(); // or `server.serve(listener, shutdown)`
+    /// ```
     pub fn build(self) -> Server {
         self.try_build()
             .unwrap_or_else(|e| match std::error::Error::source(&e) {

@@ -66,11 +66,36 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Starts building a server.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::{Server, Socket};
+    ///
+    /// let server = Server::builder()
+    ///     .namespace("/", |socket: Socket| async move {
+    ///         socket.emit("hello", "world").ok();
+    ///     })
+    ///     .build();
+    /// ```
     pub fn builder() -> ServerBuilder {
         ServerBuilder::new()
     }
 
     /// The handle to broadcast and inspect sockets from anywhere.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use tongxun::Server;
+    /// let server = Server::builder().build();
+    /// let io = server.io(); // keep it to broadcast from outside handlers
+    /// tokio::spawn(async move {
+    ///     io.main().emit("tick", &1).await.ok();
+    /// });
+    /// # let _ = server;
+    /// # }
+    /// ```
     pub fn io(&self) -> Io {
         self.io.clone()
     }
