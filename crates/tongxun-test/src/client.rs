@@ -606,11 +606,31 @@ fn decode<T: DeserializeOwned>(value: &Value, with_event: bool) -> Result<T, Cli
         .map_err(|e| ClientError::Decode(Box::new(e)))
 }
 
-/// `data` as a packet payload, with `event` first when it is an event.
+/// `data` as a packet payload, with `event` first when it is an event. `()` is no argument at
+/// all, as `socket.emit("ping")` sends, and as tongxun's own emits treat it.
 fn encode<T: Serialize + ?Sized>(data: &T, event: Option<&str>) -> Result<Value, ClientError> {
-    CommonParser
-        .encode_value(data, event)
-        .map_err(|e| ClientError::Encode(Box::new(e)))
+    let encoded = if is_unit(data) {
+        CommonParser.encode_value(&NoArguments, event)
+    } else {
+        CommonParser.encode_value(data, event)
+    };
+    encoded.map_err(|e| ClientError::Encode(Box::new(e)))
+}
+
+/// Whether `data` is `()` or a unit struct: of no size, and serialized as nothing.
+fn is_unit<T: Serialize + ?Sized>(data: &T) -> bool {
+    std::mem::size_of_val(data) == 0
+        && matches!(serde_json::to_value(data), Ok(serde_json::Value::Null))
+}
+
+/// An empty argument list: a tuple of no elements.
+struct NoArguments;
+
+impl Serialize for NoArguments {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        serializer.serialize_tuple(0)?.end()
+    }
 }
 
 /// Queues `packet` and its attachments; `false` once the session has ended.
@@ -688,4 +708,27 @@ async fn read(mut incoming: Incoming, reader: Reader) {
     // Waiting acknowledgements learn that none will come.
     lock(&reader.shared.acks).clear();
     reader.closing.send_replace(Some(reason));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire<T: Serialize + ?Sized>(data: &T, event: Option<&str>) -> String {
+        match encode(data, event).unwrap() {
+            Value::Str(text, _) => text.as_str().to_owned(),
+            Value::Bytes(_) => unreachable!("the common parser writes text"),
+        }
+    }
+
+    #[test]
+    fn unit_is_no_argument_a_tuple_is_several_and_anything_else_is_one() {
+        assert_eq!(wire(&(), Some("ping")), r#"["ping"]"#);
+        assert_eq!(wire(&(), None), "[]");
+        assert_eq!(wire(&(1, "a"), Some("e")), r#"["e",1,"a"]"#);
+        assert_eq!(wire(&vec![1, 2], Some("e")), r#"["e",[1,2]]"#);
+        // serde writes an array as a tuple: several arguments, as the server's emit sends it.
+        assert_eq!(wire(&[1, 2], Some("e")), r#"["e",1,2]"#);
+        assert_eq!(wire(&None::<u8>, Some("e")), r#"["e",null]"#);
+    }
 }
