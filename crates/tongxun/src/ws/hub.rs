@@ -8,58 +8,18 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::get;
 
-use super::builder::WsHubBuilder;
-use super::client::{ClientId, WsClient};
+use super::client::WsClient;
+use super::client_id::ClientId;
 use super::config::WsConfig;
 use super::error::WsSendError;
+use super::handlers::Handlers;
 use super::message::WsMessage;
 use super::registry::HubInner;
+use super::stats::WsStats;
 use super::upgrade;
 
 /// Extra time [`WsHub::shutdown`] gives disconnect handlers after the close timeout.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
-
-/// A snapshot of a hub's counters, from [`WsHub::stats`].
-///
-/// # Examples
-/// ```
-/// let hub = tongxun::ws::WsHub::new(tongxun::ws::WsConfig::default());
-/// let stats = hub.stats();
-/// assert_eq!(stats.clients, 0);
-/// assert_eq!(stats.dead_peers, 0);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WsStats {
-    /// Clients connected now.
-    pub clients: usize,
-    /// Messages waiting in all outgoing queues now.
-    pub queued_messages: usize,
-    /// Bytes the hub holds for all clients now, as bounded per client by
-    /// [`WsConfig::max_queued_bytes`]: a broadcast counts once for each client that has yet to
-    /// be sent it (see [`WsClient::queued_bytes`]).
-    pub queued_bytes: u64,
-    /// Connections accepted since the hub was built.
-    pub connections: u64,
-    /// Upgrade requests refused (origin, auth, malformed handshake, shutting down).
-    pub upgrades_refused: u64,
-    /// Clients torn down because they did not answer a ping in time.
-    pub dead_peers: u64,
-    /// Messages dropped because a queue was full, in messages or in bytes
-    /// ([`OverflowPolicy::DropOldest`](super::OverflowPolicy::DropOldest) or
-    /// [`DropNewest`](super::OverflowPolicy::DropNewest)).
-    pub messages_dropped: u64,
-    /// Clients closed with 1013 because their queue was full, in messages or in bytes
-    /// ([`OverflowPolicy::Close`](super::OverflowPolicy::Close)).
-    pub slow_clients_closed: u64,
-    /// Clients closed with 1009 because they sent a message over the size limit.
-    pub oversized_messages: u64,
-    /// Clients closed with 1002 or 1007 because they broke the protocol.
-    pub protocol_errors: u64,
-    /// Messages that reached this node's clients but not the other nodes', because the queue to
-    /// Redis was full (only with [`Config::redis_url`](crate::Config::redis_url)).
-    pub relay_dropped: u64,
-}
 
 /// A plain WebSocket hub: clients connect at [`WsConfig::path`], the app handles their
 /// messages in Rust, and anyone holding the hub sends to one client, a topic or everyone.
@@ -120,25 +80,21 @@ impl WsHub {
     /// assert_eq!(hub.broadcast("nobody is listening"), 0);
     /// ```
     pub fn new(config: WsConfig) -> Self {
-        Self::builder().config(config).build()
-    }
-
-    /// Starts building a hub with handlers.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::ws::{WsClient, WsHub, WsMessage};
-    ///
-    /// let hub = WsHub::builder()
-    ///     .on_message(|client: WsClient, message: WsMessage| async move { client.send(message) })
-    ///     .build();
-    /// ```
-    pub fn builder() -> WsHubBuilder {
-        WsHubBuilder::new()
+        Self::from_inner(Arc::new(HubInner::new(config, Handlers::default())))
     }
 
     pub(crate) fn from_inner(inner: Arc<HubInner>) -> Self {
         Self { inner }
+    }
+
+    /// Shares this hub's broadcasts and publishes with the hubs of the other nodes on `bus`
+    /// (see `relay.rs`). The receiver fires once this node listens on the channel.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share_through(
+        &self,
+        bus: &crate::bus::RedisBus,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        self.inner.share_through(bus)
     }
 
     /// The hub's configuration.
@@ -318,5 +274,19 @@ impl WsHub {
                 "websocket connections still open after the shutdown bound"
             );
         }
+    }
+}
+
+impl WsClient {
+    /// The hub this client belongs to.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(client: tongxun::ws::WsClient) {
+    /// client.hub().broadcast("someone did something"); // everyone, this client included
+    /// # }
+    /// ```
+    pub fn hub(&self) -> WsHub {
+        WsHub::from_inner(self.hub.clone())
     }
 }
