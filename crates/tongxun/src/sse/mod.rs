@@ -163,9 +163,12 @@ mod history;
 mod http;
 mod hub;
 mod id;
+mod resume;
 #[cfg(feature = "redis")]
 mod shared;
+mod stats;
 mod stream;
+mod topics;
 
 pub use config::{
     DEFAULT_HISTORY_LEN, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_HISTORY_BYTES,
@@ -177,5 +180,6 @@ pub use event::{
     ForgetError, MAX_EVENT_NAME_LEN, MAX_TOPIC_LEN, PublishError, READY_EVENT, RESYNC_EVENT,
     SseEvent, check_topic,
 };
-pub use hub::{SseHub, SseStats};
+pub use hub::SseHub;
 pub use id::EventId;
+pub use stats::SseStats;
