@@ -12,6 +12,12 @@
 //! time, so every subscriber of a topic sees its events in publish order, whatever its
 //! transport. Nothing is bridged by default: an app forwards what a client sends into a topic
 //! by calling [`Hub::publish`] from its handler.
+//!
+//! A topic is a Socket.IO room name with narrower rules, checked once by [`check_topic`] for
+//! every transport: 1 to [`MAX_TOPIC_LEN`] bytes of ASCII letters, digits, `-`, `_`, `.`, `/`
+//! and `:` (what SSE ids can carry), and never the shape of a socket id, whose room is private.
+//! The WebSocket and SSE hubs on their own accept more (see their docs); a `Hub` publishes only
+//! to names that pass.
 
 use std::sync::Arc;
 

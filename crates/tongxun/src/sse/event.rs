@@ -49,7 +49,13 @@ pub struct SseEvent {
 }
 
 impl SseEvent {
-    /// An unnamed event (clients see it as a `message` event) carrying `data`.
+    /// An unnamed event carrying `data`: clients see it as a `message` event.
+    ///
+    /// # Examples
+    /// ```
+    /// let event = tongxun::sse::SseEvent::new("hello");
+    /// assert_eq!((event.name(), event.data()), (None, "hello"));
+    /// ```
     pub fn new(data: impl Into<String>) -> Self {
         Self {
             name: None,
@@ -58,6 +64,13 @@ impl SseEvent {
     }
 
     /// An unnamed event carrying `value` encoded as JSON.
+    ///
+    /// # Examples
+    /// ```
+    /// let event = tongxun::sse::SseEvent::json(&serde_json::json!({ "btc": 64000 }))?;
+    /// assert_eq!(event.data(), r#"{"btc":64000}"#);
+    /// # Ok::<_, serde_json::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When `value` cannot be encoded as JSON (for example a map with non-string keys).
@@ -69,17 +82,33 @@ impl SseEvent {
     ///
     /// The name is checked when the event is published: 1 to 64 bytes, no control characters,
     /// and neither [`READY_EVENT`] nor [`RESYNC_EVENT`].
+    ///
+    /// # Examples
+    /// ```
+    /// let event = tongxun::sse::SseEvent::new("64000").event("price");
+    /// assert_eq!(event.name(), Some("price"));
+    /// ```
     pub fn event(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// The event's name, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(tongxun::sse::SseEvent::new("x").name(), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// The event's data, as given.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(tongxun::sse::SseEvent::new("a\r\nb").data(), "a\r\nb");
+    /// ```
     pub fn data(&self) -> &str {
         &self.data
     }

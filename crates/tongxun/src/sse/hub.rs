@@ -23,10 +23,9 @@ use crate::sync::lock;
 /// reading cannot end before the kernel gives up on it.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
-/// A Server-Sent Events hub: topics with history, streams that resume, publishing from Rust and
-/// over HTTP.
+/// A Server-Sent Events hub: topics with history, and streams that resume.
 ///
-/// Cloning is cheap: clones share the same topics and streams. See the [module
+/// Events are published from Rust ([`publish`](Self::publish)) or over HTTP. Cloning is cheap: clones share the same topics and streams. See the [module
 /// docs](crate::sse) for the protocol.
 ///
 /// # Examples
@@ -96,9 +95,10 @@ pub(crate) struct Inner {
 type Registered = (Arc<str>, Vec<Arc<Topic>>, Vec<Start>);
 
 impl SseHub {
-    /// A hub with this configuration. Mount it with
-    /// [`ServerBuilder::sse`](crate::ServerBuilder::sse) or serve [`router`](Self::router)
-    /// yourself.
+    /// Creates a hub with this configuration.
+    ///
+    /// Mount it with [`ServerBuilder::sse`](crate::ServerBuilder::sse) or serve
+    /// [`router`](Self::router) yourself.
     ///
     /// # Examples
     /// ```
@@ -239,7 +239,9 @@ impl SseHub {
         }
     }
 
-    /// Topics the hub holds now: those with history or subscribers, at most
+    /// How many topics the hub holds now.
+    ///
+    /// Those are the topics with history or subscribers, at most
     /// [`SseConfig::max_live_topics`].
     ///
     /// # Examples
@@ -257,9 +259,10 @@ impl SseHub {
         self.inner.topics.len()
     }
 
-    /// Bytes the in-memory history of all topics holds now, at most
-    /// [`SseConfig::max_history_bytes`]: each kept event's encoded `event:`/`data:` lines plus
-    /// about 100 bytes of bookkeeping. Always 0 when the history is in Redis.
+    /// Bytes the in-memory history of all topics holds now.
+    ///
+    /// At most [`SseConfig::max_history_bytes`]: each kept event's encoded `event:`/`data:`
+    /// lines plus about 100 bytes of bookkeeping. Always 0 when the history is in Redis.
     ///
     /// # Examples
     /// ```
@@ -278,11 +281,10 @@ impl SseHub {
         self.inner.topics.history_budget.used()
     }
 
-    /// Forgets `topic` now: drops its history and ends the streams on it (they reconnect, and
-    /// receive `resync` for this topic, never its old events). Returns whether the hub held
-    /// anything of it.
+    /// Forgets `topic` now; returns whether the hub held anything of it.
     ///
-    /// Use it when what the topic carried is gone for the app too, such as a chat room that
+    /// Its history is dropped and the streams on it end: they reconnect, and receive `resync`
+    /// for this topic, never its old events. Use it when what the topic carried is gone for the app too, such as a chat room that
     /// emptied. A later publish starts the topic afresh; an id from before still resumes with
     /// `resync`, because the new life's sequence numbers start past every old one. With
     /// [`Config::redis_url`](crate::Config::redis_url) it also deletes the topic's Redis stream,
@@ -327,9 +329,11 @@ impl SseHub {
         Ok(held)
     }
 
-    /// Ends every open stream cleanly, as if the connections had dropped: clients reconnect
-    /// after the `retry` delay and resume from history. Use it to move clients to other nodes
-    /// or make them authenticate again. Returns how many streams were open.
+    /// Ends every open stream cleanly; returns how many were open.
+    ///
+    /// It is as if the connections had dropped: clients reconnect after the `retry` delay and
+    /// resume from history. Use it to move clients to other nodes or make them authenticate
+    /// again.
     ///
     /// # Examples
     /// ```
@@ -347,11 +351,11 @@ impl SseHub {
         open
     }
 
-    /// Shuts the hub down: every stream ends cleanly after a `: server shutting down` comment,
-    /// so that clients reconnect (to this server's successor) and resume; later streams end as
-    /// soon as they open, and publishing fails with [`PublishError::ShutDown`].
+    /// Shuts the hub down and waits until its streams have ended.
     ///
-    /// Returns once every stream the hub served has ended, or after 5 seconds: a stream ends
+    /// Every stream ends cleanly after a `: server shutting down` comment, so that clients
+    /// reconnect (to this server's successor) and resume; later streams end as soon as they
+    /// open, and publishing fails with [`PublishError::ShutDown`]. It returns once every stream the hub served has ended, or after 5 seconds: a stream ends
     /// when its connection has taken the comment, which a client that stopped reading never
     /// does. [`Server::serve`](crate::Server::serve) calls it on graceful shutdown. Calling it
     /// again waits again.

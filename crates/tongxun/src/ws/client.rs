@@ -110,8 +110,10 @@ impl WsClient {
         !self.shared.is_closing()
     }
 
-    /// Bytes the hub holds for this client now: the payloads of the messages in its queue and of
-    /// the broadcasts it has not been sent yet, which
+    /// Bytes the hub holds for this client now.
+    ///
+    /// That is the payloads of the messages in its queue and of the broadcasts it has not been
+    /// sent yet, which
     /// [`WsConfig::max_queued_bytes`](super::WsConfig::max_queued_bytes) bounds. A client that
     /// keeps up holds about nothing; one that stops reading holds what its socket could not
     /// take. Zero once the client is closing after an overflow, or gone.
@@ -145,8 +147,7 @@ impl WsClient {
         self.hub.deliver(&self.shared, message.into())
     }
 
-    /// Sends a message to every other client of the hub; returns how many clients of this node
-    /// it is for.
+    /// Sends a message to every other client of the hub; returns how many it is for here.
     ///
     /// # Examples
     /// ```
@@ -218,8 +219,9 @@ impl WsClient {
         topics
     }
 
-    /// Closes the connection with `code` and `reason` (cut to 123 bytes), after the messages
-    /// already queued; the client's close frame is then awaited for at most
+    /// Closes the connection with `code` and `reason`, after the messages already queued.
+    ///
+    /// The reason is cut to 123 bytes, and the client's close frame is awaited for at most
     /// [`WsConfig::close_timeout`](super::WsConfig::close_timeout). A code that may not be
     /// sent (such as 1005 or 1006) is replaced by 1000 and logged as an error.
     ///

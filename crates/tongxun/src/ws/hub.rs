@@ -21,10 +21,11 @@ use super::upgrade;
 /// Extra time [`WsHub::shutdown`] gives disconnect handlers after the close timeout.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
-/// A plain WebSocket hub: clients connect at [`WsConfig::path`], the app handles their
-/// messages in Rust, and anyone holding the hub sends to one client, a topic or everyone.
+/// A plain WebSocket hub: its clients, their topics, and sending to them.
 ///
-/// See the [module docs](super) for the wire conventions. Cloning is cheap; every clone is
+/// Clients connect at [`WsConfig::path`], the app handles their messages in Rust, and anyone
+/// holding the hub sends to one client, a topic or everyone. See the [module docs](super) for
+/// the wire conventions. Cloning is cheap; every clone is
 /// the same hub.
 ///
 /// # Examples
@@ -68,9 +69,10 @@ impl Default for WsHub {
 }
 
 impl WsHub {
-    /// A hub with this configuration and no handlers (messages from clients are ignored; the
-    /// app sends with [`broadcast`](Self::broadcast), [`publish`](Self::publish) and
-    /// [`send_to`](Self::send_to)).
+    /// Creates a hub with this configuration and no handlers.
+    ///
+    /// Messages from clients are ignored; the app sends with [`broadcast`](Self::broadcast),
+    /// [`publish`](Self::publish) and [`send_to`](Self::send_to).
     ///
     /// # Examples
     /// ```
@@ -107,9 +109,11 @@ impl WsHub {
         &self.inner.config
     }
 
-    /// The hub's route: `GET` [`WsConfig::path`], answered with 101 and a WebSocket, or with
-    /// 401, 403, 426 or 503 before any upgrade. [`Server`](crate::Server) mounts it for you;
-    /// merge it into your own axum `Router` otherwise.
+    /// The hub's route, `GET` [`WsConfig::path`].
+    ///
+    /// It answers with 101 and a WebSocket, or with 401, 403, 426 or 503 before any upgrade.
+    /// [`Server`](crate::Server) mounts it for you; merge it into your own axum `Router`
+    /// otherwise.
     ///
     /// # Examples
     /// ```
@@ -127,10 +131,11 @@ impl WsHub {
         )
     }
 
-    /// Sends `message` to every client; returns how many clients of this node it is for. It is
-    /// one append to the hub's broadcast log, whatever the number of clients: the payload is
-    /// shared, not copied, and the call never waits for a client (see `docs/ws.md`, "Slow
-    /// clients").
+    /// Sends `message` to every client; returns how many clients of this node it is for.
+    ///
+    /// It is one append to the hub's broadcast log, whatever the number of clients: the
+    /// payload is shared, not copied, and the call never waits for a client (see `docs/ws.md`,
+    /// "Slow clients").
     ///
     /// # Examples
     /// ```
@@ -144,8 +149,7 @@ impl WsHub {
         self.inner.broadcast(&message.into(), None)
     }
 
-    /// Sends `message` to every client but `except`; returns how many clients of this node it is
-    /// for.
+    /// Sends `message` to every client but `except`; returns how many it is for here.
     ///
     /// # Examples
     /// ```
@@ -232,8 +236,10 @@ impl WsHub {
         self.inner.subscriber_count(topic)
     }
 
-    /// The hub's counters: clients, queued messages, dead peers torn down, messages dropped,
-    /// slow clients closed with 1013, and more.
+    /// The hub's counters.
+    ///
+    /// Clients, queued messages, dead peers torn down, messages dropped, slow clients closed
+    /// with 1013, and more: see [`WsStats`].
     ///
     /// # Examples
     /// ```
@@ -244,18 +250,21 @@ impl WsHub {
         self.inner.stats()
     }
 
-    /// Closes every client with 1001 (going away), after the messages already queued, refuses
-    /// new connections with 503, and returns once every connection is over — or after
-    /// [`WsConfig::close_timeout`] and a short margin. [`Server::serve`](crate::Server::serve)
-    /// calls it on graceful shutdown. Calling it again waits again.
+    /// Closes every client and waits until their connections are over.
+    ///
+    /// Each client is closed with 1001 (going away) after the messages already queued, new
+    /// connections are refused with 503, and the call returns once every connection is over,
+    /// or after [`WsConfig::close_timeout`] and a short margin.
+    /// [`Server::serve`](crate::Server::serve) calls it on graceful shutdown. Calling it again
+    /// waits again.
     ///
     /// # Examples
     /// ```
-    /// # async fn f() {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let hub = tongxun::ws::WsHub::default();
-    /// hub.shutdown().await;
+    /// hub.shutdown().await; // no client connected: returns at once
     /// assert_eq!(hub.client_count(), 0);
-    /// # }
+    /// # });
     /// ```
     ///
     /// # Cancel safety
