@@ -255,14 +255,20 @@ impl Server {
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down");
-            #[cfg(feature = "ws")]
-            if let Some(hub) = ws {
-                hub.shutdown().await;
-            }
-            #[cfg(feature = "sse")]
-            if let Some(hub) = sse {
-                hub.shutdown().await;
-            }
+            // Both hubs close their clients at once; each waits, bounded, for its connections.
+            let ws_closed = async {
+                #[cfg(feature = "ws")]
+                if let Some(hub) = ws {
+                    hub.shutdown().await;
+                }
+            };
+            let sse_closed = async {
+                #[cfg(feature = "sse")]
+                if let Some(hub) = sse {
+                    hub.shutdown().await;
+                }
+            };
+            tokio::join!(ws_closed, sse_closed);
             // Every socket's disconnect listeners run, bounded by the shutdown timeout.
             if tokio::time::timeout(grace, io.close()).await.is_err() {
                 tracing::warn!("disconnect listeners still running after the shutdown timeout");

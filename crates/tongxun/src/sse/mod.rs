@@ -36,7 +36,8 @@
 //! | `lastEventId` | where to resume, for a first connection, which cannot send `Last-Event-ID` |
 //!
 //! Other parameters are ignored. Topic names are 1 to 64 bytes of ASCII letters, digits, `-`,
-//! `_`, `.` and `/` ([`check_topic`]).
+//! `_`, `.`, `/` and `:` ([`check_topic`]): the rules of a cross-transport
+//! [`Hub`](crate::hub::Hub) topic, less the one that keeps Socket.IO rooms of sockets private.
 //!
 //! The response has `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
 //! `X-Accel-Buffering: no` (nginx passes it through unbuffered); it is never compressed: the
@@ -153,9 +154,17 @@
 //!
 //! # Shutdown
 //! [`SseHub::shutdown`] (called by [`Server::serve`](crate::Server::serve) on graceful
-//! shutdown) ends every stream cleanly after a `: server shutting down, reconnect` comment;
-//! clients reconnect to whatever serves the URL next and resume.
+//! shutdown) ends every stream cleanly after a `: server shutting down, reconnect` comment, and
+//! returns once they have ended (5 seconds at most); clients reconnect to whatever serves the
+//! URL next and resume.
 //! [`SseHub::disconnect_all`] does the same without shutting down.
+//!
+//! # Inside
+//! `event.rs` (events and their framing), `id.rs`, `config.rs`, `stats.rs` and `history.rs`
+//! (one topic's events in memory) are leaves; `resume.rs` places a new stream in its topics
+//! and writes its opening; `topics.rs` holds every topic with its history and streams;
+//! `stream.rs` is one stream's response body; `hub.rs` is [`SseHub`] over them, `http.rs` its
+//! routes, and `shared.rs` the history in Redis (feature `redis`).
 
 mod config;
 mod event;
@@ -163,9 +172,12 @@ mod history;
 mod http;
 mod hub;
 mod id;
+mod resume;
 #[cfg(feature = "redis")]
 mod shared;
+mod stats;
 mod stream;
+mod topics;
 
 pub use config::{
     DEFAULT_HISTORY_LEN, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_HISTORY_BYTES,
@@ -177,5 +189,6 @@ pub use event::{
     ForgetError, MAX_EVENT_NAME_LEN, MAX_TOPIC_LEN, PublishError, READY_EVENT, RESYNC_EVENT,
     SseEvent, check_topic,
 };
-pub use hub::{SseHub, SseStats};
+pub use hub::SseHub;
 pub use id::EventId;
+pub use stats::SseStats;

@@ -194,7 +194,7 @@ fn receive(hub: &Weak<Inner>, epoch: &mut Arc<str>, payload: Vec<u8>) -> bool {
         *epoch = message_epoch.into();
     }
     let frame = payload.slice_ref(frame);
-    hub.deliver_shared(epoch.clone(), topic, seq, frame);
+    hub.topics.deliver_shared(epoch.clone(), topic, seq, frame);
     true
 }
 

@@ -5,19 +5,20 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::event::{KEEP_ALIVE_COMMENT, SHUTDOWN_COMMENT};
 use super::history::Stored;
-use super::hub::{Inner, Topic};
 use super::id::put_id_line;
+use super::topics::{Topic, Topics};
 
 /// Events taken from the queue per poll: enough to fill a write, few enough to stay fair.
 const BATCH: usize = 64;
@@ -25,10 +26,32 @@ const BATCH: usize = 64;
 /// burst of small events); larger frames are sent as the shared bytes themselves.
 const COPY_LIMIT: usize = 1024;
 
+/// The parts of a stream, assembled once by the hub.
+pub(crate) struct Opened {
+    pub(crate) topics: Arc<Topics>,
+    /// Held while the stream is open, for [`SseHub::shutdown`](super::SseHub::shutdown) to
+    /// wait on.
+    pub(crate) open: TaskTrackerToken,
+    pub(crate) id: u64,
+    pub(crate) epoch: Arc<str>,
+    pub(crate) registered: Vec<Arc<Topic>>,
+    pub(crate) positions: Vec<(Arc<str>, u64)>,
+    pub(crate) opening: BytesMut,
+    pub(crate) replay: Vec<Arc<Stored>>,
+    pub(crate) queue: mpsc::Receiver<Arc<Stored>>,
+    /// Ends the stream (lagging, forgetting a topic, disconnecting, shutting down).
+    pub(crate) cancel: CancellationToken,
+    /// The hub's shutdown, to tell it from the other reasons to end.
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) keep_alive: Duration,
+}
+
 /// The body of a subscriber's response. Dropping it (the connection closed) unregisters the
 /// subscriber from its topics.
 pub(crate) struct SubscriberStream {
-    hub: Arc<Inner>,
+    hub_topics: Arc<Topics>,
+    /// Released on drop: the stream has ended.
+    _open: TaskTrackerToken,
     id: u64,
     /// The epoch of the stream's id.
     epoch: Arc<str>,
@@ -42,40 +65,31 @@ pub(crate) struct SubscriberStream {
     queue: mpsc::Receiver<Arc<Stored>>,
     batch: Vec<Arc<Stored>>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: CancellationToken,
+    keep_alive_interval: Duration,
     /// `None` when keep-alives are off (a zero interval).
     keep_alive: Option<Pin<Box<Sleep>>>,
     ended: bool,
 }
 
 impl SubscriberStream {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the parts of a stream, assembled once by the hub"
-    )]
-    pub(crate) fn new(
-        hub: Arc<Inner>,
-        id: u64,
-        epoch: Arc<str>,
-        topics: Vec<Arc<Topic>>,
-        positions: Vec<(Arc<str>, u64)>,
-        opening: BytesMut,
-        replay: Vec<Arc<Stored>>,
-        queue: mpsc::Receiver<Arc<Stored>>,
-        cancel: CancellationToken,
-    ) -> Self {
-        let interval = hub.config.keep_alive;
+    pub(crate) fn new(opened: Opened) -> Self {
+        let interval = opened.keep_alive;
         let keep_alive = (!interval.is_zero()).then(|| Box::pin(tokio::time::sleep(interval)));
         Self {
-            hub,
-            id,
-            epoch,
-            topics,
-            positions,
-            out: VecDeque::from([opening.freeze()]),
-            replay: replay.into(),
-            queue,
+            hub_topics: opened.topics,
+            _open: opened.open,
+            id: opened.id,
+            epoch: opened.epoch,
+            topics: opened.registered,
+            positions: opened.positions,
+            out: VecDeque::from([opened.opening.freeze()]),
+            replay: opened.replay.into(),
+            queue: opened.queue,
             batch: Vec::with_capacity(BATCH),
-            cancelled: Box::pin(cancel.cancelled_owned()),
+            cancelled: Box::pin(opened.cancel.cancelled_owned()),
+            shutdown: opened.shutdown,
+            keep_alive_interval: interval,
             keep_alive,
             ended: false,
         }
@@ -130,7 +144,7 @@ impl SubscriberStream {
         if let Some(sleep) = &mut self.keep_alive {
             sleep
                 .as_mut()
-                .reset(Instant::now() + self.hub.config.keep_alive);
+                .reset(Instant::now() + self.keep_alive_interval);
         }
     }
 }
@@ -149,7 +163,7 @@ impl Stream for SubscriberStream {
             }
             if this.cancelled.as_mut().poll(cx).is_ready() {
                 this.ended = true;
-                if this.hub.shutdown.is_cancelled() {
+                if this.shutdown.is_cancelled() {
                     this.out.push_back(Bytes::from_static(SHUTDOWN_COMMENT));
                 }
                 tracing::debug!(subscriber = this.id, "sse stream ended by the server");
@@ -188,9 +202,8 @@ impl Stream for SubscriberStream {
 impl Drop for SubscriberStream {
     fn drop(&mut self) {
         for topic in &self.topics {
-            self.hub.unsubscribe(topic, self.id);
+            self.hub_topics.unsubscribe(topic, self.id);
         }
-        self.hub.subscribers.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(subscriber = self.id, "sse stream closed");
     }
 }

@@ -30,8 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use super::client::ClientId;
+use super::client_id::ClientId;
 use super::message::WsMessage;
+use crate::sync::lock;
 
 /// One broadcast as it sits in the log.
 #[derive(Clone)]
@@ -99,7 +100,7 @@ impl Broadcasts {
         check_every: u64,
         check: impl FnOnce(u64),
     ) -> u64 {
-        let mut unchecked = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unchecked = lock(&self.order);
         let len = message.len() as u64;
         let bytes = self.published_bytes.load(Ordering::Relaxed);
         if *unchecked + len >= check_every {
@@ -141,7 +142,7 @@ impl Broadcasts {
     /// A reader that starts after the last broadcast published, and the bytes published
     /// before it.
     pub(crate) fn reader(&self) -> (Reader, u64) {
-        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = lock(&self.order);
         let reader = Reader {
             log: self.log.subscribe(),
             taken: self.published.load(Ordering::Relaxed),

@@ -4,27 +4,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use super::client::WsClient;
+use super::close::WsDisconnectReason;
 use super::config::WsConfig;
-use super::connection::WsDisconnectReason;
+use super::handlers::Handlers;
 use super::hub::WsHub;
 use super::message::WsMessage;
-use super::registry::HubInner;
+use super::registry::{ClientParts, HubInner};
 use crate::handler::IntoHandlerResult;
-
-pub(crate) type HandlerResult = BoxFuture<'static, Result<(), String>>;
-type ConnectHandler = Arc<dyn Fn(WsClient) -> HandlerResult + Send + Sync>;
-type MessageHandler = Arc<dyn Fn(WsClient, WsMessage) -> HandlerResult + Send + Sync>;
-type DisconnectHandler = Arc<dyn Fn(WsClient, WsDisconnectReason) -> HandlerResult + Send + Sync>;
-
-#[derive(Default)]
-pub(crate) struct Handlers {
-    pub(crate) on_connect: Option<ConnectHandler>,
-    pub(crate) on_message: Option<MessageHandler>,
-    pub(crate) on_disconnect: Option<DisconnectHandler>,
-}
 
 /// Builds a [`WsHub`] with its configuration and handlers.
 ///
@@ -50,7 +37,7 @@ pub(crate) struct Handlers {
 #[must_use]
 pub struct WsHubBuilder {
     config: WsConfig,
-    handlers: Handlers,
+    handlers: Handlers<ClientParts>,
 }
 
 impl fmt::Debug for WsHubBuilder {
@@ -64,14 +51,27 @@ impl fmt::Debug for WsHubBuilder {
     }
 }
 
-impl WsHubBuilder {
-    pub(crate) fn new() -> Self {
-        Self {
+// Beside what it starts, so that `hub.rs` needs nothing of this file.
+impl WsHub {
+    /// Starts building a hub with handlers.
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::ws::{WsClient, WsHub, WsMessage};
+    ///
+    /// let hub = WsHub::builder()
+    ///     .on_message(|client: WsClient, message: WsMessage| async move { client.send(message) })
+    ///     .build();
+    /// ```
+    pub fn builder() -> WsHubBuilder {
+        WsHubBuilder {
             config: WsConfig::default(),
             handlers: Handlers::default(),
         }
     }
+}
 
+impl WsHubBuilder {
     /// Replaces the configuration (by default [`WsConfig::default`]).
     ///
     /// # Examples
@@ -109,7 +109,7 @@ impl WsHubBuilder {
         R: IntoHandlerResult,
     {
         self.handlers.on_connect = Some(Arc::new(move |client| {
-            let fut = handler(client);
+            let fut = handler(WsClient::from_parts(client));
             Box::pin(async move { fut.await.into_handler_result() })
         }));
         self
@@ -138,7 +138,7 @@ impl WsHubBuilder {
         R: IntoHandlerResult,
     {
         self.handlers.on_message = Some(Arc::new(move |client, message| {
-            let fut = handler(client, message);
+            let fut = handler(WsClient::from_parts(client), message);
             Box::pin(async move { fut.await.into_handler_result() })
         }));
         self
@@ -164,7 +164,7 @@ impl WsHubBuilder {
         R: IntoHandlerResult,
     {
         self.handlers.on_disconnect = Some(Arc::new(move |client, reason| {
-            let fut = handler(client, reason);
+            let fut = handler(WsClient::from_parts(client), reason);
             Box::pin(async move { fut.await.into_handler_result() })
         }));
         self

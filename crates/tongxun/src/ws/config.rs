@@ -213,6 +213,38 @@ impl WsConfig {
     }
 }
 
+/// The bounds of one client's outgoing messages, from the [`WsConfig`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Messages in the queue.
+    pub(crate) capacity: usize,
+    /// Bytes held for the client: its queue and its unread part of the broadcast log.
+    pub(crate) max_bytes: u64,
+    pub(crate) policy: OverflowPolicy,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &WsConfig) -> Self {
+        Self {
+            capacity: config.queue_capacity.max(1),
+            max_bytes: config.max_queued_bytes as u64,
+            policy: config.overflow_policy,
+        }
+    }
+
+    /// Broadcast bytes between two checks of how far behind the writers are: an eighth of the
+    /// byte bound.
+    pub(crate) fn check_every(&self) -> u64 {
+        (self.max_bytes / 8).max(1)
+    }
+
+    /// Bytes a client may hold when something new is added: seven eighths of the bound, so that
+    /// what is broadcast until the next check fits in the last eighth.
+    pub(crate) fn admit(&self) -> u64 {
+        self.max_bytes - self.check_every().min(self.max_bytes)
+    }
+}
+
 fn trim_slash(origin: &[u8]) -> &[u8] {
     origin.strip_suffix(b"/").unwrap_or(origin)
 }

@@ -1,7 +1,6 @@
 //! One connection's life: a reader (frames, handlers, heartbeat) in the connection's task and a
 //! writer (the outgoing queue) in a task of its own; closing is bounded by the close timeout.
 
-use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +19,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::broadcasts::Taken;
-use super::builder::HandlerResult;
-use super::client::{ClientShared, Outgoing, Writer, WsClient, close_frame};
+use super::client::WsClient;
+use super::close::{WsDisconnectReason, close_frame};
 use super::commands;
+use super::handlers::HandlerResult;
 use super::message::WsMessage;
-use super::registry::{Counters, HubInner};
+use super::outbox::{ClientShared, Outgoing, Writer};
+use super::registry::HubInner;
+use super::stats::Counters;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -34,101 +36,6 @@ const NEVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 const WRITE_BATCH: usize = 64;
 /// Close code reported when the peer's close frame carried none.
 const NO_STATUS: u16 = 1005;
-
-/// Why a client's connection ended, as given to the
-/// [`on_disconnect`](super::WsHubBuilder::on_disconnect) handler.
-///
-/// # Examples
-/// ```
-/// use tongxun::ws::WsDisconnectReason;
-///
-/// let reason = WsDisconnectReason::ServerShutdown;
-/// assert_eq!(reason.close_code(), Some(1001));
-/// assert_eq!(reason.to_string(), "server shutting down");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WsDisconnectReason {
-    /// The client closed the connection with this code (1005 when it sent none) and reason.
-    ClientClosed {
-        /// The client's close code.
-        code: u16,
-        /// The client's close reason.
-        reason: String,
-    },
-    /// The connection dropped without a close handshake.
-    ConnectionLost,
-    /// The client answered no ping within [`WsConfig::pong_deadline`](super::WsConfig): it
-    /// was torn down without a close frame.
-    PingTimeout,
-    /// The client sent a message larger than
-    /// [`WsConfig::max_message_size`](super::WsConfig): closed with 1009.
-    MessageTooBig,
-    /// The client broke RFC 6455: closed with 1002 (protocol error) or 1007 (invalid UTF-8).
-    ProtocolError {
-        /// The close code sent.
-        code: u16,
-    },
-    /// The client's outgoing queue overflowed under
-    /// [`OverflowPolicy::Close`](super::OverflowPolicy::Close): closed with 1013.
-    SlowConsumer,
-    /// The app closed the connection with [`WsClient::close`].
-    ClosedByServer {
-        /// The close code sent.
-        code: u16,
-        /// The close reason sent.
-        reason: String,
-    },
-    /// The hub shut down: closed with 1001.
-    ServerShutdown,
-    /// A handler panicked: closed with 1011.
-    HandlerPanicked,
-}
-
-impl WsDisconnectReason {
-    /// The close code of the close frame that ended the connection (the client's or the
-    /// hub's), or `None` when no close frame was sent.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::ws::WsDisconnectReason;
-    ///
-    /// assert_eq!(WsDisconnectReason::MessageTooBig.close_code(), Some(1009));
-    /// assert_eq!(WsDisconnectReason::PingTimeout.close_code(), None);
-    /// ```
-    pub fn close_code(&self) -> Option<u16> {
-        match self {
-            Self::ClientClosed { code, .. }
-            | Self::ClosedByServer { code, .. }
-            | Self::ProtocolError { code } => Some(*code),
-            Self::ConnectionLost | Self::PingTimeout => None,
-            Self::MessageTooBig => Some(1009),
-            Self::SlowConsumer => Some(1013),
-            Self::ServerShutdown => Some(1001),
-            Self::HandlerPanicked => Some(1011),
-        }
-    }
-}
-
-impl fmt::Display for WsDisconnectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ClientClosed { code, reason } => {
-                write!(f, "client closed the connection ({code} {reason:?})")
-            }
-            Self::ConnectionLost => f.write_str("connection lost"),
-            Self::PingTimeout => f.write_str("ping timeout"),
-            Self::MessageTooBig => f.write_str("message too big"),
-            Self::ProtocolError { code } => write!(f, "protocol error ({code})"),
-            Self::SlowConsumer => f.write_str("client too slow"),
-            Self::ClosedByServer { code, reason } => {
-                write!(f, "closed by the server ({code} {reason:?})")
-            }
-            Self::ServerShutdown => f.write_str("server shutting down"),
-            Self::HandlerPanicked => f.write_str("handler panicked"),
-        }
-    }
-}
 
 /// How the reading side of a connection ended.
 enum ReadEnd {
@@ -187,10 +94,7 @@ impl ReadEnd {
 
 /// Runs a registered client's connection to its end, then forgets the client.
 pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: Socket) {
-    let client = WsClient {
-        hub: hub.clone(),
-        shared: shared.clone(),
-    };
+    let client = WsClient::from_parts((hub.clone(), shared.clone()));
     // Before the client is visible: a message queued for it then never waits for a broadcast
     // this reader could not see.
     let (broadcasts, bytes) = hub.broadcasts.reader();
@@ -276,7 +180,7 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
     tracing::debug!(client = %shared.id, %reason, messages_dropped = dropped, "websocket client disconnected");
     if let Some(on_disconnect) = &hub.handlers.on_disconnect {
         run_handler(&client, "on_disconnect", || {
-            on_disconnect(client.clone(), reason)
+            on_disconnect(client.parts(), reason)
         })
         .await;
     }
@@ -319,7 +223,7 @@ async fn read_loop(client: &WsClient, stream: &mut SplitStream<Socket>) -> ReadE
     let shared = &client.shared;
     let config = &hub.config;
     if let Some(on_connect) = &hub.handlers.on_connect {
-        run_handler(client, "on_connect", || on_connect(client.clone())).await;
+        run_handler(client, "on_connect", || on_connect(client.parts())).await;
     }
 
     let pings = !config.ping_interval.is_zero();
@@ -401,7 +305,7 @@ async fn handle_data(client: &WsClient, message: WsMessage) {
     }
     match &hub.handlers.on_message {
         Some(on_message) => {
-            run_handler(client, "on_message", || on_message(client.clone(), message)).await
+            run_handler(client, "on_message", || on_message(client.parts(), message)).await
         }
         None => {
             tracing::trace!(client = %client.shared.id, "websocket message ignored: no on_message handler")
@@ -539,20 +443,5 @@ mod tests {
             now + Duration::from_secs(1)
         );
         assert_eq!(later(now, Duration::MAX), now + NEVER);
-    }
-
-    #[test]
-    fn reasons_tell_their_close_code() {
-        let closed = WsDisconnectReason::ClientClosed {
-            code: 4000,
-            reason: "bye".into(),
-        };
-        assert_eq!(closed.close_code(), Some(4000));
-        assert_eq!(
-            closed.to_string(),
-            r#"client closed the connection (4000 "bye")"#
-        );
-        assert_eq!(WsDisconnectReason::SlowConsumer.close_code(), Some(1013));
-        assert_eq!(WsDisconnectReason::ConnectionLost.close_code(), None);
     }
 }

@@ -8,63 +8,24 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::get;
 
-use super::builder::WsHubBuilder;
-use super::client::{ClientId, WsClient};
+use super::client::WsClient;
+use super::client_id::ClientId;
 use super::config::WsConfig;
 use super::error::WsSendError;
+use super::handlers::Handlers;
 use super::message::WsMessage;
 use super::registry::HubInner;
+use super::stats::WsStats;
 use super::upgrade;
 
 /// Extra time [`WsHub::shutdown`] gives disconnect handlers after the close timeout.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
-/// A snapshot of a hub's counters, from [`WsHub::stats`].
+/// A plain WebSocket hub: its clients, their topics, and sending to them.
 ///
-/// # Examples
-/// ```
-/// let hub = tongxun::ws::WsHub::new(tongxun::ws::WsConfig::default());
-/// let stats = hub.stats();
-/// assert_eq!(stats.clients, 0);
-/// assert_eq!(stats.dead_peers, 0);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WsStats {
-    /// Clients connected now.
-    pub clients: usize,
-    /// Messages waiting in all outgoing queues now.
-    pub queued_messages: usize,
-    /// Bytes the hub holds for all clients now, as bounded per client by
-    /// [`WsConfig::max_queued_bytes`]: a broadcast counts once for each client that has yet to
-    /// be sent it (see [`WsClient::queued_bytes`]).
-    pub queued_bytes: u64,
-    /// Connections accepted since the hub was built.
-    pub connections: u64,
-    /// Upgrade requests refused (origin, auth, malformed handshake, shutting down).
-    pub upgrades_refused: u64,
-    /// Clients torn down because they did not answer a ping in time.
-    pub dead_peers: u64,
-    /// Messages dropped because a queue was full, in messages or in bytes
-    /// ([`OverflowPolicy::DropOldest`](super::OverflowPolicy::DropOldest) or
-    /// [`DropNewest`](super::OverflowPolicy::DropNewest)).
-    pub messages_dropped: u64,
-    /// Clients closed with 1013 because their queue was full, in messages or in bytes
-    /// ([`OverflowPolicy::Close`](super::OverflowPolicy::Close)).
-    pub slow_clients_closed: u64,
-    /// Clients closed with 1009 because they sent a message over the size limit.
-    pub oversized_messages: u64,
-    /// Clients closed with 1002 or 1007 because they broke the protocol.
-    pub protocol_errors: u64,
-    /// Messages that reached this node's clients but not the other nodes', because the queue to
-    /// Redis was full (only with [`Config::redis_url`](crate::Config::redis_url)).
-    pub relay_dropped: u64,
-}
-
-/// A plain WebSocket hub: clients connect at [`WsConfig::path`], the app handles their
-/// messages in Rust, and anyone holding the hub sends to one client, a topic or everyone.
-///
-/// See the [module docs](super) for the wire conventions. Cloning is cheap; every clone is
+/// Clients connect at [`WsConfig::path`], the app handles their messages in Rust, and anyone
+/// holding the hub sends to one client, a topic or everyone. See the [module docs](super) for
+/// the wire conventions. Cloning is cheap; every clone is
 /// the same hub.
 ///
 /// # Examples
@@ -108,9 +69,10 @@ impl Default for WsHub {
 }
 
 impl WsHub {
-    /// A hub with this configuration and no handlers (messages from clients are ignored; the
-    /// app sends with [`broadcast`](Self::broadcast), [`publish`](Self::publish) and
-    /// [`send_to`](Self::send_to)).
+    /// Creates a hub with this configuration and no handlers.
+    ///
+    /// Messages from clients are ignored; the app sends with [`broadcast`](Self::broadcast),
+    /// [`publish`](Self::publish) and [`send_to`](Self::send_to).
     ///
     /// # Examples
     /// ```
@@ -120,25 +82,21 @@ impl WsHub {
     /// assert_eq!(hub.broadcast("nobody is listening"), 0);
     /// ```
     pub fn new(config: WsConfig) -> Self {
-        Self::builder().config(config).build()
-    }
-
-    /// Starts building a hub with handlers.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::ws::{WsClient, WsHub, WsMessage};
-    ///
-    /// let hub = WsHub::builder()
-    ///     .on_message(|client: WsClient, message: WsMessage| async move { client.send(message) })
-    ///     .build();
-    /// ```
-    pub fn builder() -> WsHubBuilder {
-        WsHubBuilder::new()
+        Self::from_inner(Arc::new(HubInner::new(config, Handlers::default())))
     }
 
     pub(crate) fn from_inner(inner: Arc<HubInner>) -> Self {
         Self { inner }
+    }
+
+    /// Shares this hub's broadcasts and publishes with the hubs of the other nodes on `bus`
+    /// (see `relay.rs`). The receiver fires once this node listens on the channel.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share_through(
+        &self,
+        bus: &crate::bus::RedisBus,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        self.inner.share_through(bus)
     }
 
     /// The hub's configuration.
@@ -151,9 +109,11 @@ impl WsHub {
         &self.inner.config
     }
 
-    /// The hub's route: `GET` [`WsConfig::path`], answered with 101 and a WebSocket, or with
-    /// 401, 403, 426 or 503 before any upgrade. [`Server`](crate::Server) mounts it for you;
-    /// merge it into your own axum `Router` otherwise.
+    /// The hub's route, `GET` [`WsConfig::path`].
+    ///
+    /// It answers with 101 and a WebSocket, or with 401, 403, 426 or 503 before any upgrade.
+    /// [`Server`](crate::Server) mounts it for you; merge it into your own axum `Router`
+    /// otherwise.
     ///
     /// # Examples
     /// ```
@@ -171,10 +131,11 @@ impl WsHub {
         )
     }
 
-    /// Sends `message` to every client; returns how many clients of this node it is for. It is
-    /// one append to the hub's broadcast log, whatever the number of clients: the payload is
-    /// shared, not copied, and the call never waits for a client (see `docs/ws.md`, "Slow
-    /// clients").
+    /// Sends `message` to every client; returns how many clients of this node it is for.
+    ///
+    /// It is one append to the hub's broadcast log, whatever the number of clients: the
+    /// payload is shared, not copied, and the call never waits for a client (see `docs/ws.md`,
+    /// "Slow clients").
     ///
     /// # Examples
     /// ```
@@ -188,8 +149,7 @@ impl WsHub {
         self.inner.broadcast(&message.into(), None)
     }
 
-    /// Sends `message` to every client but `except`; returns how many clients of this node it is
-    /// for.
+    /// Sends `message` to every client but `except`; returns how many it is for here.
     ///
     /// # Examples
     /// ```
@@ -276,8 +236,10 @@ impl WsHub {
         self.inner.subscriber_count(topic)
     }
 
-    /// The hub's counters: clients, queued messages, dead peers torn down, messages dropped,
-    /// slow clients closed with 1013, and more.
+    /// The hub's counters.
+    ///
+    /// Clients, queued messages, dead peers torn down, messages dropped, slow clients closed
+    /// with 1013, and more: see [`WsStats`].
     ///
     /// # Examples
     /// ```
@@ -288,18 +250,21 @@ impl WsHub {
         self.inner.stats()
     }
 
-    /// Closes every client with 1001 (going away), after the messages already queued, refuses
-    /// new connections with 503, and returns once every connection is over — or after
-    /// [`WsConfig::close_timeout`] and a short margin. [`Server::serve`](crate::Server::serve)
-    /// calls it on graceful shutdown. Calling it again waits again.
+    /// Closes every client and waits until their connections are over.
+    ///
+    /// Each client is closed with 1001 (going away) after the messages already queued, new
+    /// connections are refused with 503, and the call returns once every connection is over,
+    /// or after [`WsConfig::close_timeout`] and a short margin.
+    /// [`Server::serve`](crate::Server::serve) calls it on graceful shutdown. Calling it again
+    /// waits again.
     ///
     /// # Examples
     /// ```
-    /// # async fn f() {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let hub = tongxun::ws::WsHub::default();
-    /// hub.shutdown().await;
+    /// hub.shutdown().await; // no client connected: returns at once
     /// assert_eq!(hub.client_count(), 0);
-    /// # }
+    /// # });
     /// ```
     ///
     /// # Cancel safety
@@ -318,5 +283,19 @@ impl WsHub {
                 "websocket connections still open after the shutdown bound"
             );
         }
+    }
+}
+
+impl WsClient {
+    /// The hub this client belongs to.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(client: tongxun::ws::WsClient) {
+    /// client.hub().broadcast("someone did something"); // everyone, this client included
+    /// # }
+    /// ```
+    pub fn hub(&self) -> WsHub {
+        WsHub::from_inner(self.hub.clone())
     }
 }

@@ -81,37 +81,64 @@
 //!
 //! Counters of all this are in [`WsHub::stats`], and every event is logged with `tracing`
 //! (`warn` for a client's misbehaviour, `error` for a bug on the server's side).
+//!
+//! # Inside
+//! The files are layered: each uses only files of the layers before it (tests excepted).
+//!
+//! 1. Leaves, which use no other file here but leaves: `client_id.rs` ([`ClientId`]),
+//!    `message.rs`, `request.rs`, `error.rs`, `stats.rs` ([`WsStats`] and the counters behind
+//!    it), `close.rs` ([`WsDisconnectReason`], the close frame), `handlers.rs` (the handlers as
+//!    stored, generic over what they are given), `auth.rs` and `config.rs` (with the per-client
+//!    limits drawn from it).
+//! 2. `broadcasts.rs`, the log every writer reads; `relay.rs`, the link to other nodes and its
+//!    wire format (with `redis`).
+//! 3. `outbox.rs`, one client's queue and closing state, filled by the hub and drained by its
+//!    writer (`outbox/writer.rs`).
+//! 4. `registry.rs`, the clients and topics of a hub and the fan-out into their outboxes.
+//! 5. `client.rs`, the [`WsClient`] handle over the registry; `commands.rs`, the topic
+//!    commands a client sends.
+//! 6. `connection.rs`, one connection's reader and writer tasks; `upgrade.rs`, the HTTP
+//!    handshake that starts them.
+//! 7. `hub.rs`, the [`WsHub`] handle (and [`WsClient::hub`], which returns one); `builder.rs`,
+//!    [`WsHubBuilder`] (and [`WsHub::builder`]).
 
 mod auth;
 mod broadcasts;
 mod builder;
 mod client;
+mod client_id;
+mod close;
 mod commands;
 mod config;
 mod connection;
 mod error;
+mod handlers;
 mod hub;
 mod message;
+mod outbox;
 mod registry;
 #[cfg(feature = "redis")]
 mod relay;
 mod request;
+mod stats;
 mod upgrade;
 
 pub use auth::{AuthError, TOKEN_QUERY_PARAM, WsAuth};
 pub use builder::WsHubBuilder;
-pub use client::{ClientId, WsClient};
+pub use client::WsClient;
+pub use client_id::ClientId;
+pub use close::WsDisconnectReason;
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_TOPICS_PER_CLIENT, DEFAULT_OVERFLOW_POLICY, DEFAULT_PATH, DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_DEADLINE, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_BUFFER_SIZE,
     DEFAULT_WRITE_BUFFER_SIZE, MAX_TOPIC_LEN, OverflowPolicy, WsConfig,
 };
-pub use connection::WsDisconnectReason;
 pub use error::{SubscribeError, WsSendError};
-pub use hub::{WsHub, WsStats};
+pub use hub::WsHub;
 pub use message::{Utf8Bytes, WsMessage};
 pub use request::WsRequest;
+pub use stats::WsStats;
 
 /// Close codes of RFC 6455, such as [`close_code::POLICY`] (1008), for [`WsClient::close`].
 pub use axum::extract::ws::close_code;

@@ -15,14 +15,10 @@
 //! topic). A client excluded with `broadcast_except` is on the sending node, so the exclusion
 //! needs no place on the wire.
 
-use std::sync::{Arc, Weak};
-
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
-use super::hub::WsHub;
 use super::message::{Utf8Bytes, WsMessage};
-use super::registry::{Counters, HubInner};
 use crate::bus::RedisBus;
 
 const VERSION: u8 = 1;
@@ -31,7 +27,7 @@ const OUTBOX: usize = 4096;
 /// Messages from other nodes waiting to be delivered before new ones are dropped.
 const INBOX: usize = 4096;
 
-/// A hub's link to the other nodes.
+/// A hub's link to the other nodes: the sending half, and the tasks that talk to Redis.
 pub(crate) struct Relay {
     node: u64,
     outbox: mpsc::Sender<Bytes>,
@@ -44,23 +40,17 @@ pub(crate) enum Audience<'a> {
     Topic(&'a str),
 }
 
-impl WsHub {
-    /// Shares this hub's broadcasts and publishes with the hubs of the other nodes on `bus`.
-    /// The receiver fires once this node listens on the channel. A hub is shared through one
-    /// bus at most; later calls are ignored.
-    pub(crate) fn share_through(&self, bus: &RedisBus) -> oneshot::Receiver<()> {
+impl Relay {
+    /// Links to `channel` on `bus`: starts the task that sends to Redis and the one that hands
+    /// each message from another node to `deliver`, until `deliver` returns `false` (the hub
+    /// is gone). The receiver fires once this node listens on the channel.
+    pub(crate) fn start(
+        bus: &RedisBus,
+        channel: String,
+        mut deliver: impl FnMut(Audience<'_>, WsMessage) -> bool + Send + 'static,
+    ) -> (Self, oneshot::Receiver<()>) {
         let (ready, listening) = oneshot::channel();
-        let inner = self.inner.clone();
-        let channel = format!("tongxun:ws:{}", inner.config.path);
         let (outbox, mut pending) = mpsc::channel::<Bytes>(OUTBOX);
-        let relay = Relay {
-            node: bus.node(),
-            outbox,
-        };
-        if inner.relay.set(relay).is_err() {
-            tracing::warn!(path = %inner.config.path, "websocket hub already shared through Redis");
-            return listening;
-        }
         let sender = bus.clone();
         let outgoing = channel.clone();
         // Ends when the hub is dropped, with its relay's sender.
@@ -70,58 +60,34 @@ impl WsHub {
             }
         });
         let bus = bus.clone();
-        let weak = Arc::downgrade(&inner);
+        let node = bus.node();
         tokio::spawn(async move {
-            let mut incoming = bus.subscribe(channel, INBOX).await;
+            let mut incoming = bus.subscribe(channel.clone(), INBOX).await;
             ready.send(()).ok();
             while let Some((_, payload)) = incoming.recv().await {
-                if !receive(&weak, bus.node(), &payload) {
-                    return;
+                match decode(&payload) {
+                    Some((from, _, _)) if from == node => {}
+                    Some((_, audience, message)) => {
+                        if !deliver(audience, message) {
+                            return;
+                        }
+                    }
+                    None => {
+                        tracing::warn!(%channel, "unreadable websocket message from Redis");
+                    }
                 }
             }
         });
-        listening
+        (Self { node, outbox }, listening)
     }
-}
 
-impl HubInner {
-    /// Sends a message that was just delivered on this node to the other nodes, if shared.
-    pub(crate) fn relay(&self, audience: Audience<'_>, message: &WsMessage) {
-        let Some(relay) = self.relay.get() else {
-            return;
-        };
-        if relay
-            .outbox
-            .try_send(encode(relay.node, &audience, message))
-            .is_err()
-        {
-            Counters::bump(&self.counters.relay_dropped);
-            tracing::warn!(
-                path = %self.config.path,
-                "websocket message kept on this node: the queue to Redis is full"
-            );
-        }
+    /// Sends a message that was just delivered on this node to the other nodes; `false` when
+    /// the queue to Redis is full and it stays on this node.
+    pub(crate) fn send(&self, audience: &Audience<'_>, message: &WsMessage) -> bool {
+        self.outbox
+            .try_send(encode(self.node, audience, message))
+            .is_ok()
     }
-}
-
-/// Delivers a message from the bus; `false` once the hub is gone.
-fn receive(hub: &Weak<HubInner>, own_node: u64, payload: &[u8]) -> bool {
-    let Some(hub) = hub.upgrade() else {
-        return false;
-    };
-    match decode(payload) {
-        Some((node, _, _)) if node == own_node => {}
-        Some((_, Audience::All, message)) => {
-            hub.broadcast_local(&message, None);
-        }
-        Some((_, Audience::Topic(topic), message)) => {
-            hub.publish_local(topic, &message, None);
-        }
-        None => {
-            tracing::warn!(path = %hub.config.path, "unreadable websocket message from Redis");
-        }
-    }
-    true
 }
 
 fn encode(node: u64, audience: &Audience<'_>, message: &WsMessage) -> Bytes {

@@ -14,10 +14,11 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::auth::AuthError;
-use super::client::ClientShared;
 use super::connection;
-use super::registry::{Counters, HubInner};
+use super::outbox::ClientShared;
+use super::registry::HubInner;
 use super::request::WsRequest;
+use super::stats::Counters;
 
 /// Why an upgrade request was refused.
 #[derive(Debug, thiserror::Error)]
