@@ -91,14 +91,14 @@ impl WsHubBuilder {
     ///
     /// # Examples
     /// ```
-    /// use tongxun::ws::{WsClient, WsHub};
+    /// use tongxun::ws::{SubscribeError, WsClient, WsHub};
     ///
     /// let hub = WsHub::builder()
-    ///     .on_connect(|client: WsClient| async move {
+    ///     .on_connect(async |client: WsClient| -> Result<(), SubscribeError> {
     ///         if let Some(room) = client.request().query("room") {
     ///             client.subscribe(&room)?;
     ///         }
-    ///         Ok::<_, tongxun::ws::SubscribeError>(())
+    ///         Ok(())
     ///     })
     ///     .build();
     /// ```

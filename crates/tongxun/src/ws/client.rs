@@ -23,10 +23,10 @@ use super::request::WsRequest;
 /// use tongxun::ws::{WsClient, WsHub, WsMessage};
 ///
 /// let hub = WsHub::builder()
-///     .on_connect(|client: WsClient| async move {
+///     .on_connect(async |client: WsClient| -> Result<(), tongxun::BoxError> {
 ///         client.subscribe("news")?;
 ///         client.send(format!("welcome, you are client {}", client.id()))?;
-///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(()) // an error is logged
+///         Ok(()) // an error is logged
 ///     })
 ///     .on_message(|client: WsClient, message: WsMessage| async move {
 ///         client.broadcast_others(message); // everyone else gets it, text or binary as sent
