@@ -4,9 +4,10 @@
 // each stays on one node, they chat across the nodes, and when a node is killed its clients
 // reconnect through HAProxy to the other two and chat on.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { Manager } from "socket.io-client";
-import { startHaproxy } from "./support/haproxy.mjs";
+import { CONFIG, startHaproxy } from "./support/haproxy.mjs";
 import { startRedis } from "./support/redis.mjs";
 import { next, outcome, start } from "./support/server.mjs";
 
@@ -185,4 +186,10 @@ describe("three nodes behind HAProxy with sticky sessions", { timeout: 40_000 },
     const down = new Set([...lb.stderr().matchAll(/Server nodes\/(node\d) is DOWN/g)].map((m) => m[1]));
     assert.deepEqual([...down], [killed], "the nodes HAProxy marked down");
   });
+});
+
+test("docs/scaling.md shows the config this test runs, as it is", async () => {
+  const config = (await readFile(CONFIG, "utf8")).trimEnd();
+  const docs = await readFile(new URL("../../docs/scaling.md", import.meta.url), "utf8");
+  assert.ok(docs.includes(`\`\`\`haproxy\n${config}\n\`\`\`\n`), "docs/scaling.md has haproxy.cfg in a haproxy block");
 });
