@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need and a fresh machine lacks, and nothing that is already there:
-# Debian's chromium (browser tests) and redis-server (multi-node tests), and the pinned npm
-# packages of the test suites and of the examples' browser bundles (npm ci).
+# Debian's chromium (browser tests), redis-server (multi-node tests) and haproxy (the nodes behind
+# a load balancer), and the pinned npm packages of the test suites and of the examples' browser
+# bundles (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Debian puts haproxy in /usr/sbin, which a user's PATH may lack.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "missing: ${missing[*]} (install them with your package manager)" >&2
