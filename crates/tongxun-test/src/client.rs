@@ -15,23 +15,11 @@ use socketioxide_parser_common::CommonParser;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::builder::ClientBuilder;
 use crate::engine::{Engine, Frame, Incoming, Outgoing};
-use crate::error::{ClientError, HandshakeError};
-
-/// How long a client waits for a connection, an acknowledgement or an event, unless
-/// [`ClientBuilder::timeout`] says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How the client reaches the server, as `socket.io-client`'s `transports` option.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Transport {
-    /// One WebSocket. Defaults to this.
-    #[default]
-    WebSocket,
-    /// HTTP long-polling only (no upgrade), as a client behind a proxy that drops WebSockets.
-    Polling,
-}
+use crate::error::ClientError;
+use crate::event::{AckTarget, Event};
+use crate::packet::{decode, encode, send};
 
 /// Why the client is no longer connected, as `socket.io-client` reports it to `disconnect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,200 +30,6 @@ pub enum Closed {
     /// The session ended under the namespace: the server closed it, or stopped answering
     /// (`"transport close"`).
     TransportClose,
-}
-
-/// Options for a [`TestClient`]: the namespace, the auth payload, the transport.
-///
-/// # Examples
-/// ```
-/// use serde_json::json;
-/// use tongxun::{Server, Socket};
-/// use tongxun_test::{Transport, TestServer};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let server = Server::builder().namespace("/chat", |_: Socket| async {}).build();
-/// let server = TestServer::start(server).await?;
-/// let client = server
-///     .client()
-///     .namespace("/chat")
-///     .auth(json!({ "token": "secret" }))
-///     .transport(Transport::Polling)
-///     .connect()
-///     .await?;
-/// assert!(client.connected());
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `connect`"]
-pub struct ClientBuilder {
-    addr: SocketAddr,
-    namespace: String,
-    auth: Option<serde_json::Value>,
-    transport: Transport,
-    path: String,
-    query: Vec<(String, String)>,
-    timeout: Duration,
-}
-
-impl ClientBuilder {
-    /// A client of the server at `addr`, for the `/` namespace over a WebSocket.
-    pub fn new(addr: SocketAddr) -> Self {
-        ClientBuilder {
-            addr,
-            namespace: "/".to_owned(),
-            auth: None,
-            transport: Transport::default(),
-            path: "/socket.io".to_owned(),
-            query: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-
-    /// The namespace to join, such as `/chat`. Defaults to `/`.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        let namespace = namespace.into();
-        self.namespace = if namespace.starts_with('/') {
-            namespace
-        } else {
-            format!("/{namespace}")
-        };
-        self
-    }
-
-    /// The auth payload of the CONNECT packet, as `socket.io-client`'s `auth` option.
-    pub fn auth(mut self, auth: serde_json::Value) -> Self {
-        self.auth = Some(auth);
-        self
-    }
-
-    /// The transport. Defaults to [`Transport::WebSocket`].
-    pub fn transport(mut self, transport: Transport) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// The server's Socket.IO path. Defaults to `/socket.io`.
-    pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// A query parameter added to the handshake request, as `socket.io-client`'s `query`.
-    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.query.push((key.into(), value.into()));
-        self
-    }
-
-    /// How long the client waits for the connection, for an acknowledgement
-    /// ([`TestClient::emit_with_ack`]) and for an event ([`TestClient::next_event`]).
-    /// Defaults to [`DEFAULT_TIMEOUT`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Opens an Engine.IO session and joins the namespace.
-    ///
-    /// # Errors
-    /// [`HandshakeError::Refused`] when the namespace answers with `connect_error` (with its
-    /// message and data); the other variants when the session could not be opened.
-    pub async fn connect(self) -> Result<TestClient, HandshakeError> {
-        let timeout = self.timeout;
-        tokio::time::timeout(timeout, self.connect_now())
-            .await
-            .map_err(|_| HandshakeError::Timeout)?
-    }
-
-    async fn connect_now(self) -> Result<TestClient, HandshakeError> {
-        let mut query = vec![("EIO", "4")];
-        query.push((
-            "transport",
-            match self.transport {
-                Transport::WebSocket => "websocket",
-                Transport::Polling => "polling",
-            },
-        ));
-        query.extend(self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-        let (engine, mut incoming) = match self.transport {
-            Transport::WebSocket => {
-                Engine::websocket(&format!("ws://{}{}/?{query}", self.addr, self.path)).await?
-            }
-            Transport::Polling => {
-                Engine::polling(&format!("http://{}{}/?{query}", self.addr, self.path)).await?
-            }
-        };
-        let ns = Str::from(self.namespace);
-        let out = engine.outgoing();
-        let auth = self
-            .auth
-            .map(|auth| Value::Str(Str::from(auth.to_string()), None));
-        send(&out, Packet::connect(ns.clone(), auth));
-        let sid = joined(&mut incoming, &ns).await?;
-
-        let shared = Arc::new(Shared::default());
-        let (deliver, inbox) = mpsc::unbounded_channel();
-        let (closing, closed) = watch::channel(None);
-        let reader = tokio::spawn(read(
-            incoming,
-            Reader {
-                ns: ns.clone(),
-                shared: shared.clone(),
-                out: out.clone(),
-                deliver,
-                closing,
-            },
-        ));
-        Ok(TestClient {
-            id: sid,
-            ns,
-            out,
-            shared,
-            inbox,
-            held: VecDeque::new(),
-            closed,
-            timeout: self.timeout,
-            reader,
-            engine: Some(engine),
-        })
-    }
-}
-
-/// Waits for the namespace's answer to CONNECT: the socket id, or the refusal.
-async fn joined(incoming: &mut Incoming, ns: &Str) -> Result<String, HandshakeError> {
-    let state = ParserState::default();
-    while let Some(frame) = incoming.recv().await {
-        let Frame::Text(text) = frame else { continue };
-        if let Some(error) = text.strip_prefix('4') {
-            // CONNECT_ERROR, which socketioxide's parser (a server's) does not read.
-            let payload = if ns.as_str() == "/" {
-                Some(error).filter(|p| !p.starts_with('/'))
-            } else {
-                error.strip_prefix(&format!("{ns},"))
-            };
-            if let Some(payload) = payload {
-                let mut error: serde_json::Value =
-                    serde_json::from_str(payload).unwrap_or_default();
-                return Err(HandshakeError::Refused {
-                    message: error["message"].as_str().unwrap_or_default().to_owned(),
-                    data: error.get_mut("data").map(serde_json::Value::take),
-                });
-            }
-            continue;
-        }
-        let decoded = CommonParser.decode_str(&ParseConfig::default(), &state, Str::from(text));
-        if let Ok(Packet {
-            inner: PacketData::Connect(Some(Value::Str(data, _))),
-            ns: got,
-        }) = decoded
-            && got == *ns
-        {
-            let data: serde_json::Value = serde_json::from_str(data.as_str()).unwrap_or_default();
-            return Ok(data["sid"].as_str().unwrap_or_default().to_owned());
-        }
-    }
-    Err(HandshakeError::Closed)
 }
 
 type Handler = Arc<dyn Fn(Event) + Send + Sync>;
@@ -316,6 +110,42 @@ impl Drop for TestClient {
 }
 
 impl TestClient {
+    /// A client joined as `id` to `ns` over `engine`: its reader task starts here.
+    pub(crate) fn start(
+        engine: Engine,
+        incoming: Incoming,
+        ns: Str,
+        id: String,
+        timeout: Duration,
+    ) -> TestClient {
+        let out = engine.outgoing();
+        let shared = Arc::new(Shared::default());
+        let (deliver, inbox) = mpsc::unbounded_channel();
+        let (closing, closed) = watch::channel(None);
+        let reader = tokio::spawn(read(
+            incoming,
+            Reader {
+                ns: ns.clone(),
+                shared: shared.clone(),
+                out: out.clone(),
+                deliver,
+                closing,
+            },
+        ));
+        TestClient {
+            id,
+            ns,
+            out,
+            shared,
+            inbox,
+            held: VecDeque::new(),
+            closed,
+            timeout,
+            reader,
+            engine: Some(engine),
+        }
+    }
+
     /// A builder for a client of the server at `addr`.
     pub fn builder(addr: SocketAddr) -> ClientBuilder {
         ClientBuilder::new(addr)
@@ -510,141 +340,6 @@ impl TestClient {
     }
 }
 
-/// An event the server sent.
-pub struct Event {
-    name: String,
-    data: Value,
-    ack: Option<AckTarget>,
-}
-
-struct AckTarget {
-    id: i64,
-    ns: Str,
-    out: Outgoing,
-}
-
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Event")
-            .field("name", &self.name)
-            .field("args", &self.args())
-            .field("wants_ack", &self.wants_ack())
-            .finish()
-    }
-}
-
-impl Event {
-    /// The event's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The event's arguments decoded as `T`: one argument as itself, several as a tuple, the
-    /// binary attachments where `T` has [`bytes::Bytes`].
-    ///
-    /// # Errors
-    /// [`ClientError::Decode`] when they do not decode as `T`.
-    pub fn data<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
-        decode(&self.data, true)
-    }
-
-    /// The event's arguments as JSON, binary attachments shown as their placeholders
-    /// (`{"_placeholder":true,"num":0}`).
-    pub fn args(&self) -> Vec<serde_json::Value> {
-        let Value::Str(text, _) = &self.data else {
-            return Vec::new();
-        };
-        let mut args: Vec<serde_json::Value> =
-            serde_json::from_str(text.as_str()).unwrap_or_default();
-        if !args.is_empty() {
-            args.remove(0);
-        }
-        args
-    }
-
-    /// Whether the server waits for an acknowledgement of this event.
-    pub fn wants_ack(&self) -> bool {
-        self.ack.is_some()
-    }
-
-    /// Answers the server's acknowledgement request with `data` (several arguments as a
-    /// tuple).
-    ///
-    /// # Errors
-    /// [`ClientError::NoAckRequested`] when the server asked for none,
-    /// [`ClientError::Encode`] when `data` does not serialize, and
-    /// [`ClientError::Disconnected`] when the session has ended.
-    pub fn ack<T: Serialize + ?Sized>(self, data: &T) -> Result<(), ClientError> {
-        let target = self.ack.ok_or(ClientError::NoAckRequested)?;
-        let packet = Packet::ack(target.ns, encode(data, None)?, target.id);
-        if send(&target.out, packet) {
-            Ok(())
-        } else {
-            Err(ClientError::Disconnected)
-        }
-    }
-}
-
-/// The arguments of a payload (after the event's name when `with_event`) decoded as `T`. No
-/// argument at all decodes as JSON `null` would: `()`, or `None`.
-fn decode<T: DeserializeOwned>(value: &Value, with_event: bool) -> Result<T, ClientError> {
-    let mut value = value.clone();
-    CommonParser
-        .decode_value(&mut value, with_event)
-        .or_else(|error| {
-            let Value::Str(text, _) = &value else {
-                return Err(error);
-            };
-            let args: Vec<serde_json::Value> =
-                serde_json::from_str(text.as_str()).unwrap_or_default();
-            if args.len() == usize::from(with_event) {
-                T::deserialize(serde_json::Value::Null).map_err(|_| error)
-            } else {
-                Err(error)
-            }
-        })
-        .map_err(|e| ClientError::Decode(Box::new(e)))
-}
-
-/// `data` as a packet payload, with `event` first when it is an event. `()` is no argument at
-/// all, as `socket.emit("ping")` sends, and as tongxun's own emits treat it.
-fn encode<T: Serialize + ?Sized>(data: &T, event: Option<&str>) -> Result<Value, ClientError> {
-    let encoded = if is_unit(data) {
-        CommonParser.encode_value(&NoArguments, event)
-    } else {
-        CommonParser.encode_value(data, event)
-    };
-    encoded.map_err(|e| ClientError::Encode(Box::new(e)))
-}
-
-/// Whether `data` is `()` or a unit struct: of no size, and serialized as nothing.
-fn is_unit<T: Serialize + ?Sized>(data: &T) -> bool {
-    std::mem::size_of_val(data) == 0
-        && matches!(serde_json::to_value(data), Ok(serde_json::Value::Null))
-}
-
-/// An empty argument list: a tuple of no elements.
-struct NoArguments;
-
-impl Serialize for NoArguments {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        serializer.serialize_tuple(0)?.end()
-    }
-}
-
-/// Queues `packet` and its attachments; `false` once the session has ended.
-fn send(out: &Outgoing, packet: Packet) -> bool {
-    let Value::Str(text, attachments) = CommonParser.encode(packet) else {
-        return false; // the common parser writes text packets only
-    };
-    out.send(Frame::Text(text.as_str().to_owned()))
-        && attachments
-            .into_iter()
-            .flatten()
-            .all(|data| out.send(Frame::Binary(data)))
-}
-
 /// What the reader task needs besides the incoming frames.
 struct Reader {
     ns: Str,
@@ -708,27 +403,4 @@ async fn read(mut incoming: Incoming, reader: Reader) {
     // Waiting acknowledgements learn that none will come.
     lock(&reader.shared.acks).clear();
     reader.closing.send_replace(Some(reason));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn wire<T: Serialize + ?Sized>(data: &T, event: Option<&str>) -> String {
-        match encode(data, event).unwrap() {
-            Value::Str(text, _) => text.as_str().to_owned(),
-            Value::Bytes(_) => unreachable!("the common parser writes text"),
-        }
-    }
-
-    #[test]
-    fn unit_is_no_argument_a_tuple_is_several_and_anything_else_is_one() {
-        assert_eq!(wire(&(), Some("ping")), r#"["ping"]"#);
-        assert_eq!(wire(&(), None), "[]");
-        assert_eq!(wire(&(1, "a"), Some("e")), r#"["e",1,"a"]"#);
-        assert_eq!(wire(&vec![1, 2], Some("e")), r#"["e",[1,2]]"#);
-        // serde writes an array as a tuple: several arguments, as the server's emit sends it.
-        assert_eq!(wire(&[1, 2], Some("e")), r#"["e",1,2]"#);
-        assert_eq!(wire(&None::<u8>, Some("e")), r#"["e",null]"#);
-    }
 }

@@ -53,11 +53,16 @@
 //! protocol) still opens a socket and writes frames itself; everything a client observes
 //! through `socket.io-client` is here.
 
+mod builder;
 mod client;
 mod engine;
 mod error;
+mod event;
+mod packet;
 mod server;
 
-pub use client::{ClientBuilder, Closed, DEFAULT_TIMEOUT, Event, TestClient, Transport};
+pub use builder::{ClientBuilder, DEFAULT_TIMEOUT, Transport};
+pub use client::{Closed, TestClient};
 pub use error::{BoxError, ClientError, HandshakeError};
+pub use event::Event;
 pub use server::TestServer;

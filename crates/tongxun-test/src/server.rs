@@ -6,7 +6,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tongxun::{Io, ServeError, Server};
 
-use crate::client::{ClientBuilder, TestClient};
+use crate::builder::ClientBuilder;
+use crate::client::TestClient;
 use crate::error::HandshakeError;
 
 /// A [`Server`] serving on `127.0.0.1:0` until [`shutdown`](Self::shutdown) or drop.

@@ -10,6 +10,9 @@
 //!
 //! Before the listeners, the socket's middleware (Node's `socket.use`) sees each event and may
 //! refuse it: the listeners do not run and the client's acknowledgement gets the refusal.
+//!
+//! One concept, a socket's listener table and its queue, in ~600 lines with its tests: the
+//! queue, the drain and the listener table change together.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;

@@ -1,4 +1,6 @@
 //! The socket handle handlers receive.
+//!
+//! One concept over ~650 lines: most of them are the examples on its methods.
 
 use std::future::Future;
 use std::sync::Arc;
