@@ -1,11 +1,11 @@
 //! Run with ./scripts/chat.sh (or cargo run -p example-chat once the bundle is installed)
 //!
 //! A chat on the Socket.IO namespace `/chat`, with its web page at `/`: rooms, nicknames kept in
-//! per-socket storage, messages acknowledged as delivered, a typing indicator, member lists,
+//! each socket's extensions, messages acknowledged as delivered, a typing indicator, member lists,
 //! private messages and the last 50 messages of a room for whoever joins. The page is plain
 //! HTML, CSS and JavaScript using the stock `socket.io-client` browser bundle, which this server
 //! hands out from `examples/chat/node_modules` (see `web.rs`). The protocol is described in
-//! `chat.rs`.
+//! `chat.rs`, its rules in `nick.rs`, `rooms.rs` and `messages.rs`.
 //!
 //! ```js
 //! const socket = io("http://localhost:3000/chat");
@@ -16,14 +16,18 @@
 //! ```
 
 mod chat;
+mod error;
+mod messages;
+mod nick;
+mod payloads;
+mod rooms;
 mod web;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
-use tongxun::sse::{SseConfig, SseHub};
-use tongxun::{ClientBundle, Server};
+use tongxun::sse::SseHub;
+use tongxun::{BuildError, ClientBundle, Config, Server};
 
 /// Where `npm ci --prefix examples/chat` puts the browser bundle.
 const DEFAULT_BUNDLE: &str = concat!(
@@ -35,18 +39,18 @@ const DEFAULT_BUNDLE: &str = concat!(
 ///
 /// # Errors
 /// When `redis_url` is not a Redis URL.
-fn app(bundle: ClientBundle, redis_url: Option<String>) -> Result<Server, tongxun::BuildError> {
-    let mut config = tongxun::Config::default();
+fn app(bundle: ClientBundle, redis_url: Option<String>) -> Result<Server, BuildError> {
+    let mut config = Config::default();
     config.redis_url = redis_url;
-    let feed = SseHub::new(SseConfig::default());
-    let chat = Arc::new(chat::Chat::new(feed.clone()));
-    let server = Server::builder()
+    let feed = SseHub::default();
+    Server::builder()
         .config(config)
-        .namespace("/chat", move |socket| chat.clone().connect(socket))
+        .state(chat::Chat::new(feed.clone()))
+        .namespace("/chat", chat::connect)
         .sse(feed)
         .client_bundle(bundle)
-        .try_build()?;
-    Ok(server.merge(web::routes()))
+        .routes(web::routes())
+        .try_build()
 }
 
 /// A Socket.IO chat with its web page.
@@ -87,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tracing::info!(path = %args.bundle.display(), "serving the socket.io-client bundle");
-    let app = app(bundle, args.redis_url).context("--redis-url")?;
+    let app = app(bundle, args.redis_url).context("cannot start the chat: check --redis-url")?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     app.serve(listener, async {
