@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./redis.mjs";
+import { printedIn } from "./server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const CONFIG = join(here, "..", "..", "haproxy", "haproxy.cfg");
@@ -48,18 +49,7 @@ export async function startHaproxy(nodes) {
     url: `http://127.0.0.1:${port}`,
     stderr: () => output.join("\n"),
     /** Resolves with the first line HAProxy printed (or prints) that matches `pattern`. */
-    printed(pattern) {
-      const found = output.find((line) => pattern.test(line));
-      if (found !== undefined) return Promise.resolve(found);
-      return new Promise((resolve) => {
-        const check = (line) => {
-          if (!pattern.test(line)) return;
-          lines.off("line", check);
-          resolve(line);
-        };
-        lines.on("line", check);
-      });
-    },
+    printed: printedIn(output, lines),
     async stop() {
       // SIGTERM: the master stops its worker at once and exits.
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");

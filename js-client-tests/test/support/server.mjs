@@ -19,6 +19,25 @@ export function binary(name) {
 }
 
 /**
+ * A `printed(pattern)` for a child's output: resolves with the first line in `output` (the lines
+ * so far) or later on `lines` (a readline interface) that matches `pattern`.
+ */
+export function printedIn(output, lines) {
+  return (pattern) => {
+    const found = output.find((line) => pattern.test(line));
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const check = (line) => {
+        if (!pattern.test(line)) return;
+        lines.off("line", check);
+        resolve(line);
+      };
+      lines.on("line", check);
+    });
+  };
+}
+
+/**
  * Spawns `bin` with `args`, resolves once it printed `listening on <url> [also on <url> ...]`.
  * Returns { url, also, child, stop(), exited } where `also` lists the further URLs and `exited`
  * resolves with the exit code.
@@ -51,18 +70,7 @@ export async function start(bin = binary("tongxun-fixture"), args = [], env = {}
     output,
     stderr: () => Buffer.concat(stderr).toString(),
     /** Resolves with the first line the server printed (or prints) that matches `pattern`. */
-    printed(pattern) {
-      const found = output.find((line) => pattern.test(line));
-      if (found !== undefined) return Promise.resolve(found);
-      return new Promise((resolve) => {
-        const check = (line) => {
-          if (!pattern.test(line)) return;
-          lines.off("line", check);
-          resolve(line);
-        };
-        lines.on("line", check);
-      });
-    },
+    printed: printedIn(output, lines),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       return exited;
