@@ -3,12 +3,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { EventSource } from "eventsource";
 
 import {
   HISTORY_LEN,
-  RETRY_MS,
   STOP_TOKEN,
   dropStreams,
   next,
@@ -164,8 +162,16 @@ test("204 stops the client: it never reconnects", async () => {
   const error = await next(source, "error");
   assert.equal(error.code, 204);
   assert.equal(source.readyState, EventSource.CLOSED);
-  // Several retry delays later, still exactly one attempt.
-  await sleep(RETRY_MS * 4);
+  // A control stream reconnects three times, each after a retry delay: a client that were
+  // going to retry would have retried by then, so the stopped one still made one attempt.
+  const control = open(["js-stop-control"]);
+  const seen = record(control, ["ready"]);
+  await seen.until((e) => e.length === 1, "the control's ready event");
+  for (const reconnects of [2, 3, 4]) {
+    assert.ok((await dropStreams(server.url)) >= 1);
+    await seen.until((e) => e.length === reconnects, `the control's reconnect ${reconnects - 1}`);
+  }
+  control.close();
   assert.equal((await stats(server.url)).stopped - before, 1);
   assert.equal(source.readyState, EventSource.CLOSED);
 });
