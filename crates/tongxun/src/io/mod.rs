@@ -11,6 +11,7 @@ mod handler;
 mod handshake;
 mod limits;
 mod namespace;
+mod rooms;
 mod socket;
 mod state;
 mod store;

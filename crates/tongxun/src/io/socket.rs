@@ -1,6 +1,5 @@
-//! The socket handle handlers receive.
-//!
-//! One concept over ~650 lines: most of them are the examples on its methods.
+//! The socket handle handlers receive: who it is, its listeners, what it emits. Its rooms and
+//! the broadcasts it starts are in `rooms.rs`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,16 +9,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::{DisconnectReason, Sid};
-use socketioxide_core::adapter::RoomParam;
 
 use super::args::Outgoing;
-use super::broadcast::Broadcast;
 use super::dispatch::{DisconnectFuture, ListenerId, SocketState};
 use super::handler::{EventHandler, boxed};
 use super::handshake::Handshake;
 use super::store::Store;
 use super::{Io, RawAdapter};
-use crate::error::{AckError, JoinError, SendError};
+use crate::error::{AckError, SendError};
 use socketioxide::handler::FromMessageParts;
 
 pub(crate) type RawSocket = socketioxide::socket::Socket<RawAdapter>;
@@ -51,8 +48,8 @@ pub(crate) fn is_id_shaped(room: &str) -> bool {
 /// ```
 #[derive(Clone)]
 pub struct Socket {
-    raw: Arc<RawSocket>,
-    state: Arc<SocketState>,
+    pub(super) raw: Arc<RawSocket>,
+    pub(super) state: Arc<SocketState>,
     /// What [`Socket::timeout`] set for the acknowledgements this handle asks for.
     ack_timeout: Option<Duration>,
 }
@@ -344,7 +341,7 @@ impl Socket {
     }
 
     /// The same socket, whose [`emit_with_ack`](Self::emit_with_ack) waits at most `timeout`
-    /// (Node's `socket.timeout(ms)`; [`Broadcast::timeout`] is its counterpart for broadcasts).
+    /// (Node's `socket.timeout(ms)`; [`Broadcast::timeout`](super::Broadcast::timeout) is its counterpart for broadcasts).
     ///
     /// # Examples
     /// ```
@@ -434,88 +431,6 @@ impl Socket {
         self.state.seat.client().pending_bytes()
     }
 
-    // ---- rooms ----
-
-    /// Joins one room or several (`"general"`, `["a", "b"]`, a `Vec<String>`).
-    ///
-    /// # Errors
-    /// [`JoinError::Reserved`] when a room has the shape of a socket id other than this
-    /// socket's own: that room is private to its socket. Nothing is joined then.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::{Data, Socket};
-    ///
-    /// async fn on_connect(socket: Socket) {
-    ///     socket.on("join", |socket: Socket, Data(room): Data<String>| async move {
-    ///         socket.join(room)
-    ///     });
-    /// }
-    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
-    /// ```
-    pub fn join(&self, rooms: impl RoomParam) -> Result<(), JoinError> {
-        let rooms: Vec<_> = rooms.into_room_iter().collect();
-        let own = self.raw.id.as_str();
-        if let Some(room) = rooms.iter().find(|r| r.as_ref() != own && is_id_shaped(r)) {
-            return Err(JoinError::Reserved(room.to_string()));
-        }
-        self.raw.join(rooms);
-        Ok(())
-    }
-
-    /// Leaves one room or several.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::{Data, Socket};
-    ///
-    /// async fn on_connect(socket: Socket) {
-    ///     socket.on("switch", |socket: Socket, Data(room): Data<String>| async move {
-    ///         socket.leave_all(); // except its own-id room, which it never leaves
-    ///         socket.join(room)
-    ///     });
-    /// }
-    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
-    /// ```
-    pub fn leave(&self, rooms: impl RoomParam) {
-        self.raw.leave(rooms);
-    }
-
-    /// Leaves every room, including the one named by its own id.
-    pub fn leave_all(&self) {
-        self.raw.leave_all();
-    }
-
-    /// The rooms this socket is in, including the one named by its id. In a disconnect
-    /// listener: the rooms it was in when it disconnected.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::{Ack, Socket};
-    ///
-    /// async fn on_connect(socket: Socket) {
-    ///     socket.join(["news", "sport"]).ok();
-    ///     socket.on("rooms", |socket: Socket, ack: Ack| async move { ack.send(&socket.rooms()) });
-    /// }
-    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
-    /// ```
-    pub fn rooms(&self) -> Vec<String> {
-        if let Some(rooms) = self.state.rooms_at_disconnect() {
-            return rooms;
-        }
-        self.raw
-            .rooms()
-            .into_iter()
-            .map(|r| r.to_string())
-            .collect()
-    }
-
-    // ---- broadcasting ----
-
-    fn selection(&self, ops: socketioxide::operators::BroadcastOperators<RawAdapter>) -> Broadcast {
-        Broadcast::new(ops, self.state.ns.server.clone())
-    }
-
     /// Typed values this socket holds for the app, one per type, for as long as it is
     /// connected to its namespace: handlers take them as [`Extension`](crate::Extension).
     /// Where [`store`](Self::store) keeps JSON under string keys (readable by other sockets
@@ -565,74 +480,8 @@ impl Socket {
         }
     }
 
-    /// Every socket of this socket's namespace, this one included (Node's `socket.nsp`).
-    ///
-    /// # Panics
-    /// When the app deleted the namespace through socketioxide (`SocketIo::delete_ns`).
-    pub fn namespace(&self) -> Broadcast {
-        self.io()
-            .of(self.ns())
-            .expect("a connected socket's namespace exists")
-    }
-
-    /// Every other socket of the namespace (Node's `socket.broadcast`).
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::{Data, Socket};
-    ///
-    /// async fn on_connect(socket: Socket) {
-    ///     socket.on("say", |socket: Socket, Data(text): Data<String>| async move {
-    ///         socket.broadcast().emit("said", &text).await // everyone in `/` but the sender
-    ///     });
-    /// }
-    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
-    /// ```
-    pub fn broadcast(&self) -> Broadcast {
-        self.selection(self.raw.broadcast())
-    }
-
-    /// The sockets in `rooms`, except this one (Node's `socket.to(room)`).
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::{Data, Socket};
-    ///
-    /// async fn on_connect(socket: Socket) {
-    ///     socket.on("say", |socket: Socket, Data((room, text)): Data<(String, String)>| async move {
-    ///         socket.to(room).emit("said", &text).await // the room, but not the sender
-    ///     });
-    /// }
-    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
-    /// ```
-    pub fn to(&self, rooms: impl RoomParam) -> Broadcast {
-        self.selection(self.raw.to(rooms))
-    }
-
-    /// The sockets in `rooms`, this one included if it is in them (Node's `io.in(room)`).
-    pub fn within(&self, rooms: impl RoomParam) -> Broadcast {
-        self.selection(self.raw.within(rooms))
-    }
-
-    /// Every other socket of the namespace, except those in `rooms`.
-    ///
-    /// # Examples
-    /// ```
-    /// use tongxun::{Data, Socket};
-    ///
-    /// async fn on_connect(socket: Socket) {
-    ///     socket.on("alert", |socket: Socket, Data(text): Data<String>| async move {
-    ///         socket.except("muted").emit("alert", &text).await
-    ///     });
-    /// }
-    /// # let _ = tongxun::Server::builder().namespace("/", on_connect);
-    /// ```
-    pub fn except(&self, rooms: impl RoomParam) -> Broadcast {
-        self.selection(self.raw.except(rooms))
-    }
-
     /// Sends `event` to this client without caring whether it arrives (a typing indicator): a
-    /// newer volatile event replaces one not sent yet. See [`Broadcast::volatile`].
+    /// newer volatile event replaces one not sent yet. See [`Broadcast::volatile`](super::Broadcast::volatile).
     pub fn emit_volatile<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) {
         self.raw.volatile().emit(event, &Outgoing::of(data)).ok();
     }
