@@ -60,6 +60,9 @@ pub enum BuildError {
     /// `Config::redis_url` is not a Redis URL.
     #[error("invalid Config::redis_url")]
     InvalidRedisUrl(#[source] BoxError),
+    /// The Admin UI's password is not a bcrypt hash (`$2a$10$...`).
+    #[error("the Admin UI's password must be a bcrypt hash")]
+    InvalidAdminPassword(#[source] BoxError),
     /// A setting asks for what a cargo feature of tongxun builds in, and that feature is off.
     #[error("{setting} needs tongxun's `{feature}` feature")]
     FeatureDisabled {

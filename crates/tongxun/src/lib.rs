@@ -194,6 +194,8 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(feature = "admin-ui")]
+pub mod admin;
 #[cfg(feature = "redis")]
 mod bus;
 mod client_bundle;

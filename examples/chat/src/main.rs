@@ -7,6 +7,10 @@
 //! hands out from `examples/chat/node_modules` (see `web.rs`). The protocol is described in
 //! `chat.rs`, its rules in `nick.rs`, `rooms.rs` and `messages.rs`.
 //!
+//! The official Socket.IO Admin UI is at `/admin/ui/` (login `admin`, development password
+//! `tongxun-dev`; set your own with `--admin-password-hash`), served from
+//! `examples/chat/node_modules/@socket.io/admin-ui`.
+//!
 //! ```js
 //! const socket = io("http://localhost:3000/chat");
 //! await socket.emitWithAck("nick", "ada");                        // { ok: "ada" }
@@ -26,6 +30,7 @@ mod web;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use tongxun::admin::{AdminUi, UiFiles};
 use tongxun::sse::SseHub;
 use tongxun::{BuildError, ClientBundle, Config, Server};
 
@@ -35,21 +40,40 @@ const DEFAULT_BUNDLE: &str = concat!(
     "/node_modules/socket.io-client/dist"
 );
 
-/// The chat server: the `/chat` namespace and the page that uses it.
+/// Where it puts the Admin UI's built files and the icon font they use.
+const ADMIN_UI_FILES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/@socket.io/admin-ui/ui/dist"
+);
+const ADMIN_UI_ICONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/node_modules/@mdi/font");
+
+/// The bcrypt hash of the development password `tongxun-dev`
+/// (`node -e "console.log(require('bcryptjs').hashSync('tongxun-dev', 10))"`).
+const DEVELOPMENT_PASSWORD_HASH: &str =
+    "$2a$10$HXTz5fMnYUtnfvMQ6iQKJeP6RO38rOMnX6ozxHhQEbzXO19w/l3sq";
+
+/// The chat server: the `/chat` namespace, the page that uses it and the Admin UI.
 ///
 /// # Errors
-/// When `redis_url` is not a Redis URL.
-fn app(bundle: ClientBundle, redis_url: Option<String>) -> Result<Server, BuildError> {
+/// When `--redis-url` is not a Redis URL or `--admin-password-hash` not a bcrypt hash.
+fn app(bundle: ClientBundle, args: &Args) -> Result<Server, BuildError> {
     let mut config = Config::default();
-    config.redis_url = redis_url;
+    config.redis_url = args.redis_url.clone();
     let feed = SseHub::default();
+    let mut admin = AdminUi::basic_auth(&args.admin_user, &args.admin_password_hash)
+        .readonly(args.admin_readonly);
+    if let Some(id) = &args.server_id {
+        admin = admin.server_id(id);
+    }
+    let admin_files = UiFiles::new(ADMIN_UI_FILES).icons(ADMIN_UI_ICONS);
     Server::builder()
         .config(config)
         .state(chat::Chat::new(feed.clone()))
         .namespace("/chat", chat::connect)
         .sse(feed)
         .client_bundle(bundle)
-        .routes(web::routes())
+        .admin_ui(admin)
+        .routes(web::routes().nest("/admin/ui", admin_files.router()))
         .try_build()
 }
 
@@ -67,6 +91,19 @@ struct Args {
     /// (`redis://127.0.0.1:6379`); see docs/scaling.md.
     #[arg(long)]
     redis_url: Option<String>,
+    /// The Admin UI's login.
+    #[arg(long, default_value = "admin")]
+    admin_user: String,
+    /// The bcrypt hash of the Admin UI's password; by default that of the development
+    /// password `tongxun-dev`.
+    #[arg(long, default_value = DEVELOPMENT_PASSWORD_HASH)]
+    admin_password_hash: String,
+    /// The Admin UI may look, not act.
+    #[arg(long)]
+    admin_readonly: bool,
+    /// This node's name in the Admin UI (the host name by default).
+    #[arg(long)]
+    server_id: Option<String>,
 }
 
 #[tokio::main]
@@ -91,7 +128,8 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tracing::info!(path = %args.bundle.display(), "serving the socket.io-client bundle");
-    let app = app(bundle, args.redis_url).context("cannot start the chat: check --redis-url")?;
+    let app = app(bundle, &args)
+        .context("cannot start the chat: check --redis-url and --admin-password-hash")?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     app.serve(listener, async {

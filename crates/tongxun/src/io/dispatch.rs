@@ -509,6 +509,10 @@ impl SocketState {
                 tracing::error!(sid = %socket.id(), ns = socket.ns(), panic = %panic_message(panic), "disconnect handler panicked");
             }
         }
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.ns.server.admin_feed() {
+            feed.disconnected(&socket, reason);
+        }
         // Break the cycles a listener capturing its own socket would create, and free the store.
         *self.listeners() = Listeners::default();
         self.store.clear();
@@ -558,6 +562,10 @@ pub(crate) struct Dispatcher(pub(crate) Arc<SocketState>);
 
 impl MessageHandler<RawAdapter, Dispatcher> for Dispatcher {
     fn call(&self, s: Arc<RawSocket>, v: Value, ack_id: Option<i64>) {
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.0.ns.server.admin_feed() {
+            feed.received(s.ns(), s.id, &v);
+        }
         self.0.enqueue_event(s, v, ack_id);
     }
 }

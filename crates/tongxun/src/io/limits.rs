@@ -36,6 +36,9 @@ pub(crate) fn event_cost(value: &Value) -> usize {
 /// One Engine.IO connection's share of the server: what all its namespace sockets hold.
 #[derive(Debug, Default)]
 pub(crate) struct ClientShare {
+    /// Names the connection among this node's (the Admin UI groups sockets by it); not a secret,
+    /// unlike Engine.IO's own session id.
+    pub(crate) id: u64,
     /// Bytes of events received and not yet handled, over every namespace.
     pending_bytes: AtomicUsize,
     /// Namespaces joined.
@@ -61,8 +64,11 @@ impl ClientShare {
 
     /// Gives every Engine.IO handshake request a fresh share.
     pub(crate) fn attach(req: &mut http::Request<axum::body::Body>) {
-        req.extensions_mut()
-            .insert(Arc::new(ClientShare::default()));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        req.extensions_mut().insert(Arc::new(ClientShare {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            ..ClientShare::default()
+        }));
     }
 
     /// Takes `cost` bytes unless that would pass `max` while something is already pending.

@@ -198,6 +198,12 @@ impl Io {
         self.raw.close().await;
     }
 
+    /// The Admin UI's side, when it is on.
+    #[cfg(feature = "admin-ui")]
+    pub(crate) fn admin(&self) -> Option<&Arc<crate::admin::Admin>> {
+        self.shared.admin.as_ref()
+    }
+
     /// The underlying socketioxide handle, for what tongxun does not wrap.
     pub fn raw(&self) -> &socketioxide::SocketIo<RawAdapter> {
         &self.raw

@@ -33,6 +33,9 @@ pub(crate) struct ServerShared {
     pub(crate) dynamic: Arc<DynamicNamespaces>,
     /// The app's states ([`State`](crate::State)).
     pub(crate) states: super::States,
+    /// The Admin UI's side, when the app asked for it.
+    #[cfg(feature = "admin-ui")]
+    pub(crate) admin: Option<Arc<crate::admin::Admin>>,
 }
 
 impl ServerShared {
@@ -48,7 +51,15 @@ impl ServerShared {
                 config.max_namespace_len,
             )),
             config,
+            #[cfg(feature = "admin-ui")]
+            admin: None,
         }
+    }
+
+    /// The Admin UI's hooks, when it is on.
+    #[cfg(feature = "admin-ui")]
+    pub(crate) fn admin_feed(&self) -> Option<&crate::admin::Feed> {
+        self.admin.as_deref().map(|admin| &admin.feed)
     }
 }
 
@@ -312,6 +323,10 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         };
         tracing::debug!(sid = %s.id, ns = s.ns(), "socket connected");
         let socket = Socket::new(s, state.clone());
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.shared.server.admin_feed() {
+            feed.connected(&socket);
+        }
         let on_connect = self.on_connect.clone();
         self.shared.server.tasks.spawn(async move {
             let (sid, ns) = (socket.id(), socket.ns().to_owned());

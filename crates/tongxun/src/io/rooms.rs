@@ -35,7 +35,17 @@ impl Socket {
             return Err(JoinError::Reserved(room.to_string()));
         }
         self.raw.join(rooms);
+        self.rooms_changed();
         Ok(())
+    }
+
+    /// Tells the Admin UI, when it is on, to look at this socket's rooms.
+    #[inline]
+    fn rooms_changed(&self) {
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.state.ns.server.admin_feed() {
+            feed.rooms_changed(self);
+        }
     }
 
     /// Leaves one room or several.
@@ -54,11 +64,13 @@ impl Socket {
     /// ```
     pub fn leave(&self, rooms: impl RoomParam) {
         self.raw.leave(rooms);
+        self.rooms_changed();
     }
 
     /// Leaves every room, including the one named by its own id.
     pub fn leave_all(&self) {
         self.raw.leave_all();
+        self.rooms_changed();
     }
 
     /// The rooms this socket is in, including the one named by its id. In a disconnect

@@ -317,9 +317,19 @@ impl Socket {
         event: impl AsRef<str>,
         data: &T,
     ) -> Result<(), SendError> {
+        self.sent(event.as_ref(), data);
         self.raw
             .emit(event, &Outgoing::of(data))
             .map_err(SendError::from)
+    }
+
+    /// Tells the Admin UI, when it is on, that the app emitted `event`.
+    #[inline]
+    fn sent<T: Serialize + ?Sized>(&self, _event: &str, _data: &T) {
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.state.ns.server.admin_feed() {
+            feed.sent(self, _event, _data);
+        }
     }
 
     /// Sends a `message` event (the client's `socket.on("message", ...)`).
@@ -388,6 +398,7 @@ impl Socket {
         let timeout = self
             .ack_timeout
             .unwrap_or(self.state.ns.server.config.ack_timeout);
+        self.sent(event.as_ref(), data);
         let answer = match self
             .raw
             .timeout(timeout)
@@ -483,6 +494,7 @@ impl Socket {
     /// Sends `event` to this client without caring whether it arrives (a typing indicator): a
     /// newer volatile event replaces one not sent yet. See [`Broadcast::volatile`](super::Broadcast::volatile).
     pub fn emit_volatile<T: Serialize + ?Sized>(&self, event: impl AsRef<str>, data: &T) {
+        self.sent(event.as_ref(), data);
         self.raw.volatile().emit(event, &Outgoing::of(data)).ok();
     }
 

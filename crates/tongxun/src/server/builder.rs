@@ -56,6 +56,8 @@ pub struct ServerBuilder {
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
     sse: Option<crate::sse::SseHub>,
+    #[cfg(feature = "admin-ui")]
+    admin_ui: Option<crate::admin::AdminUi>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -84,6 +86,8 @@ impl ServerBuilder {
             ws: None,
             #[cfg(feature = "sse")]
             sse: None,
+            #[cfg(feature = "admin-ui")]
+            admin_ui: None,
         }
     }
 
@@ -320,6 +324,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the official Socket.IO Admin UI's namespace (see [`crate::admin`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::admin::AdminUi;
+    ///
+    /// let hash = "$2a$10$HXTz5fMnYUtnfvMQ6iQKJeP6RO38rOMnX6ozxHhQEbzXO19w/l3sq";
+    /// let server = tongxun::Server::builder().admin_ui(AdminUi::basic_auth("admin", hash)).build();
+    /// ```
+    #[cfg(feature = "admin-ui")]
+    pub fn admin_ui(mut self, admin: crate::admin::AdminUi) -> Self {
+        self.admin_ui = Some(admin);
+        self
+    }
+
     /// Builds the server.
     ///
     /// # Panics
@@ -361,7 +380,19 @@ impl ServerBuilder {
     pub fn try_build(self) -> Result<Server, BuildError> {
         let config = self.config;
         check_features(&config)?;
-        let shared = Arc::new(ServerShared::new(config.clone(), self.states));
+        #[cfg_attr(not(feature = "admin-ui"), allow(unused_mut))]
+        let mut shared = ServerShared::new(config.clone(), self.states);
+        #[cfg(feature = "admin-ui")]
+        let admin = match self.admin_ui {
+            Some(ui) => {
+                ui.check()?;
+                let (admin, runner) = crate::admin::Admin::new(ui);
+                shared.admin = Some(admin.clone());
+                Some((admin, runner))
+            }
+            None => None,
+        };
+        let shared = Arc::new(shared);
         let builder = socketioxide::SocketIo::builder()
             .req_path(config.path.clone())
             .ping_interval(config.ping_interval)
@@ -399,6 +430,18 @@ impl ServerBuilder {
         let (layer, raw) = builder.build_layer();
 
         let mut namespaces = self.namespaces;
+        #[cfg(feature = "admin-ui")]
+        if let Some((admin, _)) = &admin {
+            namespaces.push((
+                admin.ui.namespace.clone(),
+                admin.namespace(),
+                NamespaceKind::Static,
+            ));
+            #[cfg(feature = "redis")]
+            if let Some(bus) = &bus {
+                admin.bus.set(bus.clone()).ok();
+            }
+        }
         if config.default_namespace && !namespaces.iter().any(|(path, ..)| path == "/") {
             namespaces.push((
                 "/".to_owned(),
@@ -479,6 +522,9 @@ impl ServerBuilder {
             ws: self.ws,
             #[cfg(feature = "sse")]
             sse: self.sse,
+            #[cfg(feature = "admin-ui")]
+            admin: admin
+                .map(|(admin, runner)| (admin, runner, tokio_util::sync::CancellationToken::new())),
         })
     }
 }

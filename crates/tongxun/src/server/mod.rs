@@ -56,6 +56,13 @@ pub struct Server {
     ws: Option<crate::ws::WsHub>,
     #[cfg(feature = "sse")]
     sse: Option<crate::sse::SseHub>,
+    /// The Admin UI's task, started with the router, and what stops it.
+    #[cfg(feature = "admin-ui")]
+    admin: Option<(
+        Arc<crate::admin::Admin>,
+        crate::admin::Runner,
+        tokio_util::sync::CancellationToken,
+    )>,
 }
 
 impl std::fmt::Debug for Server {
@@ -134,6 +141,15 @@ impl Server {
         #[cfg(feature = "redis")]
         for init in self.inits {
             socketioxide_core::adapter::Spawnable::spawn(init);
+        }
+        #[cfg(feature = "admin-ui")]
+        if let Some((admin, runner, stop)) = self.admin {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(runner.run(self.io.clone(), admin, stop));
+                }
+                Err(_) => tracing::warn!("no Tokio runtime: the Admin UI is told nothing"),
+            }
         }
         let config = &self.io.shared.config;
         let path: Arc<str> = config.path.as_str().into();
@@ -250,11 +266,17 @@ impl Server {
         #[cfg(feature = "sse")]
         let sse = self.sse.clone();
         let grace = config.shutdown_timeout;
+        #[cfg(feature = "admin-ui")]
+        let admin_stop = self.admin.as_ref().map(|(_, _, stop)| stop.clone());
         let app = self.into_router();
 
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down");
+            #[cfg(feature = "admin-ui")]
+            if let Some(stop) = admin_stop {
+                stop.cancel();
+            }
             // Both hubs close their clients at once; each waits, bounded, for its connections.
             let ws_closed = async {
                 #[cfg(feature = "ws")]
