@@ -34,6 +34,22 @@ struct Sessions {
     to_send: HashMap<Sid, String>,
 }
 
+impl Sessions {
+    /// Keeps `session` for `sid` to be sent, and known for later logins, forgetting the oldest
+    /// past `max`.
+    fn remember(&mut self, sid: Sid, session: String, max: usize) {
+        while self.known.len() >= max {
+            self.known.pop_front();
+        }
+        self.known.push_back(session.clone());
+        // A login whose socket never connected leaves its entry: at most `max` of those too.
+        if self.to_send.len() >= max {
+            self.to_send.clear();
+        }
+        self.to_send.insert(sid, session);
+    }
+}
+
 impl std::fmt::Debug for Logins {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Logins")
@@ -93,12 +109,7 @@ impl Logins {
         let Some(session) = new_session_id() else {
             return Ok(());
         };
-        let mut sessions = lock(&self.sessions);
-        if sessions.known.len() == MAX_SESSIONS {
-            sessions.known.pop_front();
-        }
-        sessions.known.push_back(session.clone());
-        sessions.to_send.insert(handshake.id(), session);
+        lock(&self.sessions).remember(handshake.id(), session, MAX_SESSIONS);
         Ok(())
     }
 
@@ -114,4 +125,28 @@ fn new_session_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_bounded_and_the_oldest_is_forgotten_first() {
+        let mut sessions = Sessions::default();
+        for n in 0..=MAX_SESSIONS {
+            sessions.remember(Sid::new(), format!("s{n}"), MAX_SESSIONS);
+        }
+        assert_eq!(sessions.known.len(), MAX_SESSIONS);
+        assert!(!sessions.known.contains(&"s0".to_owned()));
+        assert!(sessions.known.contains(&format!("s{MAX_SESSIONS}")));
+        assert!(sessions.to_send.len() <= MAX_SESSIONS);
+    }
+
+    #[test]
+    fn session_ids_are_128_random_bits() {
+        let (a, b) = (new_session_id().unwrap(), new_session_id().unwrap());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
 }

@@ -199,7 +199,7 @@ impl Io {
     }
 
     /// The Admin UI's side, when it is on.
-    #[cfg(feature = "admin-ui")]
+    #[cfg(all(feature = "admin-ui", feature = "redis"))]
     pub(crate) fn admin(&self) -> Option<&Arc<crate::admin::Admin>> {
         self.shared.admin.as_ref()
     }
