@@ -10,6 +10,9 @@
 //!      -H 'content-type: application/json' \
 //!      -d '{"topic": "metrics", "event": "sample", "data": {"seq": 0, "value": 50}}'
 //! ```
+//!
+//! The official Socket.IO Admin UI is at `/admin/ui/` (login `admin`, development password
+//! `tongxun-dev`, as the chat's).
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use axum::Router;
 use axum::http::header;
 use axum::routing::get;
 use serde::Serialize;
+use tongxun::admin::{AdminUi, UiFiles};
 use tongxun::hub::Hub;
 use tongxun::sse::{SseConfig, SseHub};
 use tongxun::ws::WsHub;
@@ -27,6 +31,17 @@ const DEFAULT_BUNDLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/node_modules/socket.io-client/dist"
 );
+
+/// Where it puts the Admin UI's built files and the icon font they use.
+const ADMIN_UI_FILES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/@socket.io/admin-ui/ui/dist"
+);
+const ADMIN_UI_ICONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/node_modules/@mdi/font");
+
+/// The bcrypt hash of the development password `tongxun-dev`.
+const DEVELOPMENT_PASSWORD_HASH: &str =
+    "$2a$10$HXTz5fMnYUtnfvMQ6iQKJeP6RO38rOMnX6ozxHhQEbzXO19w/l3sq";
 
 /// One published sample.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +62,7 @@ fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
         .client_bundle(bundle)
         .ws(ws.clone())
         .sse(sse.clone())
+        .admin_ui(AdminUi::basic_auth("admin", DEVELOPMENT_PASSWORD_HASH))
         .build();
     let hub = Hub::builder()
         .socketio(server.io(), ["/live"])
@@ -85,7 +101,11 @@ fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
                 )
             }),
         );
-    (server.merge(hub.router()).merge(page), hub)
+    let admin = Router::new().nest(
+        "/admin/ui",
+        UiFiles::new(ADMIN_UI_FILES).icons(ADMIN_UI_ICONS).router(),
+    );
+    (server.merge(hub.router()).merge(page).merge(admin), hub)
 }
 
 /// Publishes a sample every `every` until the hub is shut down.
