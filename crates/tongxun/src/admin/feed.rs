@@ -333,11 +333,15 @@ async fn update(io: &Io, admin: &Admin, told: &mut HashMap<(String, Sid), Told>,
     }
 }
 
-/// Looks at every local socket the UI was told about.
+/// Looks at every local socket the UI was told about, and forgets those that are gone (their
+/// disconnect may have been lost to a full queue).
 async fn compare(io: &Io, admin: &Admin, told: &mut HashMap<(String, Sid), Told>) {
-    for socket in local_sockets(io) {
-        update(io, admin, told, &socket).await;
+    let sockets = local_sockets(io);
+    for socket in &sockets {
+        update(io, admin, told, socket).await;
     }
+    let live: HashSet<(&str, Sid)> = sockets.iter().map(|s| (s.ns(), s.id())).collect();
+    told.retain(|(ns, id), _| live.contains(&(ns.as_str(), *id)));
 }
 
 /// Every socket of this node, in every namespace.
@@ -422,4 +426,28 @@ fn aggregated(counts: &Counts) -> Vec<Value> {
         (count > 0).then(|| json!({ "timestamp": now, "type": kind, "count": count }))
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_past_the_queue_are_dropped_and_counted_never_waited_for() {
+        let (feed, runner) = Feed::new(Mode::Development);
+        for _ in 0..ADMIN_QUEUE + 10 {
+            feed.look();
+        }
+        assert_eq!(feed.lost.load(Ordering::Relaxed), 10);
+        assert_eq!(runner.notes.len(), ADMIN_QUEUE);
+    }
+
+    #[test]
+    fn production_mode_queues_nothing_and_only_counts() {
+        let (feed, runner) = Feed::new(Mode::Production);
+        feed.look();
+        feed.received("/chat", Sid::new(), &RawValue::Str("[\"a\"]".into(), None));
+        assert_eq!(runner.notes.len(), 0);
+        assert_eq!(feed.counts.packets_in.load(Ordering::Relaxed), 1);
+    }
 }

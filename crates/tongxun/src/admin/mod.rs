@@ -58,8 +58,9 @@ pub const ADMIN_QUEUE: usize = 4096;
 pub const MAX_SESSIONS: usize = 1024;
 
 /// Password checks running at once; a login past them is refused with `too many login
-/// attempts` instead of queueing bcrypt's work.
-pub const MAX_LOGINS_AT_ONCE: usize = 4;
+/// attempts` instead of queueing bcrypt's work, so that anonymous clients trying passwords
+/// keep at most this many threads busy (a session id logs in again without a check).
+pub const MAX_LOGINS_AT_ONCE: usize = 2;
 
 /// What the Admin UI is shown, as Node's `mode` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
