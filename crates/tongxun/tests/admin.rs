@@ -11,7 +11,8 @@ use tongxun_test::{Closed, HandshakeError, TestClient, TestServer};
 /// bcrypt of `tongxun-dev`, as bcryptjs writes it.
 const HASH: &str = "$2a$10$HXTz5fMnYUtnfvMQ6iQKJeP6RO38rOMnX6ozxHhQEbzXO19w/l3sq";
 
-/// A `/chat` whose sockets join the room they name in `join`, and echo `say` back as `said`.
+/// A `/chat` whose sockets join the room they name in `join`, echo `say` back as `said`, and
+/// broadcast `shout` to everyone as `shouted`.
 async fn start(admin: AdminUi) -> TestServer {
     support::init_tracing();
     let server = Server::builder()
@@ -26,6 +27,12 @@ async fn start(admin: AdminUi) -> TestServer {
                 "say",
                 |socket: Socket, tongxun::Data(text): tongxun::Data<String>| async move {
                     socket.emit("said", &text)
+                },
+            );
+            socket.on(
+                "shout",
+                |socket: Socket, tongxun::Data(text): tongxun::Data<String>| async move {
+                    socket.namespace().emit("shouted", &text).await
                 },
             );
         })
@@ -132,6 +139,13 @@ async fn the_admin_sees_connections_rooms_events_and_disconnects_as_they_happen(
     user.emit("say", "hi").unwrap();
     let sent = next_about_chat(&mut admin, "event_sent").await;
     assert_eq!(sent[2], json!(["said", "hi"]));
+    // A broadcast is reported for each socket it reached.
+    user.emit("shout", "hey").unwrap();
+    let sent = next_about_chat(&mut admin, "event_sent").await;
+    assert_eq!(
+        (&sent[1], &sent[2]),
+        (&json!(user.id()), &json!(["shouted", "hey"]))
+    );
 
     let id = user.id().to_owned();
     user.disconnect().await;
@@ -289,4 +303,70 @@ async fn logins_past_the_password_checks_running_at_once_are_refused_not_queued(
     // Once those checks finished, a login is checked again.
     assert!(login(&server, "tongxun-dev").await.is_ok());
     server.shutdown().await.unwrap();
+}
+
+/// `GET path` over a fresh connection: the status line's code, the `location` header, the body.
+async fn get(server: &TestServer, path: &str) -> (u16, Option<String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    let location = head
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location, body.to_owned())
+}
+
+#[tokio::test]
+async fn the_ui_files_are_served_under_their_path_with_the_icons_beside_them_and_nothing_outside() {
+    support::init_tracing();
+    let root = std::env::temp_dir().join(format!("tongxun-admin-ui-{}", std::process::id()));
+    let (dist, icons) = (root.join("dist"), root.join("mdi"));
+    std::fs::create_dir_all(dist.join("js")).unwrap();
+    std::fs::create_dir_all(icons.join("css")).unwrap();
+    std::fs::write(
+        dist.join("index.html"),
+        r#"<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css"><script src="js/app.js"></script>"#,
+    )
+    .unwrap();
+    std::fs::write(dist.join("js/app.js"), "console.log(1)").unwrap();
+    std::fs::write(icons.join("css/materialdesignicons.min.css"), ".mdi{}").unwrap();
+    std::fs::write(root.join("secret.txt"), "not served").unwrap();
+
+    let files = tongxun::admin::UiFiles::new(&dist).icons(&icons);
+    let server = TestServer::start(Server::builder().routes(files.router("/admin/ui")).build())
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&server, "/admin/ui").await.1.as_deref(),
+        Some("/admin/ui/")
+    );
+    let (status, _, page) = get(&server, "/admin/ui/").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"href="mdi/css/materialdesignicons.min.css""#),
+        "{page}"
+    );
+    assert!(!page.contains("https://"), "{page}");
+    assert_eq!(get(&server, "/admin/ui/index.html").await.2, page);
+    assert_eq!(
+        get(&server, "/admin/ui/js/app.js").await.2,
+        "console.log(1)"
+    );
+    assert_eq!(
+        get(&server, "/admin/ui/mdi/css/materialdesignicons.min.css")
+            .await
+            .2,
+        ".mdi{}"
+    );
+    assert_eq!(get(&server, "/admin/ui/../secret.txt").await.0, 404);
+    assert_eq!(get(&server, "/admin/ui/%2e%2e/secret.txt").await.0, 404);
+    assert_eq!(get(&server, "/admin/ui/nope.js").await.0, 404);
+    server.shutdown().await.unwrap();
+    std::fs::remove_dir_all(root).ok();
 }

@@ -73,7 +73,7 @@ fn app(bundle: ClientBundle, args: &Args) -> Result<Server, BuildError> {
         .sse(feed)
         .client_bundle(bundle)
         .admin_ui(admin)
-        .routes(web::routes().nest("/admin/ui", admin_files.router()))
+        .routes(web::routes().merge(admin_files.router("/admin/ui")))
         .try_build()
 }
 

@@ -101,10 +101,9 @@ fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
                 )
             }),
         );
-    let admin = Router::new().nest(
-        "/admin/ui",
-        UiFiles::new(ADMIN_UI_FILES).icons(ADMIN_UI_ICONS).router(),
-    );
+    let admin = UiFiles::new(ADMIN_UI_FILES)
+        .icons(ADMIN_UI_ICONS)
+        .router("/admin/ui");
     (server.merge(hub.router()).merge(page).merge(admin), hub)
 }
 

@@ -49,6 +49,12 @@ enum Note {
         args: Value,
         at: SystemTime,
     },
+    /// The app broadcast an event: each recipient, on every node, is told about.
+    Broadcast {
+        to: socketioxide::operators::BroadcastOperators<crate::io::RawAdapter>,
+        args: Value,
+        at: SystemTime,
+    },
 }
 
 /// The counts behind the dashboard's charts (the UI's `aggregatedEvents`).
@@ -64,6 +70,8 @@ struct Counts {
 #[derive(Debug)]
 pub(crate) struct Feed {
     mode: Mode,
+    /// The admin namespace, whose own traffic is not reported.
+    namespace: String,
     notes: mpsc::Sender<Note>,
     counts: Counts,
     /// Notifications lost to a full queue, logged by the runner.
@@ -88,10 +96,11 @@ impl std::fmt::Debug for Note {
 }
 
 impl Feed {
-    pub(crate) fn new(mode: Mode) -> (Feed, Runner) {
+    pub(crate) fn new(mode: Mode, namespace: String) -> (Feed, Runner) {
         let (notes, rx) = mpsc::channel(ADMIN_QUEUE);
         let feed = Feed {
             mode,
+            namespace,
             notes,
             counts: Counts::default(),
             lost: AtomicU64::new(0),
@@ -165,23 +174,48 @@ impl Feed {
         data: &T,
     ) {
         self.counts.packets_out.fetch_add(1, Ordering::Relaxed);
-        if self.verbose() {
-            let mut args = vec![Value::from(event)];
-            // `()` is no argument; a tuple's arguments are shown as one array.
-            if std::mem::size_of_val(data) > 0 {
-                let Ok(value) = serde_json::to_value(data) else {
-                    return;
-                };
-                args.push(value);
-            }
+        if self.verbose()
+            && socket.ns() != self.namespace
+            && let Some(args) = event_args(event, data)
+        {
             self.note(Note::Sent {
                 nsp: socket.ns().to_owned(),
                 id: socket.id(),
-                args: Value::Array(args),
+                args,
                 at: SystemTime::now(),
             });
         }
     }
+
+    /// The app broadcast `event` to the sockets `to` selects.
+    pub(crate) fn broadcast<T: serde::Serialize + ?Sized>(
+        &self,
+        to: &socketioxide::operators::BroadcastOperators<crate::io::RawAdapter>,
+        event: &str,
+        data: &T,
+    ) {
+        self.counts.packets_out.fetch_add(1, Ordering::Relaxed);
+        if self.verbose()
+            && to.ns_path() != self.namespace
+            && let Some(args) = event_args(event, data)
+        {
+            self.note(Note::Broadcast {
+                to: to.clone(),
+                args,
+                at: SystemTime::now(),
+            });
+        }
+    }
+}
+
+/// An event's name and arguments as the UI shows them: `()` is no argument, a tuple's
+/// arguments are one array.
+fn event_args<T: serde::Serialize + ?Sized>(event: &str, data: &T) -> Option<Value> {
+    let mut args = vec![Value::from(event)];
+    if std::mem::size_of_val(data) > 0 {
+        args.push(serde_json::to_value(data).ok()?);
+    }
+    Some(Value::Array(args))
 }
 
 /// What the runner last told the UI about a local socket.
@@ -297,14 +331,25 @@ async fn tell(io: &Io, admin: &Admin, told: &mut HashMap<(String, Sid), Told>, n
             .await;
         }
         Note::Sent { nsp, id, args, at } => {
-            if nsp != admin.ui.namespace {
-                to_admins(
-                    io,
-                    admin,
-                    "event_sent",
-                    &(&nsp, id.as_str(), args, iso_time(at)),
-                )
+            to_admins(
+                io,
+                admin,
+                "event_sent",
+                &(&nsp, id.as_str(), args, iso_time(at)),
+            )
+            .await;
+        }
+        Note::Broadcast { to, args, at } => {
+            // Who it reached: asked after the fact, of every node (what joined or left since
+            // is the only difference).
+            let nsp = to.ns_path().to_owned();
+            let recipients = crate::Broadcast::new(to, io.shared.clone())
+                .fetch_sockets()
                 .await;
+            let at = iso_time(at);
+            for socket in recipients.unwrap_or_default() {
+                let id = socket.data().id;
+                to_admins(io, admin, "event_sent", &(&nsp, id.as_str(), &args, &at)).await;
             }
         }
     }
@@ -434,7 +479,7 @@ mod tests {
 
     #[test]
     fn notifications_past_the_queue_are_dropped_and_counted_never_waited_for() {
-        let (feed, runner) = Feed::new(Mode::Development);
+        let (feed, runner) = Feed::new(Mode::Development, "/admin".to_owned());
         for _ in 0..ADMIN_QUEUE + 10 {
             feed.look();
         }
@@ -444,7 +489,7 @@ mod tests {
 
     #[test]
     fn production_mode_queues_nothing_and_only_counts() {
-        let (feed, runner) = Feed::new(Mode::Production);
+        let (feed, runner) = Feed::new(Mode::Production, "/admin".to_owned());
         feed.look();
         feed.received("/chat", Sid::new(), &RawValue::Str("[\"a\"]".into(), None));
         assert_eq!(runner.notes.len(), 0);

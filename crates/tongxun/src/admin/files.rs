@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::OriginalUri;
+use axum::extract::{Path as UrlPath, Request};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 
 /// Where the page links its icon font; the copy served beside it replaces it.
@@ -26,7 +29,7 @@ const ICONS_LINK: &str =
 /// use tongxun::admin::UiFiles;
 ///
 /// let files = UiFiles::new("node_modules/@socket.io/admin-ui/ui/dist").icons("node_modules/@mdi/font");
-/// let routes: Router = Router::new().nest("/admin/ui", files.router());
+/// let routes: Router = files.router("/admin/ui"); // the page at /admin/ui/
 /// ```
 #[derive(Debug, Clone)]
 pub struct UiFiles {
@@ -49,36 +52,60 @@ impl UiFiles {
         self
     }
 
-    /// The routes: the page at `/` (and `/index.html`), its scripts and styles, and the icons
-    /// under `/mdi/`. Nested at `/admin/ui`, the page is at `/admin/ui/`.
-    pub fn router(self) -> Router {
+    /// The routes under `path` (such as `/admin/ui`): the page at `path/` (`path` redirects
+    /// there, as the page links its files relative to itself), its scripts and styles, and the
+    /// icons under `path/mdi/`.
+    pub fn router(self, path: &str) -> Router {
+        let base = path.trim_end_matches('/').to_owned();
         let page = std::fs::read_to_string(self.dist.join("index.html"))
             .map(|html| local_page(&html, self.icons.is_some()))
             .map_err(|e| missing(&self.dist, &e));
-        let index = move |OriginalUri(uri): OriginalUri| {
+        let index = get(move || {
             let page = page.clone();
-            async move { index(&uri, page) }
-        };
+            async move {
+                match page {
+                    Ok(html) => Html(html).into_response(),
+                    Err(message) => (http::StatusCode::NOT_FOUND, message).into_response(),
+                }
+            }
+        });
+        let files = Arc::new(self);
+        let file = get(move |UrlPath(file): UrlPath<String>, request: Request| {
+            let files = files.clone();
+            async move { files.serve(&file, request).await }
+        });
+        let slash = format!("{base}/");
         let mut router = Router::new()
-            .route("/", get(index.clone()))
-            .route("/index.html", get(index))
-            .fallback_service(ServeDir::new(&self.dist));
-        if let Some(icons) = &self.icons {
-            router = router.nest_service("/mdi", ServeDir::new(icons));
+            .route(&slash, index.clone())
+            .route(&format!("{base}/index.html"), index)
+            .route(&format!("{base}/{{*file}}"), file);
+        if !base.is_empty() {
+            router = router.route(
+                &base,
+                get(move || async move { Redirect::permanent(&slash) }),
+            );
         }
         router
     }
-}
 
-fn index(uri: &http::Uri, page: Result<String, String>) -> Response {
-    // The page links its files relative to itself: `/admin/ui` must be `/admin/ui/`.
-    let path = uri.path();
-    if !path.ends_with('/') && !path.ends_with(".html") {
-        return Redirect::permanent(&format!("{path}/")).into_response();
-    }
-    match page {
-        Ok(html) => Html(html).into_response(),
-        Err(message) => (http::StatusCode::NOT_FOUND, message).into_response(),
+    /// One of the page's files, or one of the icons.
+    async fn serve(&self, file: &str, request: Request) -> Response {
+        let (dir, file) = match (&self.icons, file.strip_prefix("mdi/")) {
+            (Some(icons), Some(icon)) => (icons.as_path(), icon),
+            _ => (self.dist.as_path(), file),
+        };
+        let (mut parts, body) = request.into_parts();
+        parts.uri = match format!("/{file}").parse() {
+            Ok(uri) => uri,
+            Err(_) => return http::StatusCode::NOT_FOUND.into_response(),
+        };
+        match ServeDir::new(dir)
+            .oneshot(Request::from_parts(parts, body))
+            .await
+        {
+            Ok(response) => response.into_response(),
+            Err(never) => match never {},
+        }
     }
 }
 

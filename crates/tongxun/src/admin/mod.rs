@@ -4,7 +4,6 @@
 //! happen, and can emit, join, leave and disconnect.
 //!
 //! ```no_run
-//! use axum::Router;
 //! use tongxun::Server;
 //! use tongxun::admin::{AdminUi, UiFiles};
 //!
@@ -17,7 +16,7 @@
 //! let server = Server::builder()
 //!     .namespace("/chat", |_| async {})
 //!     .admin_ui(AdminUi::basic_auth("admin", HASH).server_id("node-a"))
-//!     .routes(Router::new().nest("/admin/ui", files.router()))
+//!     .routes(files.router("/admin/ui")) // the page at /admin/ui/
 //!     .build();
 //! ```
 //!
@@ -210,7 +209,7 @@ pub(crate) struct Admin {
 
 impl Admin {
     pub(crate) fn new(ui: AdminUi) -> (Arc<Self>, Runner) {
-        let (feed, runner) = Feed::new(ui.mode);
+        let (feed, runner) = Feed::new(ui.mode, ui.namespace.clone());
         let server_id = ui.server_id.clone().unwrap_or_else(hostname);
         let admin = Arc::new(Admin {
             logins: auth::Logins::new(ui.login.clone()),

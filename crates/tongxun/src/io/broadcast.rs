@@ -232,6 +232,10 @@ impl Broadcast {
         data: &T,
     ) -> Result<(), BroadcastError> {
         let event = event.as_ref();
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.shared.admin_feed() {
+            feed.broadcast(&self.ops, event, data);
+        }
         match self.ops.emit(event, &Outgoing::of(data)).await {
             Ok(()) => Ok(()),
             Err(socketioxide::BroadcastError::Socket(errors)) => {
@@ -288,6 +292,10 @@ impl Broadcast {
         R: DeserializeOwned,
     {
         let timeout = self.timeout.unwrap_or(self.shared.config.ack_timeout);
+        #[cfg(feature = "admin-ui")]
+        if let Some(feed) = self.shared.admin_feed() {
+            feed.broadcast(&self.ops, event.as_ref(), data);
+        }
         let stream = self
             .ops
             .timeout(timeout)
