@@ -196,3 +196,70 @@ test("on a 600 px wide screen the member list opens as a drawer and starts a pri
     await server.stop();
   }
 });
+
+test("a nickname taken while the page was offline is said, and the waiting message goes out under the next one picked", async () => {
+  let server = await startExample("chat");
+  const port = new URL(server.url).port;
+  try {
+    const ada = await open(browser, server.url);
+    const a = ada.page;
+    await signIn(a, "ada");
+    await a.evaluate(() => socket.io.reconnection(false));
+    await server.stop();
+    await connection(a, "disconnected");
+    await say(a, "waiting for a nickname");
+    await message(a, "waiting for a nickname").getByTestId("pending").waitFor();
+
+    server = await startExample("chat", ["--port", port]);
+    const other = await open(browser, server.url);
+    await signIn(other.page, "ADA");
+    await a.evaluate(() => {
+      socket.io.reconnection(true);
+      socket.connect();
+    });
+    // The page asks again for a few seconds (the server may not have seen its previous
+    // connection go yet), then says why and keeps the message.
+    await a
+      .getByTestId("nick-error")
+      .getByText('the nickname "ada" is taken: someone took your nickname while you were away. Pick another to send your 1 waiting message.')
+      .waitFor({ timeout: 30_000 });
+    await message(a, "waiting for a nickname").getByTestId("pending").waitFor();
+
+    await signIn(a, "lovelace");
+    await message(a, "waiting for a nickname").getByTestId("delivered").waitFor();
+    await a.getByTestId("me").getByText("lovelace").waitFor();
+    await message(other.page, "waiting for a nickname").waitFor();
+    assert.equal(await message(other.page, "waiting for a nickname").getAttribute("data-from"), "lovelace");
+    assert.deepEqual(ada.exceptions, []);
+    await ada.context.close();
+    await other.context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a message typed offline survives a reload and is sent once the server is back", async () => {
+  let server = await startExample("chat");
+  const port = new URL(server.url).port;
+  try {
+    const ada = await open(browser, server.url);
+    const a = ada.page;
+    await signIn(a, "ada");
+    await a.evaluate(() => socket.io.reconnection(false));
+    await server.stop();
+    await connection(a, "disconnected");
+    await say(a, "typed, then reloaded");
+    await message(a, "typed, then reloaded").getByTestId("pending").waitFor();
+
+    // The server is back, but the page has not reconnected yet: its user reloads it.
+    server = await startExample("chat", ["--port", port]);
+    await a.reload();
+    await message(a, "typed, then reloaded").getByTestId("delivered").waitFor();
+    assert.equal(await a.getByTestId("me").textContent(), "ada");
+    assert.deepEqual(await texts(a), ["typed, then reloaded"]);
+    assert.deepEqual(ada.exceptions, []);
+    await ada.context.close();
+  } finally {
+    await server.stop();
+  }
+});
