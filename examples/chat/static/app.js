@@ -149,7 +149,8 @@ async function chooseNick(nick) {
     state.ready = true;
     flush();
   } else if (resuming) {
-    await resume(state.run);
+    // This nickname replaces the one being reclaimed: a restore still asking for that stops.
+    await resume(++state.run);
   }
   saveSession();
   $("text").focus();
@@ -170,10 +171,12 @@ async function restore() {
   const run = ++state.run;
   setConnection("connecting", `reconnecting as ${state.nick}…`);
   let answer;
+  let taken = false;
   for (const wait of [...RECLAIM_RETRY_MS, null]) {
     answer = await request("nick", state.nick);
     if (stale(run)) return;
-    if (!answer.error || wait === null || !/ is taken$/.test(answer.error)) break;
+    taken = / is taken$/.test(answer.error ?? "");
+    if (!taken || wait === null) break;
     await delay(wait);
     if (stale(run)) return;
   }
@@ -181,7 +184,7 @@ async function restore() {
     setConnection("connected", "online, without a nickname");
     const waiting = state.outbox.length;
     const message =
-      `${answer.error}: someone took your nickname while you were away. Pick another` +
+      `${answer.error}${taken ? ": someone took your nickname while you were away" : ""}. Pick another` +
       (waiting ? ` to send your ${waiting} waiting ${waiting === 1 ? "message" : "messages"}.` : ".");
     showError(message);
     $("nick-input").value = state.nick;
