@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { artifact, launchChromium } from "./support/browser.mjs";
+import { membersAre, message, open as openPage, say, signIn } from "./support/chat-page.mjs";
 import { startExample } from "./support/server.mjs";
 
 let server;
@@ -17,44 +18,8 @@ after(async () => {
   await server?.stop();
 });
 
-/** A new user: a page of its own (its own browser context), on the chat. */
-async function open() {
-  const context = await browser.newContext({ viewport: { width: 1180, height: 760 } });
-  const page = await context.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
-  page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
-  page.on("request", (r) => {
-    if (!r.url().startsWith(server.url) && !r.url().startsWith("data:")) problems.push(`request outside the server: ${r.url()}`);
-  });
-  await page.goto(server.url);
-  return { page, context, problems };
-}
-
-/** Signs in with `nick`: the page then joins #general by itself. */
-async function signIn(page, nick) {
-  await page.getByTestId("nick-input").fill(nick);
-  await page.getByTestId("nick-submit").click();
-  await page.getByTestId("app").waitFor();
-}
-
-/** Waits until the shown conversation's member list is exactly `nicks`. */
-async function membersAre(page, nicks) {
-  await page.waitForFunction(
-    (want) =>
-      JSON.stringify([...document.querySelectorAll('[data-testid="member"]')].map((b) => b.dataset.nick)) ===
-      JSON.stringify(want),
-    nicks,
-  );
-}
-
-/** The message list item saying `text`. */
-const message = (page, text) => page.getByTestId("messages").getByTestId("message").filter({ hasText: text });
-
-async function say(page, text) {
-  await page.getByTestId("composer-text").fill(text);
-  await page.getByTestId("composer-text").press("Enter");
-}
+/** A new user on the chat. */
+const open = () => openPage(browser, server.url);
 
 test("two users chat in a room, privately, and see each other leave", async () => {
   const ada = await open();

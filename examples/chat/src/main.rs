@@ -7,6 +7,12 @@
 //! hands out from `examples/chat/node_modules` (see `web.rs`). The protocol is described in
 //! `chat.rs`, its rules in `nick.rs`, `rooms.rs` and `messages.rs`.
 //!
+//! The page rides out a dropped connection: what is typed offline waits ("not sent yet") until
+//! the reconnection has claimed the nickname again and rejoined the rooms, the conversation
+//! stays on screen with what was said meanwhile merged in, and a reload of the tab keeps the
+//! nickname, rooms and unsent messages (`sessionStorage`) until "Sign out". Below 760 px the
+//! member list is a drawer behind the "Members" button.
+//!
 //! The official Socket.IO Admin UI is at `/admin/ui/` (login `admin`, development password
 //! `tongxun-dev`; set your own with `--admin-password-hash`), served from
 //! `examples/chat/node_modules/@socket.io/admin-ui`.

@@ -12,21 +12,43 @@ const TYPING_EVERY_MS = 1000;
 const ANSWER_TIMEOUT_MS = 10000;
 /** How long an error stays on screen. */
 const ERROR_SHOWN_MS = 8000;
+/**
+ * Waits before asking for the nickname again when it is still taken on reconnection: the server
+ * may not have seen the previous connection (or the page before a reload) go yet.
+ */
+const RECLAIM_RETRY_MS = [250, 500, 1000, 2000, 4000];
+/** Where a tab keeps its nickname, rooms and unsent messages across reloads. */
+const SESSION_KEY = "tongxun-chat";
+/** What a request gets when the page is offline (it is not sent: see `request`). */
+const OFFLINE = "you are offline: try again once reconnected";
 
 const $ = (id) => document.getElementById(id);
 
 /**
  * What the page knows. A conversation is a room (`#general`) or a private exchange with one
  * user (`@grace`): { key, kind, name, joined, items, unread, members, typing }.
+ *
+ * `ready` says the nickname is held and the rooms are joined on the current connection: only
+ * then does the page send messages. Until then they wait in `outbox`, oldest first, shown as
+ * "not sent yet" ({ conv, item, text, fresh, tried }). The page never emits while disconnected,
+ * so socket.io-client's own send buffer, which would flush them on reconnection before the
+ * nickname is claimed again, stays empty.
  */
 const state = {
   nick: null,
+  ready: false,
+  /** Counts (re)connections, so that a restore overtaken by a newer one stops. */
+  run: 0,
   current: null,
   conversations: new Map(),
+  outbox: [],
+  flushing: false,
   lastTypingSent: 0,
 };
 
-const socket = io("/chat");
+// closeOnBeforeunload: a reload closes the connection at once, freeing the nickname for the
+// reloaded page.
+const socket = io("/chat", { closeOnBeforeunload: true });
 
 // ---- conversations ----
 
@@ -63,13 +85,35 @@ function notice(conv, text, at = Date.now()) {
 
 // ---- requests ----
 
-/** Emits `event` and resolves with the server's answer, or `{error}` if none came in time. */
+/**
+ * Emits `event` and resolves with the server's answer, or with `{error}` if none came in time.
+ * Offline, nothing is emitted (socket.io-client would buffer it and send it on reconnection,
+ * before the nickname is back): the answer is `{error, lost: true}`, as it is for a request
+ * the connection dropped before its answer came.
+ */
 function request(event, payload) {
+  if (!socket.connected) return Promise.resolve({ error: OFFLINE, lost: true });
   return socket
     .timeout(ANSWER_TIMEOUT_MS)
     .emitWithAck(event, payload)
-    .catch(() => ({ error: "no answer from the server (are you offline?)" }));
+    .catch(() => (socket.connected ? { error: "no answer from the server" } : { error: OFFLINE, lost: true }));
 }
+
+/** Resolves with whether the socket is connected, waiting up to `ms` for it. */
+function whenConnected(ms) {
+  if (socket.connected) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off("connect", done);
+      resolve(socket.connected);
+    };
+    const timer = setTimeout(done, ms);
+    socket.on("connect", done);
+  });
+}
+
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let errorTimer;
 function showError(message) {
@@ -85,42 +129,160 @@ function hideError() {
   $("error").textContent = "";
 }
 
+/**
+ * Claims a nickname typed in the prompt: the first one joins #general; one replacing a nickname
+ * taken while the page was offline rejoins the rooms and sends what waited. Resolves with the
+ * error to show, or null.
+ */
 async function chooseNick(nick) {
+  // The page may still be connecting when someone signs in at once.
+  if (state.nick === null) await whenConnected(ANSWER_TIMEOUT_MS);
   const answer = await request("nick", nick);
   if (answer.error) return answer.error;
   const first = state.nick === null;
-  state.nick = answer.ok;
-  $("me").textContent = state.nick;
+  const resuming = !first && !state.ready;
+  setNick(answer.ok);
   $("login").hidden = true;
   $("app").hidden = false;
-  if (first) await joinRoom("general");
+  if (first) {
+    await joinRoom("general");
+    state.ready = true;
+    flush();
+  } else if (resuming) {
+    // This nickname replaces the one being reclaimed: a restore still asking for that stops.
+    await resume(++state.run);
+  }
+  saveSession();
   $("text").focus();
   return null;
 }
 
-/** Joins a room and shows it; after a reconnection, rejoins it quietly. */
-async function joinRoom(name, reconnecting = false) {
+function setNick(nick) {
+  state.nick = nick;
+  $("me").textContent = nick;
+}
+
+/**
+ * After a connection, claims the nickname again (retrying for a while if the server still
+ * thinks the previous connection holds it), rejoins the rooms and sends what waited. If the
+ * nickname is taken, says so and keeps the messages waiting until another is chosen.
+ */
+async function restore() {
+  const run = ++state.run;
+  setConnection("connecting", `reconnecting as ${state.nick}…`);
+  let answer;
+  let taken = false;
+  for (const wait of [...RECLAIM_RETRY_MS, null]) {
+    answer = await request("nick", state.nick);
+    if (stale(run)) return;
+    taken = / is taken$/.test(answer.error ?? "");
+    if (!taken || wait === null) break;
+    await delay(wait);
+    if (stale(run)) return;
+  }
+  if (answer.error) {
+    setConnection("connected", "online, without a nickname");
+    const waiting = state.outbox.length;
+    const message =
+      `${answer.error}${taken ? ": someone took your nickname while you were away" : ""}. Pick another` +
+      (waiting ? ` to send your ${waiting} waiting ${waiting === 1 ? "message" : "messages"}.` : ".");
+    showError(message);
+    $("nick-input").value = state.nick;
+    $("nick-error").textContent = message;
+    $("login").hidden = false;
+    return;
+  }
+  setNick(answer.ok);
+  await resume(run);
+}
+
+/** Whether restore `run` was overtaken by a disconnection or a newer connection. */
+const stale = (run) => run !== state.run || !socket.connected;
+
+/** Rejoins the rooms, then sends the messages that waited. */
+async function resume(run) {
+  for (const conv of [...state.conversations.values()]) {
+    if (conv.kind === "room" && conv.joined) await joinRoom(conv.name, true);
+    if (stale(run)) return;
+  }
+  state.ready = true;
+  setConnection("connected", "online");
+  saveSession();
+  if (!state.conversations.has(state.current)) show(roomKey(DEFAULT_ROOMS[0]));
+  flush();
+}
+
+/**
+ * Joins a room and shows it. Rejoining after a reconnection or a reload is quiet: the
+ * conversation stays as it was, with what was said meanwhile merged in.
+ */
+async function joinRoom(name, rejoining = false) {
   const answer = await request("join", name);
   if (answer.error) {
-    showError(answer.error);
+    if (rejoining && !answer.lost) {
+      const conv = room(name);
+      conv.joined = false;
+      notice(conv, `Could not rejoin #${name}: ${answer.error}`);
+      if (conv.key === state.current) renderConversation();
+    }
+    // Dropped again while rejoining: the next connection rejoins, nothing to say.
+    if (!(rejoining && answer.lost)) showError(answer.error);
     return;
   }
   const conv = room(answer.room);
-  if (conv.joined && !reconnecting) {
+  if (conv.joined && !rejoining) {
     show(conv.key); // already in it: nothing changed
     return;
   }
+  const seenBefore = conv.items.length > 0;
   conv.joined = true;
   conv.members = answer.members;
-  conv.items = answer.history.map((m) => messageItem(m));
-  if (reconnecting) {
-    notice(conv, "Reconnected");
-    if (state.current === conv.key) show(conv.key);
+  const added = mergeHistory(conv, answer.history);
+  if (rejoining) {
+    notice(conv, seenBefore ? "Reconnected" : `You are in #${answer.room}`);
+    if (conv.key === state.current) renderConversation();
+    else {
+      conv.unread += added;
+      renderChannels();
+    }
   } else {
     notice(conv, `You joined #${answer.room}`);
+    saveSession();
     show(conv.key);
   }
 }
+
+/**
+ * Adds the messages of a room's `history` that the conversation does not show yet, each in its
+ * place by time, and resolves the page's own messages whose answer a dropped connection lost
+ * but which the server has. Returns how many were added.
+ *
+ * A message is known by its id, time and sender together: ids count per server process, so a
+ * restarted server (or another node) hands out ids already on screen for other messages.
+ */
+function mergeHistory(conv, history) {
+  const seen = new Set(conv.items.filter((i) => i.type === "message" && i.id !== undefined).map(messageKey));
+  let added = 0;
+  for (const m of history) {
+    const item = messageItem(m);
+    if (seen.has(messageKey(item))) continue;
+    seen.add(messageKey(item));
+    const lost = state.outbox.findIndex((e) => e.conv === conv && e.tried && e.item.text === item.text && item.own);
+    if (lost !== -1) {
+      const [entry] = state.outbox.splice(lost, 1);
+      entry.item.id = item.id;
+      entry.item.at = item.at;
+      setStatus(entry.item, "delivered");
+      continue;
+    }
+    const at = conv.items.findIndex((i) => i.at > item.at);
+    conv.items.splice(at === -1 ? conv.items.length : at, 0, item);
+    added += 1;
+  }
+  return added;
+}
+
+const messageKey = (item) => `${item.id}/${item.at}/${item.from}`;
 
 async function leaveRoom(conv) {
   const answer = await request("leave", conv.name);
@@ -135,13 +297,17 @@ async function leaveRoom(conv) {
   else notice(conv, `You left #${conv.name}`);
   const next = [...state.conversations.values()].find((c) => c.kind === "room" && c.joined);
   show(next ? next.key : roomKey(DEFAULT_ROOMS[0]));
+  saveSession();
 }
 
 function messageItem(m) {
   return { type: "message", id: m.id, from: m.from, text: m.text, at: m.at, own: m.from === state.nick };
 }
 
-/** Sends the composer's text to the shown conversation, marking it delivered when acknowledged. */
+/**
+ * Sends the composer's text to the shown conversation, marking it delivered when acknowledged.
+ * Offline (or while the nickname and rooms are being restored) it waits in the outbox.
+ */
 async function send() {
   const conv = state.conversations.get(state.current);
   const input = $("text");
@@ -150,31 +316,70 @@ async function send() {
   input.value = "";
   autosize();
   state.lastTypingSent = 0; // the next keystroke is news again
-  // Nothing to show for a blank message: the server's refusal is shown instead.
-  const item = text.trim()
-    ? add(conv, { type: "message", from: state.nick, text: text.trim(), at: Date.now(), own: true, status: "sending" })
-    : null;
-  const answer =
-    conv.kind === "room"
-      ? await request("message", { room: conv.name, text })
-      : await request("private", { to: conv.name, text });
-  if (answer.error) {
-    showError(answer.error);
-    if (item && input.value === "") {
-      // Not sent: the text goes back to the composer to be fixed.
-      conv.items.splice(conv.items.indexOf(item), 1);
-      item.el?.remove();
-      input.value = text;
-      autosize();
-    } else if (item) {
-      setStatus(item, "failed", answer.error);
-    }
+  const online = state.ready && socket.connected;
+  if (!text.trim()) {
+    // Nothing to show for a blank message: the server's refusal is shown instead.
+    const answer = online ? await deliver(conv, text) : { error: "message is empty" };
+    if (answer.error) showError(answer.error);
     return;
   }
-  if (item) {
-    item.id = answer.id;
-    item.at = answer.at;
-    setStatus(item, "delivered");
+  const status = online ? "sending" : "pending";
+  const item = add(conv, { type: "message", from: state.nick, text: text.trim(), at: Date.now(), own: true, status });
+  // A message sent at once, and refused, goes back to the composer; one that waited is marked.
+  const fresh = online && state.outbox.length === 0;
+  state.outbox.push({ conv, item, text, fresh, tried: false });
+  saveSession();
+  flush();
+}
+
+/** Sends `text` to a room or a person. */
+function deliver(conv, text) {
+  return conv.kind === "room"
+    ? request("message", { room: conv.name, text })
+    : request("private", { to: conv.name, text });
+}
+
+/**
+ * Sends the outbox, one message at a time so that they arrive in order, while the page is
+ * ready. A message whose connection dropped before its answer stays first, to be sent again
+ * after the reconnection (unless the room's history shows the server has it).
+ */
+async function flush() {
+  if (state.flushing) return;
+  state.flushing = true;
+  try {
+    while (state.ready && socket.connected && state.outbox.length > 0) {
+      const entry = state.outbox[0];
+      const { conv, item, text } = entry;
+      entry.tried = true;
+      if (item.status !== "sending") setStatus(item, "sending");
+      const answer = await deliver(conv, text);
+      if (answer.lost) {
+        if (state.outbox[0] === entry) setStatus(item, "pending");
+        break;
+      }
+      if (state.outbox[0] === entry) state.outbox.shift();
+      if (answer.error) {
+        showError(answer.error);
+        const input = $("text");
+        if (entry.fresh && input.value === "" && conv.key === state.current) {
+          // Not sent: the text goes back to the composer to be fixed.
+          conv.items.splice(conv.items.indexOf(item), 1);
+          item.el?.remove();
+          input.value = text;
+          autosize();
+        } else {
+          setStatus(item, "failed", answer.error);
+        }
+      } else {
+        item.id = answer.id;
+        item.at = answer.at;
+        setStatus(item, "delivered");
+      }
+      saveSession();
+    }
+  } finally {
+    state.flushing = false;
   }
 }
 
@@ -186,7 +391,7 @@ function setStatus(item, status, reason) {
 
 function sendTyping() {
   const conv = state.conversations.get(state.current);
-  if (!conv || conv.kind !== "room" || !conv.joined) return;
+  if (!state.ready || !conv || conv.kind !== "room" || !conv.joined) return;
   const now = Date.now();
   if (now - state.lastTypingSent < TYPING_EVERY_MS) return;
   state.lastTypingSent = now;
@@ -195,23 +400,22 @@ function sendTyping() {
 
 // ---- events from the server ----
 
-socket.on("connect", async () => {
+socket.on("connect", () => {
   setConnection("connected", "online");
-  if (state.nick === null) return;
-  // A new connection after a drop: claim the nickname again and rejoin the rooms.
-  const error = await chooseNick(state.nick);
-  if (error) {
-    $("app").hidden = true;
-    $("login").hidden = false;
-    $("nick-error").textContent = error;
-    return;
-  }
-  for (const conv of state.conversations.values()) {
-    if (conv.kind === "room" && conv.joined) await joinRoom(conv.name, true);
-  }
+  // A new connection after a drop or a reload: claim the nickname again and rejoin the rooms.
+  if (state.nick !== null) restore();
 });
 
-socket.on("disconnect", () => setConnection("disconnected", "offline, reconnecting…"));
+socket.on("disconnect", () => {
+  state.ready = false;
+  setConnection("disconnected", "offline, reconnecting…");
+  if (state.nick === null) return;
+  for (const conv of state.conversations.values()) {
+    if (conv.kind !== "room" || !conv.joined) continue;
+    for (const nick of [...conv.typing.keys()]) stopTyping(conv, nick);
+    notice(conv, "Connection lost: what you send now waits until it is back");
+  }
+});
 socket.on("connect_error", () => setConnection("disconnected", "cannot reach the server, retrying…"));
 
 socket.on("message", (m) => {
@@ -262,8 +466,84 @@ function show(key) {
   state.current = key;
   const conv = state.conversations.get(key);
   if (conv) conv.unread = 0;
+  setMembersOpen(false);
   renderChannels();
   renderConversation();
+  saveSession();
+}
+
+/** Opens or closes the member list, a drawer on narrow screens. */
+function setMembersOpen(open) {
+  $("app").classList.toggle("members-open", open);
+  $("members-toggle").setAttribute("aria-expanded", String(open));
+  $("members-backdrop").hidden = !open;
+}
+
+// ---- the tab's session ----
+
+/** Keeps the nickname, rooms, shown conversation and unsent messages for a reload of this tab. */
+function saveSession() {
+  if (state.nick === null) return;
+  const convs = [...state.conversations.values()];
+  const session = {
+    nick: state.nick,
+    rooms: convs.filter((c) => c.kind === "room" && c.joined).map((c) => c.name),
+    directs: convs.filter((c) => c.kind === "direct").map((c) => c.name),
+    current: state.current,
+    outbox: state.outbox.map(({ conv, item, text, tried }) => ({
+      kind: conv.kind,
+      name: conv.name,
+      text,
+      at: item.at,
+      tried,
+    })),
+  };
+  try {
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  } catch {
+    // Storage full or disabled: a reload will ask for the nickname again.
+  }
+}
+
+function loadSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Picks up where a reload left off: the page shows the saved rooms at once, and the connection
+ * claims the nickname and rejoins them (see `restore`).
+ */
+function resumeSession(session) {
+  if (typeof session?.nick !== "string") return;
+  setNick(session.nick);
+  for (const name of session.rooms ?? []) room(name).joined = true;
+  for (const name of session.directs ?? []) direct(name);
+  for (const saved of session.outbox ?? []) {
+    const conv = saved.kind === "room" ? room(saved.name) : direct(saved.name);
+    const text = String(saved.text);
+    const item = { type: "message", from: state.nick, text: text.trim(), at: saved.at, own: true, status: "pending" };
+    conv.items.push(item);
+    state.outbox.push({ conv, item, text, fresh: false, tried: Boolean(saved.tried) });
+  }
+  $("login").hidden = true;
+  $("app").hidden = false;
+  show(state.conversations.has(session.current) ? session.current : roomKey(DEFAULT_ROOMS[0]));
+}
+
+/** Forgets the session and starts over with the nickname prompt. */
+function signOut() {
+  const waiting = state.outbox.length;
+  if (waiting && !confirm(`${waiting} ${waiting === 1 ? "message is" : "messages are"} not sent yet. Sign out anyway?`)) {
+    return;
+  }
+  state.nick = null;
+  sessionStorage.removeItem(SESSION_KEY);
+  socket.disconnect();
+  location.reload();
 }
 
 function renderChannels() {
@@ -318,6 +598,7 @@ function renderConversation() {
   $("title").textContent = conv ? (conv.kind === "room" ? `#${conv.name}` : `@${conv.name}`) : "";
   renderSubtitle();
   $("leave").hidden = !inRoom;
+  $("members-toggle").hidden = !usable;
   $("empty").hidden = usable;
   $("composer").hidden = !usable;
   $("text").placeholder = conv ? `Message ${$("title").textContent}` : "";
@@ -380,6 +661,7 @@ function renderItem(item) {
     tick.className = `tick ${item.status}`;
     tick.dataset.testid = item.status;
     tick.textContent = {
+      pending: "◷ not sent yet",
       sending: "sending…",
       delivered: "✓ delivered",
       failed: `✗ not delivered: ${item.reason}`,
@@ -434,6 +716,7 @@ function renderMembers() {
     members = [state.nick, conv.name];
     $("members-title").textContent = "Private between";
   }
+  $("members-count").textContent = members.length;
   for (const nick of members) {
     const li = document.createElement("li");
     const button = document.createElement("button");
@@ -508,3 +791,14 @@ $("text").addEventListener("input", () => {
 });
 
 $("error").addEventListener("click", hideError);
+
+$("sign-out").addEventListener("click", signOut);
+
+$("members-toggle").addEventListener("click", () => setMembersOpen(!$("app").classList.contains("members-open")));
+$("members-close").addEventListener("click", () => setMembersOpen(false));
+$("members-backdrop").addEventListener("click", () => setMembersOpen(false));
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && $("app").classList.contains("members-open")) setMembersOpen(false);
+});
+
+resumeSession(loadSession());

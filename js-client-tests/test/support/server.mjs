@@ -79,7 +79,8 @@ export async function start(bin = binary("tongxun-fixture"), args = [], env = {}
 }
 
 /**
- * Starts example `name` (package `example-<name>`) on a free port with `args`. An example that
+ * Starts example `name` (package `example-<name>`) on a free port with `args`, or on the one
+ * `args` names with `--port` (to restart a server where its clients reconnect). An example that
  * serves the socket.io-client bundle from its own npm install uses the test suite's copy (the
  * same pinned version) when its own is not installed.
  */
@@ -88,7 +89,8 @@ export function startExample(name, args = []) {
   const own = join(example, "node_modules", "socket.io-client", "dist");
   const fallback = join(workspace, "js-client-tests", "node_modules", "socket.io-client", "dist");
   const bundle = existsSync(join(example, "package.json")) && !existsSync(own) ? ["--bundle", fallback] : [];
-  return start(binary(`example-${name}`), ["--port", "0", ...args, ...bundle]);
+  const port = args.includes("--port") ? [] : ["--port", "0"];
+  return start(binary(`example-${name}`), [...port, ...args, ...bundle]);
 }
 
 /** Resolves with the arguments of the next `event` emitted by `emitter` (`on`/`once` API). */
