@@ -33,12 +33,15 @@ pub(crate) struct ServerShared {
     pub(crate) dynamic: Arc<DynamicNamespaces>,
     /// The app's states ([`State`](crate::State)).
     pub(crate) states: super::States,
+    /// What the server counts for its metrics.
+    pub(crate) meters: crate::meters::Meters,
 }
 
 impl ServerShared {
     pub(crate) fn new(config: Config, states: super::States) -> Self {
         Self {
             states,
+            meters: crate::meters::Meters::new(),
             tasks: TaskTracker::new(),
             live_stores: Arc::new(AtomicUsize::new(0)),
             dropped_deliveries: AtomicU64::new(0),
@@ -60,6 +63,8 @@ pub(crate) struct NamespaceShared {
     /// Registered as a pattern (`/tenant/{id}`): its children come and go with their sockets.
     pub(crate) dynamic: bool,
     pub(crate) server: Arc<ServerShared>,
+    /// The namespace's metric handles, labelled with `path` (the pattern of a dynamic one).
+    pub(crate) meters: crate::meters::NsMeters,
 }
 
 type ConnectFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -226,6 +231,7 @@ impl Namespace {
                 path: path.to_owned(),
                 dispatch: self.dispatch,
                 dynamic,
+                meters: server.meters.namespace(path),
                 server,
             }),
             on_connect: self.on_connect,
@@ -311,6 +317,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
             return;
         };
         tracing::debug!(sid = %s.id, ns = s.ns(), "socket connected");
+        state.mark_connected(&s);
         let socket = Socket::new(s, state.clone());
         let on_connect = self.on_connect.clone();
         self.shared.server.tasks.spawn(async move {
@@ -342,6 +349,11 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         ) {
             Ok(seat) => seat,
             Err(refusal) => {
+                let meters = &self.shared.meters;
+                meters.refused(refusal.into());
+                if let Some(limit) = crate::meters::Limit::of_refusal(refusal) {
+                    meters.limit_hit(limit);
+                }
                 if client.first_namespace_refusal() {
                     tracing::warn!(sid = %s.id, ns = s.ns(), reason = refusal.message(), "client refused a namespace");
                 }
@@ -360,6 +372,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
             return Box::pin(std::future::ready(Ok(())));
         };
         let (sid, ns) = (s.id, s.ns().to_owned());
+        let meters = self.shared.meters.clone();
         let handshake = Handshake::new(s, state.clone());
         let fut = check(handshake);
         Box::pin(async move {
@@ -367,9 +380,11 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(refusal)) => {
                     tracing::debug!(%sid, %ns, %refusal, "connection refused");
+                    meters.refused(crate::meters::Refusal::Auth);
                     refusal
                 }
                 Err(panic) => {
+                    meters.refused(crate::meters::Refusal::AuthPanicked);
                     tracing::error!(%sid, %ns, panic = %panic_message(panic), "auth handler panicked");
                     ConnectError::new("internal server error")
                 }
