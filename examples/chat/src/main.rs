@@ -14,6 +14,8 @@
 //! socket.on("message", ({ from, text }) => console.log(`${from}: ${text}`));
 //! await socket.emitWithAck("message", { room: "general", text: "hello" }); // { ok: true, id, at }
 //! ```
+//!
+//! `GET /metrics` is the Prometheus scrape of the server (see `docs/operations.md`).
 
 mod chat;
 mod error;
@@ -50,6 +52,8 @@ fn app(bundle: ClientBundle, redis_url: Option<String>) -> Result<Server, BuildE
         .sse(feed)
         .client_bundle(bundle)
         .routes(web::routes())
+        // Prometheus metrics for the operator (docs/operations.md).
+        .routes_with(|io| io.metrics().router("/metrics"))
         .try_build()
 }
 

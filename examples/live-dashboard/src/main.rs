@@ -10,6 +10,8 @@
 //!      -H 'content-type: application/json' \
 //!      -d '{"topic": "metrics", "event": "sample", "data": {"seq": 0, "value": 50}}'
 //! ```
+//!
+//! `GET /metrics` is the Prometheus scrape of all three transports (see `docs/operations.md`).
 
 use std::time::Duration;
 
@@ -85,7 +87,9 @@ fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
                 )
             }),
         );
-    (server.merge(hub.router()).merge(page), hub)
+    // Prometheus metrics of all three transports (docs/operations.md).
+    let metrics = server.metrics().router("/metrics");
+    (server.merge(hub.router()).merge(page).merge(metrics), hub)
 }
 
 /// Publishes a sample every `every` until the hub is shut down.
