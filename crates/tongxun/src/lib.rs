@@ -175,6 +175,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Metrics
+//! With the `metrics` feature, each [`Server`] keeps Prometheus metrics of every transport in a
+//! registry of its own: connections per namespace and transport, events, acknowledgements,
+//! handler durations, dropped deliveries, limit hits, the hubs' clients and messages, the Redis
+//! bus. The app mounts them where it wants, e.g. `.routes_with(|io| io.metrics().router("/metrics"))`
+//! (see `metrics` and `docs/operations.md`). Without the feature the hooks compile to nothing.
+//!
 //! # Shutdown
 //! [`Server::serve`] runs until its shutdown future completes, then disconnects every client,
 //! closes the hubs, and gives in-flight handlers [`Config::shutdown_timeout`] to finish.

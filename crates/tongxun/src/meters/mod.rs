@@ -92,8 +92,8 @@ label_enum! {
         PacketParsing => "packet_parsing_error",
         TransportError => "transport_error",
         HeartbeatTimeout => "heartbeat_timeout",
-        ClientDisconnect => "client_disconnect",
-        ServerDisconnect => "server_disconnect",
+        ByClient => "client_disconnect",
+        ByServer => "server_disconnect",
         ClosingServer => "closing_server",
     }
 }
@@ -107,8 +107,8 @@ impl From<socketioxide::socket::DisconnectReason> for Disconnect {
             R::PacketParsingError => Disconnect::PacketParsing,
             R::TransportError => Disconnect::TransportError,
             R::HeartbeatTimeout => Disconnect::HeartbeatTimeout,
-            R::ClientNSDisconnect => Disconnect::ClientDisconnect,
-            R::ServerNSDisconnect => Disconnect::ServerDisconnect,
+            R::ClientNSDisconnect => Disconnect::ByClient,
+            R::ServerNSDisconnect => Disconnect::ByServer,
             R::ClosingServer => Disconnect::ClosingServer,
         }
     }

@@ -278,9 +278,11 @@ impl Meters {
     /// The handles of the namespace at `path`: a registered one, or for a child of a dynamic
     /// pattern, a shared handle labelled `{dynamic}`.
     pub(crate) fn of_path(&self, path: &str) -> NsMeters {
-        if let Some(meters) = lock(&self.inner.namespaces).get(path) {
+        let namespaces = lock(&self.inner.namespaces);
+        if let Some(meters) = namespaces.get(path).or_else(|| namespaces.get(DYNAMIC)) {
             return meters.clone();
         }
+        drop(namespaces);
         self.namespace(DYNAMIC)
     }
 
