@@ -312,6 +312,7 @@ impl Hub {
     }
 
     /// The metrics of the server whose Socket.IO side the hub reaches, or none (counted nowhere).
+    #[cfg(any(feature = "ws", feature = "sse"))]
     fn count(&self, transport: HubTransport) {
         if let Some((io, _)) = &self.inner.io {
             io.shared.meters.hub_published(transport);

@@ -1,8 +1,12 @@
 //! The hooks without the `metrics` feature: zero-sized, every call compiles to nothing.
+//!
+//! They keep the signatures of `on.rs`, `&self` included, and are `Clone` but not `Copy`, so
+//! that the callers read the same with the feature on or off.
+#![allow(clippy::unused_self)]
 
 use super::{AckOutcome, Disconnect, HubTransport, Limit, Refusal, Target, Transport};
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Meters;
 
 impl Meters {
@@ -27,7 +31,7 @@ impl Meters {
     pub(crate) fn handshake_refused(&self, _reason: Refusal) {}
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct NsMeters;
 
 impl NsMeters {

@@ -94,6 +94,7 @@ struct HubLabel {
     transport: HubTransport,
 }
 
+#[cfg(feature = "ws")]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CodeLabel {
     code: &'static str,
