@@ -193,7 +193,7 @@
 //! | `sse` | yes | the Server-Sent Events hub ([`sse`]) |
 //! | `redis` | no | several nodes sharing Socket.IO rooms and broadcasts through Redis (`Config::redis_url`, see `docs/scaling.md`) |
 //! | `msgpack` | no | the MessagePack parser for `socket.io-msgpack-parser` clients ([`config::Parser::MsgPack`](config::Parser)) |
-//! | `metrics` | no | Prometheus metrics of every transport, in a registry each server owns ([`metrics`], `docs/operations.md`) |
+//! | `metrics` | no | Prometheus metrics of every transport, in a registry each server owns (`tongxun::metrics`, `docs/operations.md`) |
 //! | `eio3` | no | `socket.io-client` 2.x (Engine.IO 3, Socket.IO protocol v4), allowed by `Config::allow_eio3` (off by default, as Node's `allowEIO3`; see `docs/compatibility.md`) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
