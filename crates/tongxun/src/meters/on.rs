@@ -717,6 +717,9 @@ mod tests {
                 });
             }
         });
-        println!("two threads, one namespace: {:?} per event", start.elapsed() / N);
+        println!(
+            "two threads, one namespace: {:?} per event",
+            start.elapsed() / N
+        );
     }
 }
