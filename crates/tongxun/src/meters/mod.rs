@@ -7,9 +7,13 @@
 //! such as `/tenant/{id}`, never a child's name), so no client can grow the label sets.
 
 #[cfg(feature = "metrics")]
+mod collect;
+#[cfg(feature = "metrics")]
 mod on;
 #[cfg(feature = "metrics")]
-pub(crate) use on::{Meters, NsMeters, Sources};
+pub(crate) use collect::Sources;
+#[cfg(feature = "metrics")]
+pub(crate) use on::{Meters, NsMeters};
 
 #[cfg(not(feature = "metrics"))]
 mod off;
