@@ -58,3 +58,33 @@ test("example-axum-integration broadcasts an HTTP POST to a room of /chat", asyn
   await outside.emitWithAck("join", "elsewhere");
   assert.deepEqual(heard, []);
 });
+
+for (const [name, namespace] of [["chat", "/chat"], ["live-dashboard", "/live"]]) {
+  test(`example-${name} serves its Prometheus metrics at /metrics and counts a client there`, async (t) => {
+    const server = await startExample(name);
+    t.after(() => server.stop());
+    const opened = async () => {
+      const response = await fetch(server.url + "/metrics");
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get("content-type"), /^application\/openmetrics-text/);
+      const text = await response.text();
+      assert.ok(text.endsWith("# EOF\n"));
+      const line = text
+        .split("\n")
+        .find((l) => l.startsWith(`tongxun_socketio_connections_opened_total{namespace="${namespace}",transport="websocket"}`));
+      assert.ok(line, text);
+      return Number(line.split(" ").at(-1));
+    };
+    const before = await opened();
+    const socket = io(server.url + namespace, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    t.after(() => socket.disconnect());
+    await next(socket, "connect");
+    // The server counts the socket right after sending its CONNECT, so a scrape may come first.
+    let now = await opened();
+    for (const deadline = Date.now() + 5_000; now === before && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      now = await opened();
+    }
+    assert.equal(now, before + 1);
+  });
+}

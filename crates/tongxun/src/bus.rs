@@ -13,7 +13,7 @@
 //! [`Config::redis_url`]: crate::Config::redis_url
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -47,6 +47,19 @@ struct BusInner {
     recoveries: watch::Sender<u64>,
     /// This node's name on the bus, so that it can skip its own messages.
     node: u64,
+    /// Publishes that did not reach Redis.
+    publish_failures: AtomicU64,
+}
+
+/// What the metrics read of the bus.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BusState {
+    /// The last command reached Redis.
+    pub(crate) up: bool,
+    /// Times Redis was reached again after it was lost.
+    pub(crate) reconnects: u64,
+    pub(crate) publish_failures: u64,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -79,6 +92,7 @@ impl RedisBus {
                 reached: AtomicBool::new(false),
                 recoveries: watch::Sender::new(0),
                 node: crate::random_u64(),
+                publish_failures: AtomicU64::new(0),
             }),
         };
         let weak = Arc::downgrade(&bus.inner);
@@ -92,6 +106,17 @@ impl RedisBus {
             }
         });
         Ok(bus)
+    }
+
+    /// Whether Redis is reachable and how often it failed, for the metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn state(&self) -> BusState {
+        let inner = &self.inner;
+        BusState {
+            up: inner.up.load(Ordering::Relaxed),
+            reconnects: *inner.recoveries.borrow(),
+            publish_failures: inner.publish_failures.load(Ordering::Relaxed),
+        }
     }
 
     /// This node's name on the bus.
@@ -198,10 +223,14 @@ impl RedisBus {
     /// Publishes `payload` on `channel`; `false` when it did not reach Redis (logged).
     pub(crate) async fn publish(&self, channel: &str, payload: &[u8]) -> bool {
         let Some(mut conn) = self.made() else {
+            self.inner.publish_failures.fetch_add(1, Ordering::Relaxed);
             return false;
         };
         let sent = conn.publish::<_, _, ()>(channel, payload).await;
         self.record(&sent);
+        if sent.is_err() {
+            self.inner.publish_failures.fetch_add(1, Ordering::Relaxed);
+        }
         sent.is_ok()
     }
 

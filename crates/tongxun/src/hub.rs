@@ -19,6 +19,7 @@
 //! The WebSocket and SSE hubs on their own accept more (see their docs); a `Hub` publishes only
 //! to names that pass.
 
+use crate::meters::HubTransport;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -279,7 +280,10 @@ impl Hub {
         #[cfg(feature = "sse")]
         if let (Some(hub), Some(sse_event)) = (&self.inner.sse, sse_event) {
             match hub.publish(topic, sse_event).await {
-                Ok(id) => delivery.sse = Some(id.to_string()),
+                Ok(id) => {
+                    self.count(HubTransport::Sse);
+                    delivery.sse = Some(id.to_string());
+                }
                 // Redis is away: SSE subscribers miss the event (the hub logged it), the
                 // others still get it, as Socket.IO and WebSocket clients of this node do.
                 Err(crate::sse::PublishError::Unavailable) => {}
@@ -289,8 +293,10 @@ impl Hub {
         #[cfg(feature = "ws")]
         if let (Some(hub), Some(frame)) = (&self.inner.ws, ws_frame) {
             delivery.ws = hub.publish(topic, frame);
+            self.count(HubTransport::Ws);
         }
         if let Some((io, namespaces)) = &self.inner.io {
+            io.shared.meters.hub_published(HubTransport::SocketIo);
             for path in namespaces {
                 let Some(ns) = io.of(path) else { continue };
                 let room = ns.clone().within(topic.to_owned());
@@ -303,6 +309,14 @@ impl Hub {
         }
         tracing::trace!(%topic, %event, ?delivery, "published");
         Ok(delivery)
+    }
+
+    /// The metrics of the server whose Socket.IO side the hub reaches, or none (counted nowhere).
+    #[cfg(any(feature = "ws", feature = "sse"))]
+    fn count(&self, transport: HubTransport) {
+        if let Some((io, _)) = &self.inner.io {
+            io.shared.meters.hub_published(transport);
+        }
     }
 
     /// The HTTP publish endpoint: `POST` with `Authorization: Bearer <token>` and the JSON body

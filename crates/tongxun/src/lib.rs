@@ -175,6 +175,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Metrics
+//! With the `metrics` feature, each [`Server`] keeps Prometheus metrics of every transport in a
+//! registry of its own: connections per namespace and transport, events, acknowledgements,
+//! handler durations, dropped deliveries, limit hits, the hubs' clients and messages, the Redis
+//! bus. The app mounts them where it wants, e.g. `.routes_with(|io| io.metrics().router("/metrics"))`
+//! (see `metrics` and `docs/operations.md`). Without the feature the hooks compile to nothing.
+//!
+//! # The Socket.IO Admin UI
+//! With the `admin-ui` feature, `ServerBuilder::admin_ui` serves the admin namespace of the
+//! official `@socket.io/admin-ui` (Node's `instrument()`): the UI lists every socket of every
+//! node with its rooms, follows events as they happen and can emit, join, leave and disconnect.
+//! `tongxun::admin::UiFiles` serves the UI's page itself from its npm package (see `admin` and
+//! `docs/operations.md`).
+//!
 //! # Shutdown
 //! [`Server::serve`] runs until its shutdown future completes, then disconnects every client,
 //! closes the hubs, and gives in-flight handlers [`Config::shutdown_timeout`] to finish.
@@ -186,6 +200,8 @@
 //! | `sse` | yes | the Server-Sent Events hub ([`sse`]) |
 //! | `redis` | no | several nodes sharing Socket.IO rooms and broadcasts through Redis (`Config::redis_url`, see `docs/scaling.md`) |
 //! | `msgpack` | no | the MessagePack parser for `socket.io-msgpack-parser` clients ([`config::Parser::MsgPack`](config::Parser)) |
+//! | `admin-ui` | no | the server side of the official Socket.IO Admin UI (`tongxun::admin`, `docs/operations.md`) |
+//! | `metrics` | no | Prometheus metrics of every transport, in a registry each server owns (`tongxun::metrics`, `docs/operations.md`) |
 //! | `eio3` | no | `socket.io-client` 2.x (Engine.IO 3, Socket.IO protocol v4), allowed by `Config::allow_eio3` (off by default, as Node's `allowEIO3`; see `docs/compatibility.md`) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -203,6 +219,9 @@ pub mod config;
 mod error;
 pub mod hub;
 mod io;
+mod meters;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod serve;
 mod server;
 #[cfg(feature = "sse")]

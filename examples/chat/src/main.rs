@@ -24,6 +24,8 @@
 //! socket.on("message", ({ from, text }) => console.log(`${from}: ${text}`));
 //! await socket.emitWithAck("message", { room: "general", text: "hello" }); // { ok: true, id, at }
 //! ```
+//!
+//! `GET /metrics` is the Prometheus scrape of the server (see `docs/operations.md`).
 
 mod chat;
 mod error;
@@ -80,6 +82,8 @@ fn app(bundle: ClientBundle, args: &Args) -> Result<Server, BuildError> {
         .client_bundle(bundle)
         .admin_ui(admin)
         .routes(web::routes().merge(admin_files.router("/admin/ui")))
+        // Prometheus metrics for the operator (docs/operations.md).
+        .routes_with(|io| io.metrics().router("/metrics"))
         .try_build()
 }
 

@@ -13,6 +13,7 @@
 //!
 //! The official Socket.IO Admin UI is at `/admin/ui/` (login `admin`, development password
 //! `tongxun-dev`, as the chat's).
+//! `GET /metrics` is the Prometheus scrape of all three transports (see `docs/operations.md`).
 
 use std::time::Duration;
 
@@ -104,7 +105,10 @@ fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
     let admin = UiFiles::new(ADMIN_UI_FILES)
         .icons(ADMIN_UI_ICONS)
         .router("/admin/ui");
-    (server.merge(hub.router()).merge(page).merge(admin), hub)
+    // Prometheus metrics of all three transports (docs/operations.md).
+    let metrics = server.metrics().router("/metrics");
+    let server = server.merge(hub.router()).merge(page);
+    (server.merge(admin).merge(metrics), hub)
 }
 
 /// Publishes a sample every `every` until the hub is shut down.

@@ -30,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
         .namespace_with(hub::NAMESPACE, tongxun::hub::Hub::namespace())
         .ws(ws.clone())
         .sse(sse.clone())
+        // Prometheus metrics, scraped by test/metrics.test.mjs.
+        .routes_with(|io: tongxun::Io| io.metrics().router("/metrics"))
         .build();
     let server = hub::routes(sse::routes(sio::routes(server)), ws, sse);
 

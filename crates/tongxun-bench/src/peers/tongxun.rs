@@ -16,6 +16,23 @@ async fn on_connect(socket: Socket) {
 /// Serves until the process ends.
 pub(crate) async fn serve(listener: TcpListener) -> anyhow::Result<()> {
     let server = Server::builder().namespace("/", on_connect).build();
+    #[cfg(feature = "metrics")]
+    let server = with_metrics(server);
     server.serve(listener, std::future::pending()).await?;
     Ok(())
+}
+
+/// Mounts `/metrics` and renders them once a second, as a Prometheus scrape would.
+#[cfg(feature = "metrics")]
+fn with_metrics(server: Server) -> Server {
+    let metrics = server.metrics();
+    let scraped = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            std::hint::black_box(scraped.render());
+        }
+    });
+    server.merge(metrics.router("/metrics"))
 }

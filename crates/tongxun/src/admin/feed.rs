@@ -51,7 +51,7 @@ enum Note {
     },
     /// The app broadcast an event: each recipient, on every node, is told about.
     Broadcast {
-        to: socketioxide::operators::BroadcastOperators<crate::io::RawAdapter>,
+        to: Box<socketioxide::operators::BroadcastOperators<crate::io::RawAdapter>>,
         args: Value,
         at: SystemTime,
     },
@@ -200,7 +200,7 @@ impl Feed {
             && let Some(args) = event_args(event, data)
         {
             self.note(Note::Broadcast {
-                to: to.clone(),
+                to: Box::new(to.clone()),
                 args,
                 at: SystemTime::now(),
             });
@@ -343,7 +343,8 @@ async fn tell(io: &Io, admin: &Admin, told: &mut HashMap<(String, Sid), Told>, n
             // Who it reached: asked after the fact, of every node (what joined or left since
             // is the only difference).
             let nsp = to.ns_path().to_owned();
-            let recipients = crate::Broadcast::new(to, io.shared.clone())
+            let meters = io.shared.meters.of_path(&nsp);
+            let recipients = crate::Broadcast::new(*to, io.shared.clone(), meters)
                 .fetch_sockets()
                 .await;
             let at = iso_time(at);

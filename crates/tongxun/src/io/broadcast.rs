@@ -1,5 +1,6 @@
 //! Broadcasting: to a namespace, to rooms, to everyone but the sender, with aggregated acks.
 
+use crate::meters::{AckOutcome, NsMeters, Target};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,6 +106,8 @@ impl DropLog {
 pub struct Broadcast {
     ops: BroadcastOperators<RawAdapter>,
     shared: Arc<ServerShared>,
+    /// The metric handles of the namespace the broadcast is in.
+    meters: NsMeters,
     timeout: Option<Duration>,
 }
 
@@ -117,10 +120,15 @@ impl std::fmt::Debug for Broadcast {
 }
 
 impl Broadcast {
-    pub(crate) fn new(ops: BroadcastOperators<RawAdapter>, shared: Arc<ServerShared>) -> Self {
+    pub(crate) fn new(
+        ops: BroadcastOperators<RawAdapter>,
+        shared: Arc<ServerShared>,
+        meters: NsMeters,
+    ) -> Self {
         Self {
             ops,
             shared,
+            meters,
             timeout: None,
         }
     }
@@ -236,6 +244,7 @@ impl Broadcast {
         if let Some(feed) = self.shared.admin_feed() {
             feed.broadcast(&self.ops, event, data);
         }
+        self.meters.emitted(Target::Broadcast);
         match self.ops.emit(event, &Outgoing::of(data)).await {
             Ok(()) => Ok(()),
             Err(socketioxide::BroadcastError::Socket(errors)) => {
@@ -296,6 +305,8 @@ impl Broadcast {
         if let Some(feed) = self.shared.admin_feed() {
             feed.broadcast(&self.ops, event.as_ref(), data);
         }
+        let meters = self.meters.clone();
+        meters.emitted(Target::Broadcast);
         let stream = self
             .ops
             .timeout(timeout)
@@ -308,7 +319,14 @@ impl Broadcast {
                 }
             })?;
         Ok(stream
-            .map(|(sid, answer)| (sid, answer.map_err(AckError::from)))
+            .map(|(sid, answer)| {
+                let answer = answer.map_err(AckError::from);
+                meters.ack_ended(match &answer {
+                    Ok(_) => AckOutcome::Answered,
+                    Err(e) => AckOutcome::of(e),
+                });
+                (sid, answer)
+            })
             .collect()
             .await)
     }

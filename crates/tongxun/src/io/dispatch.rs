@@ -36,6 +36,7 @@ use super::namespace::{Dispatch, NamespaceShared};
 use super::socket::{RawSocket, Socket};
 use super::store::Store;
 use crate::config::PendingOverflow;
+use crate::meters::Limit;
 
 /// Identifies one registered listener, so that it can be removed with
 /// [`Socket::off_listener`](super::Socket::off_listener).
@@ -144,6 +145,9 @@ pub(crate) struct SocketState {
     has_middleware: AtomicBool,
     /// Set when the socket disconnects, to end waits on its acknowledgements at once.
     closed: AtomicBool,
+    /// Set when the socket joined its namespace (its connect was not refused), so that its
+    /// disconnect is counted once, and only then.
+    opened: AtomicBool,
     closed_notify: Notify,
 }
 
@@ -175,6 +179,7 @@ impl SocketState {
             rooms_at_disconnect: Mutex::default(),
             has_middleware: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            opened: AtomicBool::new(false),
             closed_notify: Notify::new(),
         })
     }
@@ -265,6 +270,13 @@ impl SocketState {
         self.listeners().disconnect.push(handler);
     }
 
+    /// Called when the socket joined its namespace, for the metrics.
+    pub(crate) fn mark_connected(&self, raw: &RawSocket) {
+        if !self.opened.swap(true, Ordering::Relaxed) {
+            self.ns.meters.connected(raw.transport_type().into());
+        }
+    }
+
     /// Called once the connect handler returned: queued events may now be dispatched.
     pub(crate) fn mark_ready(self: &Arc<Self>) {
         let mut queue = self.queue();
@@ -283,10 +295,18 @@ impl SocketState {
         let config = &self.ns.server.config;
         let client = self.seat.client();
         let cost = event_cost(&value);
+        let meters = &self.ns.meters;
+        meters.received();
         let mut queue = self.queue();
-        if queue.jobs.len() >= config.max_pending_events
-            || !client.try_charge(cost, config.max_pending_bytes)
-        {
+        let over = if queue.jobs.len() >= config.max_pending_events {
+            Some(Limit::PendingEvents)
+        } else if !client.try_charge(cost, config.max_pending_bytes) {
+            Some(Limit::PendingBytes)
+        } else {
+            None
+        };
+        if let Some(limit) = over {
+            meters.limit_hit(limit);
             let pending = queue.jobs.len();
             drop(queue);
             self.refuse(raw, ack_id, pending);
@@ -298,6 +318,7 @@ impl SocketState {
             ack_id,
             cost,
         });
+        meters.queued();
         self.start_drain(&mut queue);
     }
 
@@ -378,6 +399,7 @@ impl SocketState {
                     ack_id,
                     cost,
                 } => {
+                    self.ns.meters.dequeued();
                     let state = self.clone();
                     let handled = async move {
                         state.clone().run_event(raw, value, ack_id).await;
@@ -471,6 +493,7 @@ impl SocketState {
             }
             return;
         }
+        let _timer = self.ns.meters.handling();
         for handler in handlers {
             let outcome = run_caught(&handler, &socket, &event, &value, &ack).await;
             let message = match outcome {
@@ -501,6 +524,10 @@ impl SocketState {
     }
 
     async fn run_disconnect(self: Arc<Self>, raw: Arc<RawSocket>, reason: DisconnectReason) {
+        if self.opened.swap(false, Ordering::Relaxed) {
+            let transport = raw.transport_type().into();
+            self.ns.meters.disconnected(transport, reason.into());
+        }
         let socket = Socket::new(raw, self.clone());
         let handlers = std::mem::take(&mut self.listeners().disconnect);
         for handler in handlers {

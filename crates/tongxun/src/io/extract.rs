@@ -468,6 +468,7 @@ impl FromEvent for Ack {
 /// The one-shot acknowledgement of an event, shared by every listener of that event.
 pub(crate) struct AckSlot {
     requested: bool,
+    meters: crate::meters::NsMeters,
     sender: Mutex<Option<AckSender<crate::io::RawAdapter>>>,
 }
 
@@ -488,6 +489,7 @@ impl AckSlot {
         });
         Self {
             requested: ack_id.is_some(),
+            meters: socket.state.ns.meters.clone(),
             sender: Mutex::new(sender),
         }
     }
@@ -497,17 +499,27 @@ impl AckSlot {
             return Ok(());
         }
         let sender = self.take().ok_or(SendError::AlreadyAcknowledged)?;
-        sender
+        let sent = sender
             .send(&super::args::Outgoing::of(data))
-            .map_err(SendError::from)
+            .map_err(SendError::from);
+        if sent.is_ok() {
+            self.meters.ack_answered(true);
+        }
+        sent
     }
 
     /// Answers `{"error": message}` if the acknowledgement is still open; returns whether it did.
     pub(crate) fn fail(&self, message: &str) -> bool {
         match self.take() {
-            Some(sender) => sender
-                .send(&serde_json::json!({ "error": message }))
-                .is_ok(),
+            Some(sender) => {
+                let sent = sender
+                    .send(&serde_json::json!({ "error": message }))
+                    .is_ok();
+                if sent {
+                    self.meters.ack_answered(false);
+                }
+                sent
+            }
             None => false,
         }
     }

@@ -32,7 +32,7 @@ pub use state::{Extension, State};
 pub use store::{Store, StoreError};
 
 use dispatch::SocketState;
-pub(crate) use limits::ClientShare;
+pub(crate) use limits::{ClientShare, Refusal};
 pub(crate) use namespace::ServerShared;
 
 /// The adapter socketioxide runs with.
@@ -139,7 +139,9 @@ impl Io {
     /// let server = server.merge(routes);
     /// ```
     pub fn of(&self, path: &str) -> Option<Broadcast> {
-        Some(Broadcast::new(self.raw.of(path)?, self.shared.clone()))
+        let ops = self.raw.of(path)?;
+        let meters = self.shared.meters.of_path(path);
+        Some(Broadcast::new(ops, self.shared.clone(), meters))
     }
 
     /// Every socket of the main namespace `/` (Node's `io.emit`, `io.to(room)`).
@@ -158,6 +160,20 @@ impl Io {
     /// ```
     pub fn main(&self) -> Broadcast {
         self.of("/").expect("the main namespace `/` exists")
+    }
+
+    /// The server's Prometheus metrics, for a route that serves them.
+    ///
+    /// # Examples
+    /// ```
+    /// let server = tongxun::Server::builder()
+    ///     .routes_with(|io| io.metrics().router("/metrics"))
+    ///     .build();
+    /// # let _ = server;
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        crate::metrics::Metrics::new(self.shared.meters.clone())
     }
 
     /// How many deliveries were dropped because a recipient's outgoing queue was full.

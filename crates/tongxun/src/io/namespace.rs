@@ -36,12 +36,15 @@ pub(crate) struct ServerShared {
     /// The Admin UI's side, when the app asked for it.
     #[cfg(feature = "admin-ui")]
     pub(crate) admin: Option<Arc<crate::admin::Admin>>,
+    /// What the server counts for its metrics.
+    pub(crate) meters: crate::meters::Meters,
 }
 
 impl ServerShared {
     pub(crate) fn new(config: Config, states: super::States) -> Self {
         Self {
             states,
+            meters: crate::meters::Meters::new(),
             tasks: TaskTracker::new(),
             live_stores: Arc::new(AtomicUsize::new(0)),
             dropped_deliveries: AtomicU64::new(0),
@@ -71,6 +74,8 @@ pub(crate) struct NamespaceShared {
     /// Registered as a pattern (`/tenant/{id}`): its children come and go with their sockets.
     pub(crate) dynamic: bool,
     pub(crate) server: Arc<ServerShared>,
+    /// The namespace's metric handles, labelled with `path` (the pattern of a dynamic one).
+    pub(crate) meters: crate::meters::NsMeters,
 }
 
 type ConnectFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -237,6 +242,7 @@ impl Namespace {
                 path: path.to_owned(),
                 dispatch: self.dispatch,
                 dynamic,
+                meters: server.meters.namespace(path),
                 server,
             }),
             on_connect: self.on_connect,
@@ -322,6 +328,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
             return;
         };
         tracing::debug!(sid = %s.id, ns = s.ns(), "socket connected");
+        state.mark_connected(&s);
         let socket = Socket::new(s, state.clone());
         #[cfg(feature = "admin-ui")]
         if let Some(feed) = self.shared.server.admin_feed() {
@@ -357,6 +364,11 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         ) {
             Ok(seat) => seat,
             Err(refusal) => {
+                let meters = &self.shared.meters;
+                meters.refused(refusal.into());
+                if let Some(limit) = crate::meters::Limit::of_refusal(refusal) {
+                    meters.limit_hit(limit);
+                }
                 if client.first_namespace_refusal() {
                     tracing::warn!(sid = %s.id, ns = s.ns(), reason = refusal.message(), "client refused a namespace");
                 }
@@ -375,6 +387,7 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
             return Box::pin(std::future::ready(Ok(())));
         };
         let (sid, ns) = (s.id, s.ns().to_owned());
+        let meters = self.shared.meters.clone();
         let handshake = Handshake::new(s, state.clone());
         let fut = check(handshake);
         Box::pin(async move {
@@ -382,9 +395,11 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(refusal)) => {
                     tracing::debug!(%sid, %ns, %refusal, "connection refused");
+                    meters.refused(crate::meters::Refusal::Auth);
                     refusal
                 }
                 Err(panic) => {
+                    meters.refused(crate::meters::Refusal::AuthPanicked);
                     tracing::error!(%sid, %ns, panic = %panic_message(panic), "auth handler panicked");
                     ConnectError::new("internal server error")
                 }

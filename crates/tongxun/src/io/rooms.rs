@@ -100,7 +100,11 @@ impl Socket {
     // ---- broadcasting ----
 
     fn selection(&self, ops: socketioxide::operators::BroadcastOperators<RawAdapter>) -> Broadcast {
-        Broadcast::new(ops, self.state.ns.server.clone())
+        Broadcast::new(
+            ops,
+            self.state.ns.server.clone(),
+            self.state.ns.meters.clone(),
+        )
     }
 
     /// Every socket of this socket's namespace, this one included (Node's `socket.nsp`).

@@ -17,6 +17,7 @@ use super::handshake::Handshake;
 use super::store::Store;
 use super::{Io, RawAdapter};
 use crate::error::{AckError, SendError};
+use crate::meters::{AckOutcome, Target};
 use socketioxide::handler::FromMessageParts;
 
 pub(crate) type RawSocket = socketioxide::socket::Socket<RawAdapter>;
@@ -318,6 +319,7 @@ impl Socket {
         data: &T,
     ) -> Result<(), SendError> {
         self.sent(event.as_ref(), data);
+        self.state.ns.meters.emitted(Target::Socket);
         self.raw
             .emit(event, &Outgoing::of(data))
             .map_err(SendError::from)
@@ -399,22 +401,34 @@ impl Socket {
             .ack_timeout
             .unwrap_or(self.state.ns.server.config.ack_timeout);
         self.sent(event.as_ref(), data);
+        let meters = &self.state.ns.meters;
+        meters.emitted(Target::Socket);
+        let wait = meters.ack_wait();
         let answer = match self
             .raw
             .timeout(timeout)
             .emit_with_ack::<_, R>(event, &Outgoing::of(data))
         {
             Ok(answer) => answer,
-            Err(e) => match SendError::from(e) {
-                SendError::Closed => return Err(AckError::Disconnected),
-                e => return Err(AckError::Send(e)),
-            },
+            Err(e) => {
+                let e = match SendError::from(e) {
+                    SendError::Closed => AckError::Disconnected,
+                    e => AckError::Send(e),
+                };
+                wait.ended(AckOutcome::of(&e));
+                return Err(e);
+            }
         };
         // socketioxide leaves an abandoned acknowledgement to its timeout; end it on disconnect.
-        tokio::select! {
+        let answer = tokio::select! {
             answer = answer => answer.map_err(AckError::from),
             () = self.state.closed() => Err(AckError::Disconnected),
-        }
+        };
+        wait.ended(match &answer {
+            Ok(_) => AckOutcome::Answered,
+            Err(e) => AckOutcome::of(e),
+        });
+        answer
     }
 
     /// What the client sent when it joined: its `auth` payload, the request's headers, query

@@ -503,6 +503,16 @@ impl ServerBuilder {
             routes = routes.merge(hub.router());
         }
 
+        #[cfg(feature = "metrics")]
+        shared.meters.collect(crate::meters::Sources {
+            server: Arc::downgrade(&shared),
+            #[cfg(feature = "ws")]
+            ws: self.ws.clone(),
+            #[cfg(feature = "sse")]
+            sse: self.sse.clone(),
+            #[cfg(feature = "redis")]
+            bus: bus.clone(),
+        });
         let io = Io { raw, shared };
         for routes_of in self.routes_with {
             routes = routes.merge(routes_of(io.clone()));

@@ -107,6 +107,21 @@ impl Server {
         self.io.clone()
     }
 
+    /// The server's Prometheus metrics (as [`Io::metrics`]): render them, mount them at a path
+    /// of the app's, add the app's own.
+    ///
+    /// # Examples
+    /// ```
+    /// let server = tongxun::Server::builder().build();
+    /// let metrics = server.metrics();
+    /// let server = server.merge(metrics.router("/metrics"));
+    /// # let _ = server;
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        self.io.metrics()
+    }
+
     /// Adds routes after the server was built, such as routes that need [`Server::io`].
     ///
     /// # Examples
@@ -175,7 +190,11 @@ impl Server {
         } = self.wrapping;
         if let Some(allow) = allow_request {
             app = app.layer(axum::middleware::from_fn_with_state(
-                Gate { path, allow },
+                Gate {
+                    path,
+                    allow,
+                    meters: self.io.shared.meters.clone(),
+                },
                 check_handshake,
             ));
         }

@@ -22,6 +22,7 @@ pub(super) fn is_handshake(uri: &http::Uri, path: &str) -> bool {
 pub(super) struct Gate {
     pub(super) path: Arc<str>,
     pub(super) allow: AllowRequest,
+    pub(super) meters: crate::meters::Meters,
 }
 
 /// Runs the app's `allow_request` on each handshake; a refusal is Node's `403`, code 4.
@@ -36,6 +37,8 @@ pub(super) async fn check_handshake(
     let (head, body) = req.into_parts();
     if let Err(message) = (gate.allow)(head.clone()).await {
         tracing::debug!(uri = %head.uri, %message, "handshake refused by allow_request");
+        gate.meters
+            .handshake_refused(crate::meters::Refusal::AllowRequest);
         let body = serde_json::json!({ "code": 4, "message": message });
         return (http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }

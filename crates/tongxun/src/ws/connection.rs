@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -177,6 +178,7 @@ pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: S
     let reason = hub_reason.unwrap_or(reason);
 
     hub.unregister(&shared);
+    hub.counters.closed(reason.close_code());
     tracing::debug!(client = %shared.id, %reason, messages_dropped = dropped, "websocket client disconnected");
     if let Some(on_disconnect) = &hub.handlers.on_disconnect {
         run_handler(&client, "on_disconnect", || {
@@ -291,6 +293,9 @@ fn later(start: Instant, duration: Duration) -> Instant {
 /// Hands a text or binary message to the topic commands or the app.
 async fn handle_data(client: &WsClient, message: WsMessage) {
     let hub = &client.hub;
+    hub.counters
+        .messages_received
+        .fetch_add(1, Ordering::Relaxed);
     if client.shared.is_closing() {
         // RFC 6455 lets an endpoint that sent its close frame discard further data.
         tracing::trace!(client = %client.shared.id, "websocket message after close ignored");
@@ -382,9 +387,13 @@ async fn write_all(
             Outgoing::OverBudget => hub.over_budget(shared),
             Outgoing::Messages => {
                 // Frames are buffered and written in batches; nothing left to send flushes.
+                let sent = writer.batch.len() as u64;
                 for message in writer.batch.drain(..) {
                     sink.feed(message.into_frame()).await?;
                 }
+                hub.counters
+                    .messages_sent
+                    .fetch_add(sent, Ordering::Relaxed);
                 unflushed = true;
             }
             Outgoing::Close(frame) => {
@@ -397,6 +406,7 @@ async fn write_all(
                     && broadcast.except != Some(shared.id)
                 {
                     sink.feed(broadcast.message.into_frame()).await?;
+                    hub.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
                     unflushed = true;
                 }
             }

@@ -236,6 +236,12 @@ impl WsHub {
         self.inner.subscriber_count(topic)
     }
 
+    /// The atomics behind [`stats`](Self::stats), for the metrics.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn counters(&self) -> &super::stats::Counters {
+        &self.inner.counters
+    }
+
     /// The hub's counters.
     ///
     /// Clients, queued messages, dead peers torn down, messages dropped, slow clients closed

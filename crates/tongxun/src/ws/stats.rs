@@ -55,9 +55,51 @@ pub(crate) struct Counters {
     pub(crate) oversized_messages: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) relay_dropped: AtomicU64,
+    /// Text and binary messages received from clients.
+    pub(crate) messages_received: AtomicU64,
+    /// Text and binary messages written to clients.
+    pub(crate) messages_sent: AtomicU64,
+    /// Connections ended, by the close code of [`CLOSE_CODES`] they ended with (the last slot:
+    /// any other code).
+    closes: [AtomicU64; CLOSE_CODES.len() + 1],
 }
 
+/// The close codes the hub counts apart: what it sends and what RFC 6455 clients send
+/// (`none`: no close frame at all; `1005`: a close frame without a code).
+pub(crate) const CLOSE_CODES: [(Option<u16>, &str); 11] = [
+    (Some(1000), "1000"),
+    (Some(1001), "1001"),
+    (Some(1002), "1002"),
+    (Some(1003), "1003"),
+    (Some(1005), "1005"),
+    (Some(1007), "1007"),
+    (Some(1008), "1008"),
+    (Some(1009), "1009"),
+    (Some(1011), "1011"),
+    (Some(1013), "1013"),
+    (None, "none"),
+];
+
 impl Counters {
+    /// Counts a connection that ended with `code`.
+    pub(crate) fn closed(&self, code: Option<u16>) {
+        let slot = CLOSE_CODES
+            .iter()
+            .position(|(known, _)| *known == code)
+            .unwrap_or(CLOSE_CODES.len());
+        self.closes[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections ended, by close code; the app's own codes (and any other) as `other`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn closes_by_code(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        CLOSE_CODES
+            .iter()
+            .map(|(_, text)| *text)
+            .chain(std::iter::once("other"))
+            .zip(self.closes.iter().map(|n| n.load(Ordering::Relaxed)))
+    }
+
     /// Adds one and returns the new total.
     pub(crate) fn bump(counter: &AtomicU64) -> u64 {
         counter.fetch_add(1, Ordering::Relaxed) + 1
