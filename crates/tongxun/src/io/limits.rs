@@ -38,6 +38,7 @@ pub(crate) fn event_cost(value: &Value) -> usize {
 pub(crate) struct ClientShare {
     /// Names the connection among this node's (the Admin UI groups sockets by it); not a secret,
     /// unlike Engine.IO's own session id.
+    #[cfg_attr(not(feature = "admin-ui"), allow(dead_code))]
     pub(crate) id: u64,
     /// Bytes of events received and not yet handled, over every namespace.
     pending_bytes: AtomicUsize,

@@ -41,6 +41,7 @@ impl Socket {
 
     /// Tells the Admin UI, when it is on, to look at this socket's rooms.
     #[inline]
+    #[cfg_attr(not(feature = "admin-ui"), allow(clippy::unused_self))]
     fn rooms_changed(&self) {
         #[cfg(feature = "admin-ui")]
         if let Some(feed) = self.state.ns.server.admin_feed() {

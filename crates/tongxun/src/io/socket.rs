@@ -327,6 +327,7 @@ impl Socket {
 
     /// Tells the Admin UI, when it is on, that the app emitted `event`.
     #[inline]
+    #[cfg_attr(not(feature = "admin-ui"), allow(clippy::unused_self))]
     fn sent<T: Serialize + ?Sized>(&self, _event: &str, _data: &T) {
         #[cfg(feature = "admin-ui")]
         if let Some(feed) = self.state.ns.server.admin_feed() {
