@@ -24,6 +24,13 @@ use tokio::sync::{OnceCell, mpsc, watch};
 /// Interval of the liveness check that makes a node reconnect even when it only listens.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How long a publish may take before Redis is taken for away: a publish caught in the
+/// connection's reconnection attempts would otherwise wait for them (hundreds of
+/// milliseconds), and the acknowledgement that waits for it with them. A Redis on the same
+/// network answers in about a millisecond; a slower one is reported as away, which loses no
+/// honesty: the broadcast says it reached this node only.
+pub(crate) const PUBLISH_DEADLINE: Duration = Duration::from_millis(40);
+
 /// A pub/sub message: its channel and its payload.
 pub(crate) type Message = (String, Vec<u8>);
 
@@ -220,13 +227,43 @@ impl RedisBus {
         }
     }
 
-    /// Publishes `payload` on `channel`; `false` when it did not reach Redis (logged).
+    /// Whether Redis was reached and then lost, and not reached again since: the heartbeat
+    /// (every second) finds out when it is back.
+    fn known_away(&self) -> bool {
+        let inner = &self.inner;
+        inner.reached.load(Ordering::Relaxed) && !inner.up.load(Ordering::Relaxed)
+    }
+
+    /// The connection while Redis is reachable; `None` at once while it is known to be away,
+    /// so that no caller waits for the manager's reconnection attempts (about a second each).
+    #[cfg(feature = "sse")]
+    pub(crate) async fn live(&self) -> Option<ConnectionManager> {
+        if self.known_away() {
+            return None;
+        }
+        self.conn().await
+    }
+
+    /// Publishes `payload` on `channel`; `false` when it did not reach Redis (logged), at once
+    /// while Redis is known to be away.
     pub(crate) async fn publish(&self, channel: &str, payload: &[u8]) -> bool {
-        let Some(mut conn) = self.made() else {
+        let made = if self.known_away() { None } else { self.made() };
+        let Some(mut conn) = made else {
             self.inner.publish_failures.fetch_add(1, Ordering::Relaxed);
             return false;
         };
-        let sent = conn.publish::<_, _, ()>(channel, payload).await;
+        let sent = match tokio::time::timeout(
+            PUBLISH_DEADLINE,
+            conn.publish::<_, _, ()>(channel, payload),
+        )
+        .await
+        {
+            Ok(sent) => sent,
+            Err(_) => Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "publish timed out",
+            ))),
+        };
         self.record(&sent);
         if sent.is_err() {
             self.inner.publish_failures.fetch_add(1, Ordering::Relaxed);

@@ -301,9 +301,16 @@ impl Hub {
                 let Some(ns) = io.of(path) else { continue };
                 let room = ns.clone().within(topic.to_owned());
                 delivery.socketio += room.clone().sockets().len();
-                if let Err(e) = room.emit(event, value).await {
-                    let e = crate::error::Chain(&e);
-                    tracing::warn!(%topic, %event, ns = %path, "hub publish to Socket.IO failed: {e}");
+                match room.emit(event, value).await {
+                    Ok(()) => {}
+                    // The bus logs the loss of Redis once; each publish meanwhile is no news.
+                    Err(crate::BroadcastError::ThisNodeOnly) => {
+                        tracing::debug!(%topic, %event, ns = %path, "hub publish reached this node's Socket.IO clients only");
+                    }
+                    Err(e) => {
+                        let e = crate::error::Chain(&e);
+                        tracing::warn!(%topic, %event, ns = %path, "hub publish to Socket.IO failed: {e}");
+                    }
                 }
             }
         }

@@ -139,3 +139,75 @@ async fn a_client_that_stops_reading_misses_counted_broadcasts_while_others_get_
     );
     drop(stalled);
 }
+
+/// Two nodes on one Redis: a broadcast says whether the other nodes were told.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn while_redis_is_away_a_broadcast_reaches_this_nodes_sockets_and_says_that_it_reached_no_other()
+ {
+    let redis = support::redis::RedisServer::start().await;
+    let node = |url: String| {
+        let mut config = Config::default();
+        config.redis_url = Some(url);
+        start(rooms_server(config))
+    };
+    let (a, b) = (node(redis.url()).await, node(redis.url()).await);
+    let (mut here, mut there) = (client(&a).await, client(&b).await);
+
+    a.io().main().emit("news", "both").await.unwrap();
+    assert_eq!(
+        there
+            .wait_for("news")
+            .await
+            .unwrap()
+            .data::<String>()
+            .unwrap(),
+        "both"
+    );
+    here.wait_for("news").await.unwrap();
+
+    let port = redis.port;
+    drop(redis);
+    let away = a.io().main().emit("news", "only here").await;
+    assert!(
+        matches!(away, Err(tongxun::BroadcastError::ThisNodeOnly)),
+        "{away:?}"
+    );
+    assert_eq!(
+        here.wait_for("news")
+            .await
+            .unwrap()
+            .data::<String>()
+            .unwrap(),
+        "only here"
+    );
+    // Known away now: told at once, every time.
+    for _ in 0..3 {
+        let away = a.io().main().emit("ignored", &()).await;
+        assert!(
+            matches!(away, Err(tongxun::BroadcastError::ThisNodeOnly)),
+            "{away:?}"
+        );
+    }
+
+    // Back: the heartbeat reconnects; a broadcast that returns Ok reached the other node.
+    let _redis = support::redis::RedisServer::on(port).await;
+    // Each attempt waits for the other node's client to hear it, at most half a second, as
+    // the JS cluster test does.
+    let mut back = false;
+    for _ in 0..40 {
+        let sent = a.io().main().emit("back", &()).await;
+        let heard = tokio::time::timeout(Duration::from_millis(500), there.wait_for("back"));
+        if heard.await.is_ok() {
+            assert!(
+                sent.is_ok(),
+                "what reached the other node is reported as shared: {sent:?}"
+            );
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "cross-node delivery resumed once Redis was back");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

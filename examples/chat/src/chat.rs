@@ -9,7 +9,7 @@
 //! | `nick` | `"ada"` | `{"ok": "ada"}` |
 //! | `join` | `"general"` | `{"ok": true, "room", "members": ["ada", ...], "history": [Message, ...]}` |
 //! | `leave` | `"general"` | `{"ok": "general"}` |
-//! | `message` | `{"room", "text"}` | `{"ok": true, "id", "at"}`: the page marks it "delivered" |
+//! | `message` | `{"room", "text"}` | `{"ok": true, "id", "at"}`: the page marks it "delivered"; with `"local": true` (Redis is away) only this server's users got it, and the page says "sent to this server only" |
 //! | `typing` | `{"room"}` | `{"ok": true}` (clients usually ask for none) |
 //! | `private` | `{"to": "grace", "text"}` | `{"ok": true, "id", "at"}` |
 //!
@@ -50,8 +50,8 @@ use crate::error::ChatError;
 use crate::messages::{Messages, valid_text};
 use crate::nick::{Nick, Nicknames, nick_of, valid_nick};
 use crate::payloads::{
-    Accepted, Joined, Members, MessageIn, NickIn, Notice, NoticeKind, Payload, PrivateIn, RoomIn,
-    Sent, Typing, TypingIn,
+    Accepted, Joined, Members, MessageIn, NickIn, Notice, NoticeKind, Payload, PrivateIn, Reached,
+    RoomIn, Sent, Typing, TypingIn,
 };
 use crate::rooms::{announce_members, enter, joined, member_of, members, tag, valid_room};
 
@@ -162,12 +162,13 @@ async fn message(
     let room = member_of(&socket, &input.room)?;
     let text = valid_text(&input.text)?;
     let message = chat.messages.keep(room, from, text);
-    socket
+    let sent = socket
         .to(tag(&message.room))
         .emit("message", &message)
-        .await?;
+        .await;
+    let reached = Reached::of(sent)?;
     chat.messages.publish(&message).await;
-    ack.send(&Sent::new(message.id, message.at))?;
+    ack.send(&Sent::new(message.id, message.at, reached))?;
     Ok(())
 }
 
@@ -211,11 +212,12 @@ async fn private(
     }
     let text = valid_text(&input.text)?;
     let message = chat.messages.private(from, owner.nick, text);
-    socket
+    let sent = socket
         .to(owner.sid.to_string())
         .emit("private", &message)
-        .await?;
-    ack.send(&Sent::new(message.id, message.at))?;
+        .await;
+    let reached = Reached::of(sent)?;
+    ack.send(&Sent::new(message.id, message.at, reached))?;
     Ok(())
 }
 

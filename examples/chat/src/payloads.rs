@@ -148,11 +148,45 @@ pub(crate) struct Sent {
     ok: bool,
     id: u64,
     at: u64,
+    /// Only this server's users got it: Redis, and so the other chat servers, could not be
+    /// reached. Absent when every server was told.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    local: bool,
 }
 
 impl Sent {
-    /// The acknowledgement of the message `id` sent `at`.
-    pub(crate) fn new(id: u64, at: u64) -> Self {
-        Sent { ok: true, id, at }
+    /// The acknowledgement of the message `id` sent `at`, which `reached` every server or this
+    /// one only.
+    pub(crate) fn new(id: u64, at: u64, reached: Reached) -> Self {
+        let local = matches!(reached, Reached::ThisServer);
+        Sent {
+            ok: true,
+            id,
+            at,
+            local,
+        }
+    }
+}
+
+/// Whom a message reached.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reached {
+    /// Every chat server.
+    Everyone,
+    /// This server's users only (Redis is away).
+    ThisServer,
+}
+
+impl Reached {
+    /// Whom the broadcast that `sent` reports reached; an error other than Redis being away
+    /// stays an error.
+    pub(crate) fn of(
+        sent: Result<(), tongxun::BroadcastError>,
+    ) -> Result<Self, tongxun::BroadcastError> {
+        match sent {
+            Ok(()) => Ok(Reached::Everyone),
+            Err(tongxun::BroadcastError::ThisNodeOnly) => Ok(Reached::ThisServer),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -374,7 +374,8 @@ async function flush() {
       } else {
         item.id = answer.id;
         item.at = answer.at;
-        setStatus(item, "delivered");
+        // `local`: the server could not reach the other chat servers (Redis is away).
+        setStatus(item, answer.local ? "local" : "delivered");
       }
       saveSession();
     }
@@ -664,6 +665,7 @@ function renderItem(item) {
       pending: "◷ not sent yet",
       sending: "sending…",
       delivered: "✓ delivered",
+      local: "✓ sent to this server only",
       failed: `✗ not delivered: ${item.reason}`,
     }[item.status];
     bubble.append(tick);

@@ -124,8 +124,12 @@ async fn on_rooms(socket: Socket) {
                         .map_err(HandlerError::from);
                 }
             };
-            selection.emit("hit", &payload).await?;
-            ack.send("done")?;
+            // "done" once every node was told; "this node only" while Redis is away.
+            match selection.emit("hit", &payload).await {
+                Ok(()) => ack.send("done")?,
+                Err(tongxun::BroadcastError::ThisNodeOnly) => ack.send("this node only")?,
+                Err(e) => return Err(e.into()),
+            }
             Ok::<_, HandlerError>(())
         },
     );

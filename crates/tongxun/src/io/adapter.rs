@@ -26,6 +26,23 @@ use crate::bus::RedisBus;
 
 type RedisAdapter = CustomRedisAdapter<Emitter, RedisDriver>;
 
+tokio::task_local! {
+    /// Whether every publish of the broadcast being sent reached Redis.
+    static SHARED: std::cell::Cell<bool>;
+}
+
+/// Runs `broadcast` (a socketioxide emit, which publishes inline), telling whether what it
+/// published reached Redis: `false` when the other nodes could not be told.
+pub(crate) async fn shared_with_others<F: std::future::Future>(broadcast: F) -> (F::Output, bool) {
+    let shared = std::cell::Cell::new(true);
+    SHARED
+        .scope(shared, async move {
+            let output = broadcast.await;
+            (output, SHARED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// The in-memory adapter, or the Redis one.
 // One per namespace, and the local one is the common case: boxing it would cost every
 // broadcast an indirection to save a few hundred bytes per namespace.
@@ -263,8 +280,11 @@ impl Driver for RedisDriver {
     type Error = RedisDriverError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        // Degraded when it fails: local clients are still served.
-        self.bus.publish(&chan, &val).await;
+        // Degraded when it fails: local clients are still served (an error here would stop
+        // socketioxide-redis before its local delivery), and the broadcast that asked is told.
+        if !self.bus.publish(&chan, &val).await {
+            SHARED.try_with(|shared| shared.set(false)).ok();
+        }
         Ok(())
     }
 

@@ -37,6 +37,11 @@ pub enum BroadcastError {
     /// A room to join is private to one socket ([`JoinError::Reserved`]); nothing was joined.
     #[error("failed to join")]
     Join(#[from] JoinError),
+    /// Sent to this node's sockets only: Redis could not be reached, so the sockets of other
+    /// nodes did not get it (and will not: nothing is queued for a Redis that is away). Told at
+    /// once, without waiting for a connection attempt.
+    #[error("delivered on this node only: Redis is unreachable")]
+    ThisNodeOnly,
 }
 
 /// How often, at most, broadcast deliveries lost to full queues are logged.
@@ -222,8 +227,10 @@ impl Broadcast {
     ///
     /// # Errors
     /// [`BroadcastError::Encode`] when the payload cannot be serialized,
-    /// [`BroadcastError::Adapter`] when other nodes cannot be reached. Recipients that miss the
-    /// message because their queue is full are counted, not reported as an error.
+    /// [`BroadcastError::Adapter`] when other nodes cannot be reached,
+    /// [`BroadcastError::ThisNodeOnly`] when this node's sockets got it but Redis, and so the
+    /// other nodes, could not be told (answered at once while Redis is away). Recipients that
+    /// miss the message because their queue is full are counted, not reported as an error.
     ///
     /// # Examples
     /// ```
@@ -245,7 +252,13 @@ impl Broadcast {
             feed.broadcast(&self.ops, event, data);
         }
         self.meters.emitted(Target::Broadcast);
-        match self.ops.emit(event, &Outgoing::of(data)).await {
+        let args = Outgoing::of(data);
+        let sent = self.ops.emit(event, &args);
+        #[cfg(feature = "redis")]
+        let (result, shared) = super::adapter::shared_with_others(sent).await;
+        #[cfg(not(feature = "redis"))]
+        let (result, shared) = (sent.await, true);
+        let outcome = match result {
             Ok(()) => Ok(()),
             Err(socketioxide::BroadcastError::Socket(errors)) => {
                 // Sockets that closed meanwhile are gone, not slow: only full queues count.
@@ -267,6 +280,10 @@ impl Broadcast {
             Err(socketioxide::BroadcastError::Adapter(e)) => {
                 Err(BroadcastError::Adapter(crate::error::unshared(&e)))
             }
+        };
+        match outcome {
+            Ok(()) if !shared => Err(BroadcastError::ThisNodeOnly),
+            outcome => outcome,
         }
     }
 

@@ -231,7 +231,7 @@ impl SharedHistory {
             .arg(frame)
             .arg(self.expiry_ms)
             .arg(mark_slot(topic));
-        let result = match self.bus.conn().await {
+        let result = match self.bus.live().await {
             Some(mut conn) => invocation.invoke_async(&mut conn).await,
             None => Err(unreachable()),
         };
@@ -260,7 +260,7 @@ impl SharedHistory {
                 .arg(after.map(|seq| seq.to_string()).unwrap_or_default())
                 .arg(mark_slot(topic));
         }
-        let result = match self.bus.conn().await {
+        let result = match self.bus.live().await {
             Some(mut conn) => invocation.invoke_async::<Vec<Value>>(&mut conn).await,
             None => Err(unreachable()),
         };
@@ -284,7 +284,7 @@ impl SharedHistory {
             .key(format!("{}seq:{topic}", self.prefix))
             .key(format!("{}log:{topic}", self.prefix))
             .arg(mark_slot(topic));
-        let result = match self.bus.conn().await {
+        let result = match self.bus.live().await {
             Some(mut conn) => invocation.invoke_async::<u64>(&mut conn).await,
             None => Err(unreachable()),
         };

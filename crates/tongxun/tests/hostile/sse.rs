@@ -399,62 +399,11 @@ async fn bad_last_event_ids_get_a_clear_resync_and_hold_nothing() {
 /// The same bounds when the history is in Redis: a real `redis-server` on a free port.
 #[cfg(feature = "redis")]
 mod redis_backed {
-    use std::process::{Child, Command, Stdio};
-
-    use super::support::{PATIENCE, subscribe};
+    use crate::support::redis::RedisServer;
+    use super::support::subscribe;
     use super::*;
 
     const PREFIX: &str = "tongxun:sse:/events:";
-
-    /// A throwaway `redis-server` without persistence, killed on drop.
-    struct RedisServer {
-        child: Child,
-        port: u16,
-    }
-
-    impl RedisServer {
-        async fn start() -> Self {
-            // The OS picks a free port; redis-server cannot bind port 0 itself.
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (the JS cluster tests need it too)");
-            let server = Self { child, port };
-            let up = tokio::time::timeout(PATIENCE, async {
-                while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_err()
-                {
-                    tokio::task::yield_now().await;
-                }
-            });
-            up.await.expect("redis-server accepts connections in time");
-            server
-        }
-
-        fn cli(&self, args: &[&str]) -> String {
-            let out = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string()])
-                .args(args)
-                .output()
-                .expect("redis-cli runs");
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        }
-    }
-
-    impl Drop for RedisServer {
-        fn drop(&mut self) {
-            self.child.kill().ok();
-            self.child.wait().ok();
-        }
-    }
 
     #[tokio::test]
     async fn with_redis_forget_deletes_the_stream_and_streams_expire_when_idle() {

@@ -14,6 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tongxun::Server;
 
+#[cfg(feature = "redis")]
+#[path = "redis.rs"]
+pub mod redis;
 #[path = "serve.rs"]
 mod serve;
 use serve::Running;
