@@ -53,36 +53,13 @@ fn listen(socket: &Socket, admin: &Arc<Admin>) {
             to.emit(event, &Several(rest)).await.ok();
         }
     });
-    let looks = admin.clone();
-    socket.on("join", move |socket: Socket, args: Args| {
-        let admin = looks.clone();
-        async move {
-            let [nsp, room, filter @ ..] = args.values() else {
-                return;
-            };
-            if let (Some(to), Some(room)) =
-                (selection(&socket.io(), nsp, filter.first()), room.as_str())
-            {
-                to.join(room.to_owned()).await.ok();
-                admin.feed.look();
-            }
-        }
-    });
-    let looks = admin.clone();
-    socket.on("leave", move |socket: Socket, args: Args| {
-        let admin = looks.clone();
-        async move {
-            let [nsp, room, filter @ ..] = args.values() else {
-                return;
-            };
-            if let (Some(to), Some(room)) =
-                (selection(&socket.io(), nsp, filter.first()), room.as_str())
-            {
-                to.leave(room.to_owned()).await.ok();
-                admin.feed.look();
-            }
-        }
-    });
+    for (command, join) in [("join", true), ("leave", false)] {
+        let admin = admin.clone();
+        socket.on(command, move |socket: Socket, args: Args| {
+            let admin = admin.clone();
+            async move { move_sockets(&socket, &admin, args.values(), join).await }
+        });
+    }
     socket.on("_disconnect", |socket: Socket, args: Args| async move {
         let [nsp, close, filter @ ..] = args.values() else {
             return;
@@ -96,6 +73,26 @@ fn listen(socket: &Socket, admin: &Arc<Admin>) {
             to.disconnect().await.ok();
         }
     });
+}
+
+/// `join(nsp, room, filter)` or `leave(nsp, room, filter)`: the selected sockets of every node
+/// join or leave `room`.
+async fn move_sockets(socket: &Socket, admin: &Admin, args: &[Value], join: bool) {
+    let [nsp, room, filter @ ..] = args else {
+        return;
+    };
+    let (Some(to), Some(room)) = (selection(&socket.io(), nsp, filter.first()), room.as_str())
+    else {
+        return;
+    };
+    let moved = match join {
+        true => to.join(room.to_owned()).await,
+        false => to.leave(room.to_owned()).await,
+    };
+    if let Err(e) = moved {
+        tracing::debug!(room, "admin command not applied: {e}");
+    }
+    admin.feed.look();
 }
 
 /// The sockets of namespace `nsp` in room `filter` (a socket id names its own room), or all of

@@ -399,9 +399,9 @@ async fn bad_last_event_ids_get_a_clear_resync_and_hold_nothing() {
 /// The same bounds when the history is in Redis: a real `redis-server` on a free port.
 #[cfg(feature = "redis")]
 mod redis_backed {
-    use crate::support::redis::RedisServer;
     use super::support::subscribe;
     use super::*;
+    use crate::support::redis::RedisServer;
 
     const PREFIX: &str = "tongxun:sse:/events:";
 
