@@ -296,6 +296,13 @@ async fn logins_past_the_password_checks_running_at_once_are_refused_not_queued(
         .filter(|m| *m == "too many login attempts")
         .count();
     assert!(busy >= 1, "{refusals:?}");
+    // Each of those is a hit of the bound in the metrics.
+    #[cfg(feature = "metrics")]
+    {
+        let scrape = server.io().metrics().render();
+        let line = format!("tongxun_limit_hits_total{{limit=\"admin_max_logins_at_once\"}} {busy}");
+        assert!(scrape.lines().any(|l| l == line), "{line} in\n{scrape}");
+    }
     assert!(
         attempts - busy <= tongxun::admin::MAX_LOGINS_AT_ONCE,
         "{refusals:?}"

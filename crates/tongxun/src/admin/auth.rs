@@ -24,6 +24,8 @@ pub(crate) struct Logins {
     login: Option<Login>,
     sessions: Mutex<Sessions>,
     checks: Arc<Semaphore>,
+    /// Logins refused because `MAX_LOGINS_AT_ONCE` checks were running.
+    busy: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -67,6 +69,7 @@ impl Logins {
             login,
             sessions: Mutex::default(),
             checks: Arc::new(Semaphore::new(MAX_LOGINS_AT_ONCE)),
+            busy: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -90,6 +93,7 @@ impl Logins {
         }
         // bcrypt is slow on purpose: a few checks at a time, off the runtime's threads.
         let Ok(permit) = self.checks.clone().try_acquire_owned() else {
+            self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
                 "admin login refused: {MAX_LOGINS_AT_ONCE} password checks already running"
             );
@@ -111,6 +115,12 @@ impl Logins {
         };
         lock(&self.sessions).remember(handshake.id(), session, MAX_SESSIONS);
         Ok(())
+    }
+
+    /// Logins refused because the password checks were all busy.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn refused_busy(&self) -> u64 {
+        self.busy.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The session created when `sid` logged in, to hand to it.

@@ -109,6 +109,12 @@ impl Feed {
         (feed, runner)
     }
 
+    /// Notifications lost to a full queue.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
     fn verbose(&self) -> bool {
         self.mode == Mode::Development
     }

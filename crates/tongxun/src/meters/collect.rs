@@ -104,6 +104,11 @@ impl Collector for Sources {
             limits.push(("sse_max_history_bytes", stats.history_evicted));
             limits.push(("sse_subscriber_queue", stats.lagged));
         }
+        #[cfg(feature = "admin-ui")]
+        if let Some(admin) = &server.admin {
+            limits.push(("admin_max_logins_at_once", admin.logins.refused_busy()));
+            limits.push(("admin_queue", admin.feed.lost()));
+        }
         {
             let mut family = encoder.encode_descriptor(
                 "tongxun_limit_hits",
