@@ -11,17 +11,15 @@
 //! Before the listeners, the socket's middleware (Node's `socket.use`) sees each event and may
 //! refuse it: the listeners do not run and the client's acknowledgement gets the refusal.
 //!
-//! One concept, a socket's listener table and its queue, in ~600 lines with its tests: the
-//! queue, the drain and the listener table change together.
+//! The listener table the drain reads is in `listeners.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Poll;
 
 use futures_util::FutureExt;
-use smallvec::SmallVec;
 use socketioxide::extract::Event as RawEvent;
 use socketioxide::handler::{DisconnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::DisconnectReason;
@@ -32,72 +30,12 @@ use super::RawAdapter;
 use super::extract::{AckSlot, EventContext};
 use super::handler::{BoxedHandler, HandlerFailure};
 use super::limits::{Seat, event_cost};
+use super::listeners::{BoxedDisconnect, ListenerId, Listeners};
 use super::namespace::{Dispatch, NamespaceShared};
 use super::socket::{RawSocket, Socket};
 use super::store::Store;
 use crate::config::PendingOverflow;
 use crate::meters::Limit;
-
-/// Identifies one registered listener, so that it can be removed with
-/// [`Socket::off_listener`](super::Socket::off_listener).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId(u64);
-
-static NEXT_LISTENER_ID: AtomicU64 = AtomicU64::new(1);
-
-impl ListenerId {
-    fn next() -> Self {
-        ListenerId(NEXT_LISTENER_ID.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-struct Listener {
-    id: ListenerId,
-    once: bool,
-    handler: BoxedHandler,
-}
-
-pub(crate) type DisconnectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-pub(crate) type BoxedDisconnect =
-    Arc<dyn Fn(Socket, DisconnectReason) -> DisconnectFuture + Send + Sync>;
-
-/// The handlers one event reaches; one or two without an allocation.
-type Handlers = SmallVec<[BoxedHandler; 2]>;
-
-#[derive(Default)]
-struct Listeners {
-    by_event: HashMap<Arc<str>, Vec<Listener>>,
-    any: Vec<Listener>,
-    disconnect: Vec<BoxedDisconnect>,
-    /// Run before the listeners of every event; the first that fails refuses the event.
-    middleware: Vec<BoxedHandler>,
-}
-
-impl Listeners {
-    /// The handlers an event reaches: catch-all listeners first, as in Node, then the event's.
-    /// `once` listeners are removed here, so they fire once even when events run in parallel.
-    /// Also returns the event's name as the listener table holds it, when it has listeners, so
-    /// that dispatching does not allocate it again.
-    fn take_for(&mut self, event: &str) -> (Option<Arc<str>>, Handlers) {
-        fn pick(list: &mut Vec<Listener>, out: &mut Handlers) {
-            out.extend(list.iter().map(|l| l.handler.clone()));
-            list.retain(|l| !l.once);
-        }
-        let mut handlers = Handlers::new();
-        pick(&mut self.any, &mut handlers);
-        let name = self
-            .by_event
-            .get_key_value(event)
-            .map(|(key, _)| key.clone());
-        if let Some(list) = self.by_event.get_mut(event) {
-            pick(list, &mut handlers);
-            if list.is_empty() {
-                self.by_event.remove(event);
-            }
-        }
-        (name, handlers)
-    }
-}
 
 enum Job {
     Event {
@@ -215,50 +153,26 @@ impl SocketState {
         once: bool,
         handler: BoxedHandler,
     ) -> ListenerId {
-        let id = ListenerId::next();
-        let listener = Listener { id, once, handler };
-        let mut listeners = self.listeners();
-        match event {
-            Some(event) => listeners
-                .by_event
-                .entry(Arc::from(event))
-                .or_default()
-                .push(listener),
-            None => listeners.any.push(listener),
-        }
-        id
+        self.listeners().add(event, once, handler)
     }
 
     pub(crate) fn remove_event(&self, event: &str) -> usize {
-        self.listeners()
-            .by_event
-            .remove(event)
-            .map_or(0, |l| l.len())
+        self.listeners().remove_event(event)
     }
 
     pub(crate) fn remove_any(&self) -> usize {
-        std::mem::take(&mut self.listeners().any).len()
+        self.listeners().remove_any()
     }
 
     pub(crate) fn remove_listener(&self, id: ListenerId) -> bool {
-        let mut listeners = self.listeners();
-        let Listeners { by_event, any, .. } = &mut *listeners;
-        for list in by_event.values_mut().chain(std::iter::once(any)) {
-            if let Some(pos) = list.iter().position(|l| l.id == id) {
-                list.remove(pos);
-                return true;
-            }
-        }
-        false
+        self.listeners().remove(id)
     }
 
     pub(crate) fn listener_count(&self, event: &str) -> usize {
         self.listeners
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .by_event
-            .get(event)
-            .map_or(0, Vec::len)
+            .count(event)
     }
 
     pub(crate) fn add_middleware(&self, handler: BoxedHandler) {
