@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A CI build is thrown away afterwards: incremental caches would only fill its disk.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+step "disk space before the build"
+df -h . | tail -n 1
+
 step "dependencies"
 ./scripts/install-deps.sh
 
