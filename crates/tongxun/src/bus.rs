@@ -1,24 +1,43 @@
 //! The Redis bus: the one connection a node keeps to Redis when [`Config::redis_url`] is set,
 //! shared by Socket.IO's adapter, the WebSocket hub and the SSE hub.
 //!
-//! It is redis-rs's `ConnectionManager` speaking RESP3, so that pub/sub messages arrive as pushes
-//! on the same connection as commands. The manager reconnects with exponential backoff and
-//! resubscribes the channels; a heartbeat makes a node that only listens notice a lost
-//! connection too. Whether Redis is reachable is logged once per change, and every return after a
-//! loss is announced ([`RedisBus::recoveries`]) so that the SSE hub can make its streams resume
-//! from history. Nothing is ever queued for a Redis that is away: each user decides what a failed
-//! command means (the Socket.IO adapter and the WebSocket hub keep delivering locally, the SSE hub
-//! refuses to publish what it could not record).
+//! On one Redis it is redis-rs's `ConnectionManager` speaking RESP3, so that pub/sub messages
+//! arrive as pushes on the same connection as commands. The manager reconnects with exponential
+//! backoff and resubscribes the channels. On a Redis Cluster ([`Config::redis_cluster`]) it is
+//! redis-rs's cluster connection, RESP3 too: it keeps a connection to each master, routes each
+//! command (and each subscription) to the master of its key's slot, follows the cluster's
+//! topology, and reconnects and resubscribes by itself. Both are behind [`RedisConn`], so that the
+//! rest of the crate sends commands and scripts the same way to either.
+//!
+//! Pub/sub is classic `PUBLISH`/`SUBSCRIBE` on both: a cluster delivers a message published on
+//! any master to the subscribers of every node, so nodes sharing one channel need not meet on one
+//! master, and `PUBSUB NUMSUB`, which redis-rs asks of every node of a cluster and adds up, counts
+//! the nodes subscribed cluster-wide. (Sharded pub/sub would spare the cluster bus, but redis-rs's
+//! `ConnectionManager` has no sharded subscriptions, and a master drops sharded subscriptions
+//! when their slot moves, with nothing to resubscribe them; see `docs/scaling.md`.)
+//!
+//! A heartbeat makes a node that only listens notice a lost connection too. Whether Redis is
+//! reachable is logged once per change, and every return after a loss is announced
+//! ([`RedisBus::recoveries`]) so that the SSE hub can make its streams resume from history.
+//! Nothing is ever queued for a Redis that is away: each user decides what a failed command means
+//! (the Socket.IO adapter and the WebSocket hub keep delivering locally, the SSE hub refuses to
+//! publish what it could not record).
 //!
 //! [`Config::redis_url`]: crate::Config::redis_url
+//! [`Config::redis_cluster`]: crate::Config::redis_cluster
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, FromRedisValue, PushInfo, PushKind, RedisError};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncCommands, Cmd, ConnectionInfo, ErrorKind, FromRedisValue, Pipeline, PushInfo, PushKind,
+    RedisError, RedisFuture, ServerErrorKind, Value,
+};
 use tokio::sync::{OnceCell, mpsc, watch};
 
 /// Interval of the liveness check that makes a node reconnect even when it only listens.
@@ -31,8 +50,90 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// honesty: the broadcast says it reached this node only.
 pub(crate) const PUBLISH_DEADLINE: Duration = Duration::from_millis(40);
 
+/// How long connecting to Redis (each node of a cluster) may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a caller waits on a Redis that stopped answering.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// A pub/sub message: its channel and its payload.
 pub(crate) type Message = (String, Vec<u8>);
+
+/// Where the bus connects.
+enum Target {
+    /// One Redis.
+    Single(redis::Client),
+    /// A Redis Cluster, found through this node of it.
+    Cluster(ConnectionInfo),
+}
+
+/// A connection to Redis, or to a Redis Cluster: what [`RedisBus::live`] and
+/// [`RedisBus::conn`] give. Commands and scripts go through it as through any redis-rs
+/// connection (`redis::cmd(..).query_async(&mut conn)`, `Script::invoke_async(&mut conn)`); on a
+/// cluster each goes to the master of its key's slot, so the keys of one command or script must
+/// share a slot (a hash tag: `{...}`). Cloning is cheap; clones share the connection.
+#[derive(Clone)]
+pub(crate) enum RedisConn {
+    /// One Redis, through a connection that reconnects by itself.
+    Single(ConnectionManager),
+    /// A Redis Cluster: a connection to each master, which follows the cluster's topology.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Single(conn) => conn.req_packed_command(cmd),
+            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Single(conn) => conn.get_db(),
+            RedisConn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl RedisConn {
+    /// Subscribes to `channel`; the connection resubscribes by itself after a reconnection (and,
+    /// on a cluster, after the channel's slot moved to another master).
+    async fn subscribe(&mut self, channel: &str) -> Result<(), RedisError> {
+        match self {
+            RedisConn::Single(conn) => conn.subscribe(channel).await,
+            RedisConn::Cluster(conn) => conn.subscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) -> Result<(), RedisError> {
+        match self {
+            RedisConn::Single(conn) => conn.unsubscribe(channel).await,
+            RedisConn::Cluster(conn) => conn.unsubscribe(channel).await,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RedisConn::Single(_) => "RedisConn::Single",
+            RedisConn::Cluster(_) => "RedisConn::Cluster",
+        })
+    }
+}
 
 /// A node's connection to Redis. Cloning is cheap; clones share the connection.
 #[derive(Clone)]
@@ -41,11 +142,11 @@ pub(crate) struct RedisBus {
 }
 
 struct BusInner {
-    client: redis::Client,
+    target: Target,
     /// Where messages of each subscribed channel go.
     handlers: RwLock<HashMap<String, mpsc::Sender<Message>>>,
     /// The connection, once made. It reconnects by itself after that.
-    conn: OnceCell<ConnectionManager>,
+    conn: OnceCell<RedisConn>,
     /// Whether the last command reached Redis, to log each change once.
     up: AtomicBool,
     /// Whether Redis was ever reached, so that the first connection is not a recovery.
@@ -79,20 +180,28 @@ impl std::fmt::Debug for RedisBus {
 }
 
 impl RedisBus {
-    /// A bus for `url`, connecting in the background.
+    /// A bus for `url`, connecting in the background: to one Redis, or to the Redis Cluster
+    /// that `url` is a node of when `cluster` is true.
     ///
     /// # Errors
     /// When the URL is not a valid Redis URL.
-    pub(crate) fn new(url: &str) -> Result<Self, RedisError> {
+    pub(crate) fn new(url: &str, cluster: bool) -> Result<Self, RedisError> {
         let info = redis::IntoConnectionInfo::into_connection_info(url)?;
         let settings = info
             .redis_settings()
             .clone()
             .set_protocol(redis::ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let info = info.set_redis_settings(settings);
+        let target = if cluster {
+            // Checks what the cluster client would refuse, without connecting.
+            ClusterClientBuilder::new([info.clone()]).build()?;
+            Target::Cluster(info)
+        } else {
+            Target::Single(redis::Client::open(info)?)
+        };
         let bus = RedisBus {
             inner: Arc::new(BusInner {
-                client,
+                target,
                 handlers: RwLock::default(),
                 conn: OnceCell::new(),
                 up: AtomicBool::new(false),
@@ -148,30 +257,17 @@ impl RedisBus {
 
     /// The connection, if it was ever made. Publishing never waits for a first connection: the
     /// heartbeat and the namespaces' setup make it.
-    fn made(&self) -> Option<ConnectionManager> {
+    fn made(&self) -> Option<RedisConn> {
         self.inner.conn.get().cloned()
     }
 
     /// The connection, making it if needed; `None` while Redis cannot be reached.
-    pub(crate) async fn conn(&self) -> Option<ConnectionManager> {
+    pub(crate) async fn conn(&self) -> Option<RedisConn> {
         let inner = &self.inner;
         let made = inner
             .conn
             .get_or_try_init(|| async {
-                let handlers = self.inner.clone();
-                let config = ConnectionManagerConfig::new()
-                    .set_automatic_resubscription()
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_secs(2))
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    // Bounds how long a caller waits on a Redis that stopped answering.
-                    .set_response_timeout(Some(Duration::from_millis(500)))
-                    .set_push_sender(move |push: PushInfo| {
-                        dispatch(&handlers, push);
-                        Ok::<(), std::convert::Infallible>(())
-                    });
-                let mut conn =
-                    ConnectionManager::new_with_config(inner.client.clone(), config).await?;
+                let mut conn = self.connect().await?;
                 // Channels subscribed before the connection existed.
                 let channels: Vec<String> = self.handlers().keys().cloned().collect();
                 for channel in channels {
@@ -185,6 +281,38 @@ impl RedisBus {
             Err(e) => {
                 self.mark_down(&e);
                 None
+            }
+        }
+    }
+
+    /// Makes the connection, which hands every pub/sub message to [`dispatch`].
+    async fn connect(&self) -> Result<RedisConn, RedisError> {
+        let handlers = self.inner.clone();
+        let push_sender = move |push: PushInfo| {
+            dispatch(&handlers, push);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        match &self.inner.target {
+            Target::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_automatic_resubscription()
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2))
+                    .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_push_sender(push_sender);
+                let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+                Ok(RedisConn::Single(conn))
+            }
+            Target::Cluster(seed) => {
+                let client = ClusterClientBuilder::new([seed.clone()])
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(push_sender)
+                    .retries(2)
+                    .connection_timeout(CONNECTION_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .build()?;
+                Ok(RedisConn::Cluster(client.get_async_connection().await?))
             }
         }
     }
@@ -237,7 +365,7 @@ impl RedisBus {
     /// The connection while Redis is reachable; `None` at once while it is known to be away,
     /// so that no caller waits for the manager's reconnection attempts (about a second each).
     #[cfg(feature = "sse")]
-    pub(crate) async fn live(&self) -> Option<ConnectionManager> {
+    pub(crate) async fn live(&self) -> Option<RedisConn> {
         if self.known_away() {
             return None;
         }
@@ -304,17 +432,21 @@ impl RedisBus {
 
     /// The number of nodes subscribed to `channel`, this one included; 1 while Redis is away,
     /// so that a node then expects no answer from the others.
+    ///
+    /// On a cluster, redis-rs sends `PUBSUB NUMSUB` to every node and adds up their answers:
+    /// each node counts only the subscribers connected to it.
     pub(crate) async fn subscribers(&self, channel: &str) -> u16 {
         let Some(mut conn) = self.made() else {
             return 1;
         };
-        let counts: Result<Vec<(String, u16)>, _> = redis::cmd("PUBSUB")
+        // A flat array from one Redis, a map from a cluster.
+        let counts: Result<HashMap<String, u16>, _> = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(channel)
             .query_async(&mut conn)
             .await;
         self.record(&counts);
-        counts.map_or(1, |counts| counts.first().map_or(1, |(_, n)| (*n).max(1)))
+        counts.map_or(1, |counts| counts.get(channel).map_or(1, |n| (*n).max(1)))
     }
 }
 
@@ -325,6 +457,11 @@ fn is_unreachable(error: &RedisError) -> bool {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_unrecoverable_error()
+        || matches!(
+            error.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(ServerErrorKind::ClusterDown | ServerErrorKind::MasterDown)
+        )
 }
 
 /// Hands a pub/sub message to its channel's reader, never waiting for it.

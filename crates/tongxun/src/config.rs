@@ -188,7 +188,33 @@ pub struct Config {
     /// `redis://127.0.0.1:6379`: Socket.IO's rooms, broadcasts and acks, the publishes of the
     /// WebSocket hub, and the SSE hub's history and publishes (see `docs/scaling.md`). Needs the
     /// `redis` feature. Defaults to `None`: one node, everything in memory.
+    ///
+    /// With [`redis_cluster`](Self::redis_cluster) it is the address of any node of a Redis
+    /// Cluster.
     pub redis_url: Option<String>,
+    /// Whether [`redis_url`](Self::redis_url) is a node of a Redis Cluster rather than a single
+    /// Redis. The node only needs to be reachable when tongxun connects: the other masters are
+    /// found through it, and the connection follows the cluster's topology from then on
+    /// (failovers, slots moving). Everything tongxun shares works the same on a cluster; what
+    /// changes is where it lives (see `docs/scaling.md`, "Redis Cluster"). Needs the `redis`
+    /// feature; without `redis_url` it changes nothing. Defaults to `false`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), tongxun::BuildError> {
+    /// let mut config = tongxun::Config::default();
+    /// // Any node of the cluster: the others are found through it.
+    /// config.redis_url = Some("redis://10.0.0.5:6379".to_owned());
+    /// config.redis_cluster = true;
+    /// let server = tongxun::Server::builder().config(config).try_build()?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "redis"))]
+    /// # fn main() {}
+    /// ```
+    pub redis_cluster: bool,
 }
 
 impl Default for Config {
@@ -222,6 +248,7 @@ impl Default for Config {
             http2_keep_alive_timeout: DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
             http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
             redis_url: None,
+            redis_cluster: false,
         }
     }
 }

@@ -419,7 +419,7 @@ impl ServerBuilder {
         #[cfg(feature = "redis")]
         let bus = match config.redis_url.as_deref() {
             Some(url) => Some(
-                crate::bus::RedisBus::new(url)
+                crate::bus::RedisBus::new(url, config.redis_cluster)
                     .map_err(|e| BuildError::InvalidRedisUrl(Box::new(e)))?,
             ),
             None => None,
@@ -549,6 +549,12 @@ pub(super) fn check_features(config: &Config) -> Result<(), BuildError> {
             cfg!(feature = "redis"),
         ),
         (
+            config.redis_cluster,
+            "Config::redis_cluster",
+            "redis",
+            cfg!(feature = "redis"),
+        ),
+        (
             config.parser == Parser::MsgPack,
             "Config::parser = Parser::MsgPack",
             "msgpack",
@@ -614,6 +620,10 @@ mod tests {
             redis_url: Some("redis://127.0.0.1:1".to_owned()),
             ..Config::default()
         };
+        let redis_cluster = Config {
+            redis_cluster: true,
+            ..Config::default()
+        };
         let msgpack = Config {
             parser: Parser::MsgPack,
             ..Config::default()
@@ -624,6 +634,7 @@ mod tests {
         };
         let cases = [
             (redis, "redis", cfg!(feature = "redis")),
+            (redis_cluster, "redis", cfg!(feature = "redis")),
             (msgpack, "msgpack", cfg!(feature = "msgpack")),
             (eio3, "eio3", cfg!(feature = "eio3")),
         ];
