@@ -8,13 +8,18 @@
 //! arrives on the channel, so all nodes see one order: the order of the stream. The epoch lives
 //! in Redis too and changes only when Redis loses its data.
 //!
+//! The hub's path is a hash tag in every key (`{...}`), so that on a Redis Cluster all the keys
+//! of one hub are in one hash slot, as a script's keys must be. With the hub at `/events`:
+//!
 //! | key | holds |
 //! | --- | --- |
-//! | `tongxun:sse:{path}:epoch` | the epoch of the ids |
-//! | `tongxun:sse:{path}:order` | a counter that ranks events across topics, for replays |
-//! | `tongxun:sse:{path}:marks` | a hash: where topics created after a [`forget`](SseHub::forget) start numbering, per slot of their names' hash (at most 4,096 fields) |
-//! | `tongxun:sse:{path}:seq:{topic}` | the topic's last sequence number |
-//! | `tongxun:sse:{path}:log:{topic}` | the topic's stream: fields `o` (order) and `f` (frame) |
+//! | `tongxun:sse:{/events}:epoch` | the epoch of the ids |
+//! | `tongxun:sse:{/events}:order` | a counter that ranks events across topics, for replays |
+//! | `tongxun:sse:{/events}:marks` | a hash: where topics created after a [`forget`](SseHub::forget) start numbering, per slot of their names' hash (at most 4,096 fields) |
+//! | `tongxun:sse:{/events}:seq:<topic>` | the topic's last sequence number |
+//! | `tongxun:sse:{/events}:log:<topic>` | the topic's stream: fields `o` (order) and `f` (frame) |
+//!
+//! (A path with a `}` in it is cut there, which still gives every key of the hub the same tag.)
 //!
 //! Bounds: a stream holds at most [`SseConfig::history_len`] entries and expires
 //! [`SseConfig::topic_idle_timeout`] after its last publish. [`SseHub::forget`] deletes the
@@ -24,7 +29,7 @@
 //! expire: it is what tells an old id from a new one once the stream expired. That is one small
 //! integer key per topic name ever published and never forgotten.
 //!
-//! A message on the channel `tongxun:sse:{path}` is `<epoch> <seq> <topic>\n<frame>`.
+//! A message on the channel `tongxun:sse:{/events}` is `<epoch> <seq> <topic>\n<frame>`.
 //!
 //! [`SseConfig::history_len`]: super::SseConfig::history_len
 //! [`SseConfig::topic_idle_timeout`]: super::SseConfig::topic_idle_timeout
@@ -103,7 +108,7 @@ const MAX_EXPIRY_MS: u128 = 10 * 365 * 24 * 3600 * 1000;
 pub(crate) struct SharedHistory {
     bus: RedisBus,
     channel: String,
-    /// `tongxun:sse:{path}:`
+    /// `tongxun:sse:{<path>}:`
     prefix: String,
     history_len: usize,
     /// How long a stream lives after its last publish, in milliseconds (at least 1).
@@ -131,8 +136,8 @@ impl SseHub {
         let path = &inner.config.path;
         let shared = SharedHistory {
             bus: bus.clone(),
-            channel: format!("tongxun:sse:{path}"),
-            prefix: format!("tongxun:sse:{path}:"),
+            channel: channel(path),
+            prefix: format!("{}:", channel(path)),
             history_len: inner.config.history_len,
             expiry_ms: expiry_ms(inner.config.topic_idle_timeout),
             append: Script::new(APPEND),
@@ -170,6 +175,11 @@ impl SseHub {
         });
         listening
     }
+}
+
+/// The channel of the hub at `path`, and the start of its keys: the path is their hash tag.
+fn channel(path: &str) -> String {
+    format!("tongxun:sse:{{{path}}}")
 }
 
 /// The stream expiry for this idle timeout, in milliseconds: at least 1, at most
@@ -361,6 +371,28 @@ fn replay_after(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_and_the_channel_of_a_hub_share_one_cluster_slot() {
+        use redis::cluster_routing::Slot;
+        assert_eq!(channel("/events"), "tongxun:sse:{/events}");
+        let mut slots = std::collections::HashSet::new();
+        for path in ["/events", "/a}b", "/{x}", "/sse/"] {
+            let channel = channel(path);
+            let prefix = format!("{channel}:");
+            let keys = ["epoch", "order", "marks", "seq:chat:{room}", "log:}"];
+            let slot = Slot::for_key(&channel);
+            for key in keys {
+                assert_eq!(
+                    Slot::for_key(format!("{prefix}{key}")),
+                    slot,
+                    "{path} {key}"
+                );
+            }
+            slots.insert(format!("{slot:?}"));
+        }
+        assert_eq!(slots.len(), 4, "each path its own slot here: {slots:?}");
+    }
 
     #[test]
     fn channel_messages_split_into_their_parts() {

@@ -403,7 +403,7 @@ mod redis_backed {
     use super::*;
     use crate::support::redis::RedisServer;
 
-    const PREFIX: &str = "tongxun:sse:/events:";
+    const PREFIX: &str = "tongxun:sse:{/events}:";
 
     #[tokio::test]
     async fn with_redis_forget_deletes_the_stream_and_streams_expire_when_idle() {
