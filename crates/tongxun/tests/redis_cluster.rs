@@ -141,3 +141,57 @@ async fn two_nodes_on_a_redis_cluster_share_rooms_acks_websocket_publishes_and_s
     a.server.shutdown().await.unwrap();
     b.server.shutdown().await.unwrap();
 }
+
+/// The bus behaves on a cluster as on one Redis when it goes away: told at once, every time,
+/// and cross-node delivery resumes when it is back.
+#[tokio::test]
+async fn while_the_cluster_is_away_a_broadcast_says_it_reached_this_node_only_then_it_is_shared_again()
+ {
+    let mut cluster = RedisCluster::start().await;
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let (mut here, mut there) = (client(&a).await, client(&b).await);
+    within(a.server.io().main().emit("news", "both"))
+        .await
+        .unwrap();
+    within(there.wait_for("news")).await.unwrap();
+    within(here.wait_for("news")).await.unwrap();
+
+    cluster.kill();
+    let away = within(a.server.io().main().emit("news", "only here")).await;
+    assert!(
+        matches!(away, Err(tongxun::BroadcastError::ThisNodeOnly)),
+        "{away:?}"
+    );
+    let news = within(here.wait_for("news")).await.unwrap();
+    assert_eq!(news.data::<String>().unwrap(), "only here");
+    for _ in 0..3 {
+        let away = within(a.server.io().main().emit("ignored", &())).await;
+        assert!(
+            matches!(away, Err(tongxun::BroadcastError::ThisNodeOnly)),
+            "known away: {away:?}"
+        );
+    }
+
+    cluster.restart().await;
+    // Each attempt waits for the other node's client to hear it, at most half a second, as
+    // tests/broadcast.rs does on one Redis.
+    let mut back = false;
+    for _ in 0..40 {
+        let sent = a.server.io().main().emit("back", &()).await;
+        let heard = tokio::time::timeout(Duration::from_millis(500), there.wait_for("back"));
+        if heard.await.is_ok() {
+            assert!(
+                sent.is_ok(),
+                "what reached the other node is reported as shared: {sent:?}"
+            );
+            back = true;
+            break;
+        }
+    }
+    assert!(
+        back,
+        "cross-node delivery resumed once the cluster was back"
+    );
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}

@@ -109,36 +109,15 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut cluster = Self {
             nodes: Vec::new(),
-            ports: ports.clone(),
+            ports,
             dir,
         };
-        for (n, port) in ports.iter().enumerate() {
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--cluster-enabled", "yes"])
-                .arg("--cluster-config-file")
-                .arg(cluster.dir.join(format!("nodes-{n}.conf")))
-                .arg("--dir")
-                .arg(&cluster.dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (the JS cluster tests need it too)");
-            cluster.nodes.push(child);
-        }
-        for port in &ports {
-            let up = tokio::time::timeout(super::STEP, async {
-                while tokio::net::TcpStream::connect(("127.0.0.1", *port))
-                    .await
-                    .is_err()
-                {
-                    tokio::task::yield_now().await;
-                }
-            });
-            up.await
-                .expect("a cluster node accepts connections in time");
-        }
-        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        cluster.spawn_nodes().await;
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         let create = tokio::task::spawn_blocking(move || {
             Command::new("redis-cli")
                 .args(["--cluster", "create"])
@@ -157,12 +136,64 @@ impl RedisCluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&created.stdout)
         );
-        // Every node must see every slot served before the cluster takes commands.
+        cluster.wait_until_ok().await;
+        cluster
+    }
+
+    /// Kills every node (SIGKILL): the whole cluster is away.
+    pub fn kill(&mut self) {
+        for mut node in self.nodes.drain(..) {
+            node.kill().ok();
+            node.wait().ok();
+        }
+    }
+
+    /// Starts the killed nodes again on their ports, with their cluster configuration files
+    /// (so they are the same cluster, without the data); returns once it is ok.
+    pub async fn restart(&mut self) {
+        assert!(self.nodes.is_empty(), "kill the cluster first");
+        self.spawn_nodes().await;
+        self.wait_until_ok().await;
+    }
+
+    /// Starts one `redis-server` per port, in cluster mode, and waits until each accepts
+    /// connections.
+    async fn spawn_nodes(&mut self) {
+        for (n, port) in self.ports.iter().enumerate() {
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes"])
+                .arg("--cluster-config-file")
+                .arg(self.dir.join(format!("nodes-{n}.conf")))
+                .arg("--dir")
+                .arg(&self.dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (the JS cluster tests need it too)");
+            self.nodes.push(child);
+        }
+        for port in &self.ports {
+            let up = tokio::time::timeout(super::STEP, async {
+                while tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_err()
+                {
+                    tokio::task::yield_now().await;
+                }
+            });
+            up.await
+                .expect("a cluster node accepts connections in time");
+        }
+    }
+
+    /// Polls every node until each says `cluster_state:ok`: every slot is served.
+    async fn wait_until_ok(&self) {
         let ok = tokio::time::timeout(super::STEP, async {
             let mut poll = tokio::time::interval(std::time::Duration::from_millis(50));
             loop {
                 poll.tick().await;
-                if cluster
+                if self
                     .ports
                     .iter()
                     .all(|port| cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
@@ -172,7 +203,6 @@ impl RedisCluster {
             }
         });
         ok.await.expect("the cluster is ok in time");
-        cluster
     }
 
     /// The URL of one node, which tongxun finds the others through.
@@ -205,10 +235,7 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.kill().ok();
-            node.wait().ok();
-        }
+        self.kill();
         std::fs::remove_dir_all(&self.dir).ok();
     }
 }
