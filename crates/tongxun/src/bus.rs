@@ -70,8 +70,9 @@ enum Target {
 /// A connection to Redis, or to a Redis Cluster: what [`RedisBus::live`] and
 /// [`RedisBus::conn`] give. Commands and scripts go through it as through any redis-rs
 /// connection (`redis::cmd(..).query_async(&mut conn)`, `Script::invoke_async(&mut conn)`); on a
-/// cluster each goes to the master of its key's slot, so the keys of one command or script must
-/// share a slot (a hash tag: `{...}`). Cloning is cheap; clones share the connection.
+/// cluster each goes to the master of its key's slot, so the keys of one command, script or
+/// `MULTI` must share a slot (a hash tag: `{...}`); a pipeline goes to the master of its first
+/// key. Cloning is cheap; clones share the connection.
 #[derive(Clone)]
 pub(crate) enum RedisConn {
     /// One Redis, through a connection that reconnects by itself.
@@ -485,5 +486,33 @@ fn dispatch(inner: &BusInner, push: PushInfo) {
         && tx.try_send((channel.clone(), payload)).is_err()
     {
         tracing::warn!(%channel, "a cross-node message was dropped: its reader is behind");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the crate's Redis users rely on: a connection they can clone, keep across tasks and
+    /// give to `query_async` and `Script::invoke_async`.
+    #[test]
+    fn a_connection_is_a_cloneable_shareable_redis_connection() {
+        fn usable<T: ConnectionLike + Clone + Send + Sync + 'static>() {}
+        usable::<RedisConn>();
+    }
+
+    #[test]
+    fn a_cluster_that_is_down_or_unreachable_is_redis_away() {
+        let down = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ClusterDown),
+            "CLUSTERDOWN",
+        ));
+        let lost = RedisError::from((ErrorKind::ClusterConnectionNotFound, "no node"));
+        let refused = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "ERR"));
+        assert!(is_unreachable(&down) && is_unreachable(&lost));
+        assert!(
+            !is_unreachable(&refused),
+            "a refused command is not an outage"
+        );
     }
 }
