@@ -198,7 +198,7 @@
 //! | --- | --- | --- |
 //! | `ws` | yes | the plain WebSocket hub ([`ws`]) |
 //! | `sse` | yes | the Server-Sent Events hub ([`sse`]) |
-//! | `redis` | no | several nodes sharing Socket.IO rooms and broadcasts through Redis (`Config::redis_url`, see `docs/scaling.md`) |
+//! | `redis` | no | several nodes sharing Socket.IO rooms and broadcasts through Redis or a Redis Cluster (`Config::redis_url`, `Config::redis_cluster`, see `docs/scaling.md`) |
 //! | `msgpack` | no | the MessagePack parser for `socket.io-msgpack-parser` clients ([`config::Parser::MsgPack`](config::Parser)) |
 //! | `admin-ui` | no | the server side of the official Socket.IO Admin UI (`tongxun::admin`, `docs/operations.md`) |
 //! | `metrics` | no | Prometheus metrics of every transport, in a registry each server owns (`tongxun::metrics`, `docs/operations.md`) |
