@@ -1,6 +1,12 @@
 //! Two nodes on a real Redis Cluster of three masters (started by the test): Socket.IO rooms and
 //! acks, the WebSocket hub and the SSE hub's history all cross between them as on one Redis.
 
+// The SSE helpers bring their own copy of `support/serve.rs`, beside the one of the Socket.IO
+// helpers, as in `hostile/sse.rs`: two small copies of a test server, no shared state.
+#[expect(
+    clippy::duplicate_mod,
+    reason = "the SSE and Socket.IO helpers each include serve.rs"
+)]
 #[path = "support/sse.rs"]
 mod sse_support;
 mod support;
