@@ -9,12 +9,15 @@
 //! topology, and reconnects and resubscribes by itself. Both are behind [`RedisConn`], so that the
 //! rest of the crate sends commands and scripts the same way to either.
 //!
-//! Pub/sub is classic `PUBLISH`/`SUBSCRIBE` on both: a cluster delivers a message published on
-//! any master to the subscribers of every node, so nodes sharing one channel need not meet on one
-//! master, and `PUBSUB NUMSUB`, which redis-rs asks of every node of a cluster and adds up, counts
-//! the nodes subscribed cluster-wide. (Sharded pub/sub would spare the cluster bus, but redis-rs's
-//! `ConnectionManager` has no sharded subscriptions, and a master drops sharded subscriptions
-//! when their slot moves, with nothing to resubscribe them; see `docs/scaling.md`.)
+//! Pub/sub is classic (`PUBLISH`, `SUBSCRIBE`) on one Redis and sharded (`SPUBLISH`,
+//! `SSUBSCRIBE`) on a cluster, where a channel lives on the master of its slot like a key: a
+//! message goes to that master's subscribers only, rather than over the cluster bus to every
+//! node, and a channel whose slot moves to another master is dropped by the old one, which tells
+//! its subscribers (`sunsubscribe`), so that no node ends up subscribed twice. redis-rs forgets a
+//! channel the server dropped, and loses a resubscription that a restarted master refused:
+//! [`keep_subscriptions`] subscribes such channels again, and redis-rs follows the redirection to
+//! their master. Counting a channel's subscribers (`PUBSUB SHARDNUMSUB`), redis-rs asks every
+//! node of the cluster and adds up their answers. See `docs/scaling.md`.
 //!
 //! A heartbeat makes a node that only listens notice a lost connection too. Whether Redis is
 //! reachable is logged once per change, and every return after a loss is announced
@@ -35,10 +38,10 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncCommands, Cmd, ConnectionInfo, ErrorKind, FromRedisValue, Pipeline, PushInfo, PushKind,
-    RedisError, RedisFuture, ServerErrorKind, Value,
+    Cmd, ConnectionInfo, ErrorKind, FromRedisValue, Pipeline, PushInfo, PushKind, RedisError,
+    RedisFuture, ServerErrorKind, Value,
 };
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::{Notify, OnceCell, mpsc, watch};
 
 /// Interval of the liveness check that makes a node reconnect even when it only listens.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -110,19 +113,29 @@ impl ConnectionLike for RedisConn {
 }
 
 impl RedisConn {
-    /// Subscribes to `channel`; the connection resubscribes by itself after a reconnection (and,
-    /// on a cluster, after the channel's slot moved to another master).
+    /// The command that publishes on the bus's channels: `PUBLISH` on one Redis, `SPUBLISH`
+    /// (sharded pub/sub) on a cluster. A script publishing on a cluster must have its channel in
+    /// the slot of its keys.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        match self {
+            RedisConn::Single(_) => "PUBLISH",
+            RedisConn::Cluster(_) => "SPUBLISH",
+        }
+    }
+
+    /// Subscribes to `channel` (sharded on a cluster); the connection resubscribes by itself
+    /// after a reconnection or a failover (on a cluster with [`keep_subscriptions`]'s help).
     async fn subscribe(&mut self, channel: &str) -> Result<(), RedisError> {
         match self {
             RedisConn::Single(conn) => conn.subscribe(channel).await,
-            RedisConn::Cluster(conn) => conn.subscribe(channel).await,
+            RedisConn::Cluster(conn) => conn.ssubscribe(channel).await,
         }
     }
 
     async fn unsubscribe(&mut self, channel: &str) -> Result<(), RedisError> {
         match self {
             RedisConn::Single(conn) => conn.unsubscribe(channel).await,
-            RedisConn::Cluster(conn) => conn.unsubscribe(channel).await,
+            RedisConn::Cluster(conn) => conn.sunsubscribe(channel).await,
         }
     }
 }
@@ -158,6 +171,16 @@ struct BusInner {
     node: u64,
     /// Publishes that did not reach Redis.
     publish_failures: AtomicU64,
+    /// Asks the cluster's subscription keeper ([`keep_subscriptions`]) to subscribe every
+    /// channel again.
+    resubscribe: Arc<Notify>,
+}
+
+impl Drop for BusInner {
+    fn drop(&mut self) {
+        // Lets the keeper see that the bus is gone.
+        self.resubscribe.notify_one();
+    }
 }
 
 /// What the metrics read of the bus.
@@ -210,8 +233,15 @@ impl RedisBus {
                 recoveries: watch::Sender::new(0),
                 node: crate::random_u64(),
                 publish_failures: AtomicU64::new(0),
+                resubscribe: Arc::new(Notify::new()),
             }),
         };
+        if matches!(bus.inner.target, Target::Cluster(_)) {
+            tokio::spawn(keep_subscriptions(
+                Arc::downgrade(&bus.inner),
+                bus.inner.resubscribe.clone(),
+            ));
+        }
         let weak = Arc::downgrade(&bus.inner);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(HEARTBEAT);
@@ -343,6 +373,7 @@ impl RedisBus {
         if inner.reached.swap(true, Ordering::Relaxed) {
             tracing::warn!("Redis is back: cross-node delivery resumes");
             inner.recoveries.send_modify(|n| *n += 1);
+            inner.resubscribe.notify_one();
         } else {
             tracing::info!("connected to Redis: cross-node delivery is on");
         }
@@ -381,9 +412,11 @@ impl RedisBus {
             self.inner.publish_failures.fetch_add(1, Ordering::Relaxed);
             return false;
         };
+        let mut publish = redis::cmd(conn.publish_command());
+        publish.arg(channel).arg(payload);
         let sent = match tokio::time::timeout(
             PUBLISH_DEADLINE,
-            conn.publish::<_, _, ()>(channel, payload),
+            publish.query_async::<()>(&mut conn),
         )
         .await
         {
@@ -434,15 +467,19 @@ impl RedisBus {
     /// The number of nodes subscribed to `channel`, this one included; 1 while Redis is away,
     /// so that a node then expects no answer from the others.
     ///
-    /// On a cluster, redis-rs sends `PUBSUB NUMSUB` to every node and adds up their answers:
-    /// each node counts only the subscribers connected to it.
+    /// On a cluster, redis-rs sends `PUBSUB SHARDNUMSUB` to every node and adds up their
+    /// answers: each node counts only the subscribers connected to it.
     pub(crate) async fn subscribers(&self, channel: &str) -> u16 {
         let Some(mut conn) = self.made() else {
             return 1;
         };
+        let count = match conn {
+            RedisConn::Single(_) => "NUMSUB",
+            RedisConn::Cluster(_) => "SHARDNUMSUB",
+        };
         // A flat array from one Redis, a map from a cluster.
         let counts: Result<HashMap<String, u16>, _> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
+            .arg(count)
             .arg(channel)
             .query_async(&mut conn)
             .await;
@@ -465,8 +502,28 @@ fn is_unreachable(error: &RedisError) -> bool {
         )
 }
 
-/// Hands a pub/sub message to its channel's reader, never waiting for it.
+/// Hands a pub/sub message to its channel's reader, never waiting for it; on a cluster, has the
+/// channels subscribed again after a connection to a master was lost, or when a master dropped
+/// a channel that still has a reader.
 fn dispatch(inner: &BusInner, push: PushInfo) {
+    match push.kind {
+        PushKind::Disconnection => {
+            inner.resubscribe.notify_one();
+            return;
+        }
+        PushKind::SUnsubscribe => {
+            // Also the confirmation of our own `unsubscribe`, which removed the reader first.
+            let channel = push.data.into_iter().next().map(String::from_redis_value);
+            if let Some(Ok(channel)) = channel
+                && has_reader(inner, &channel)
+            {
+                tracing::info!(%channel, "Redis moved a channel to another master: subscribing there");
+                inner.resubscribe.notify_one();
+            }
+            return;
+        }
+        _ => {}
+    }
     if !matches!(push.kind, PushKind::Message | PushKind::SMessage) || push.data.len() < 2 {
         return;
     }
@@ -486,6 +543,57 @@ fn dispatch(inner: &BusInner, push: PushInfo) {
         && tx.try_send((channel.clone(), payload)).is_err()
     {
         tracing::warn!(%channel, "a cross-node message was dropped: its reader is behind");
+    }
+}
+
+fn has_reader(inner: &BusInner, channel: &str) -> bool {
+    let handlers = inner.handlers.read().unwrap_or_else(|p| p.into_inner());
+    handlers.contains_key(channel)
+}
+
+/// Keeps a cluster connection subscribed to every channel that has a reader, until the bus is
+/// gone: each time it is asked (`resubscribe`), it subscribes every channel again, and retries
+/// those that failed every [`HEARTBEAT`] until each is subscribed or has no reader any more.
+///
+/// redis-rs resubscribes by itself after a reconnection or a failover, but a master that just
+/// restarted answers `CLUSTERDOWN` until it rejoined the cluster, and that resubscription is then
+/// lost; and a master drops the sharded channels of a slot that moved to another master
+/// (`sunsubscribe`), which redis-rs then forgets. A sharded subscription is idempotent and only
+/// taken by the master of its slot, so subscribing again never makes a node subscribed twice.
+async fn keep_subscriptions(bus: std::sync::Weak<BusInner>, resubscribe: Arc<Notify>) {
+    loop {
+        resubscribe.notified().await;
+        let Some(inner) = bus.upgrade() else { return };
+        let mut pending: Vec<String> = inner
+            .handlers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        drop(inner);
+        while !pending.is_empty() {
+            let Some(inner) = bus.upgrade() else { return };
+            let bus = RedisBus { inner };
+            if let Some(mut conn) = bus.made() {
+                let mut failed = Vec::new();
+                for channel in pending {
+                    if !has_reader(&bus.inner, &channel) {
+                        continue;
+                    }
+                    let subscribed = conn.subscribe(&channel).await;
+                    bus.record(&subscribed);
+                    if subscribed.is_err() {
+                        failed.push(channel);
+                    }
+                }
+                pending = failed;
+            }
+            drop(bus);
+            if !pending.is_empty() {
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! whose entries have the ids `<seq>-0`: the sequence numbers of the in-memory history, so event
 //! ids keep their shape. Publishing is one Lua script, atomic in Redis: it takes the next
 //! sequence number, appends the entry (trimmed to [`SseConfig::history_len`]), and publishes it
-//! on the hub's channel. Every node, the publishing one included, delivers to its streams what
-//! arrives on the channel, so all nodes see one order: the order of the stream. The epoch lives
+//! on the hub's channel (`SPUBLISH` on a cluster, whose bus uses sharded pub/sub). Every node,
+//! the publishing one included, delivers to its streams what arrives on the channel, so all nodes
+//! see one order: the order of the stream. The epoch lives
 //! in Redis too and changes only when Redis loses its data.
 //!
 //! The hub's path is a hash tag in every key (`{...}`), so that on a Redis Cluster all the keys
@@ -64,7 +65,7 @@ if tonumber(ARGV[2]) > 0 then
   redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[2], seq .. '-0', 'o', order, 'f', ARGV[5])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
-redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. seq .. ' ' .. ARGV[4] .. '\n' .. ARGV[5])
+redis.call(ARGV[8], ARGV[3], epoch .. ' ' .. seq .. ' ' .. ARGV[4] .. '\n' .. ARGV[5])
 return {epoch, seq}
 ";
 
@@ -227,6 +228,11 @@ impl SharedHistory {
         frame: &[u8],
         candidate_epoch: &str,
     ) -> Result<(String, u64), RedisError> {
+        let Some(mut conn) = self.bus.live().await else {
+            let result = Err(unreachable());
+            self.bus.record(&result);
+            return result;
+        };
         let mut invocation = self.append.prepare_invoke();
         invocation
             .key(format!("{}epoch", self.prefix))
@@ -240,11 +246,10 @@ impl SharedHistory {
             .arg(topic)
             .arg(frame)
             .arg(self.expiry_ms)
-            .arg(mark_slot(topic));
-        let result = match self.bus.live().await {
-            Some(mut conn) => invocation.invoke_async(&mut conn).await,
-            None => Err(unreachable()),
-        };
+            .arg(mark_slot(topic))
+            // PUBLISH, or SPUBLISH on a cluster: the channel has the slot of the keys.
+            .arg(conn.publish_command());
+        let result = invocation.invoke_async(&mut conn).await;
         self.bus.record(&result);
         result
     }
