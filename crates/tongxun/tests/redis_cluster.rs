@@ -1,5 +1,7 @@
-//! Two nodes on a real Redis Cluster of three masters (started by the test): Socket.IO rooms and
-//! acks, the WebSocket hub and the SSE hub's history all cross between them as on one Redis.
+//! Two nodes on a real Redis Cluster of three masters (started by each test): Socket.IO rooms and
+//! acks, the WebSocket hub and the SSE hub's history all cross between them as on one Redis, a
+//! cluster that goes away is reported as Redis away, and a channel whose slot moves to another
+//! master follows it.
 
 // The SSE helpers bring their own copy of `support/serve.rs`, beside the one of the Socket.IO
 // helpers, as in `hostile/sse.rs`: two small copies of a test server, no shared state.
@@ -198,6 +200,60 @@ async fn while_the_cluster_is_away_a_broadcast_says_it_reached_this_node_only_th
         back,
         "cross-node delivery resumed once the cluster was back"
     );
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}
+
+/// Sharded pub/sub follows a channel to its new master: the old one drops the channel's
+/// subscriptions when its slot moves, each node subscribes again on the new one, and messages
+/// cross again, once.
+#[tokio::test]
+async fn a_channel_whose_slot_moves_to_another_master_still_crosses_once() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let url = format!("ws://{}/ws", a.server.addr());
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    let mut next_text = async || loop {
+        match within(ws.next()).await {
+            Some(Ok(Message::Text(text))) => return text.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    };
+    assert_eq!(next_text().await, "welcome");
+    b.ws.broadcast("before");
+    assert_eq!(next_text().await, "before");
+
+    let channel = "tongxun:ws:/ws";
+    let (slot, from) = cluster.slot_of(channel);
+    let to = (from + 1) % 3;
+    cluster.move_empty_slot(slot, to);
+    let subscribers = |master: usize| {
+        let answer = cluster.cli_on(master, &["PUBSUB", "SHARDNUMSUB", channel]);
+        answer.lines().nth(1).unwrap().to_owned()
+    };
+    let moved = tokio::time::timeout(support::STEP, async {
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            if subscribers(to) == "2" {
+                return;
+            }
+        }
+    });
+    moved
+        .await
+        .expect("both nodes subscribe on the new master in time");
+    assert_eq!(cluster.master_of(slot), to);
+    for master in [from, 3 - from - to] {
+        assert_eq!(subscribers(master), "0", "no subscription is left behind");
+    }
+
+    b.ws.broadcast("after");
+    b.ws.broadcast("end");
+    assert_eq!(next_text().await, "after");
+    assert_eq!(next_text().await, "end", "the message came once");
+    drop(ws);
     a.server.shutdown().await.unwrap();
     b.server.shutdown().await.unwrap();
 }

@@ -223,6 +223,61 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// The slot of `key` (or channel), and the master serving it, as an index of
+    /// [`ports`](Self::ports).
+    pub fn slot_of(&self, key: &str) -> (u16, usize) {
+        let slot: u16 = self.cli(&["CLUSTER", "KEYSLOT", key]).parse().unwrap();
+        (slot, self.master_of(slot))
+    }
+
+    /// The master serving `slot`, as an index of [`ports`](Self::ports).
+    pub fn master_of(&self, slot: u16) -> usize {
+        let ids = self.cli_each(&["CLUSTER", "MYID"]);
+        let nodes = self.cli(&["CLUSTER", "NODES"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            // Slot ranges from the ninth field on; `[...]` entries are slots being moved.
+            let serves = fields.iter().skip(8).any(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                match (low.parse::<u16>(), high.parse::<u16>()) {
+                    (Ok(low), Ok(high)) => (low..=high).contains(&slot),
+                    _ => false,
+                }
+            });
+            if serves {
+                return ids.iter().position(|id| id == fields[0]).unwrap();
+            }
+        }
+        panic!("no master serves slot {slot}:\n{nodes}");
+    }
+
+    /// Moves `slot`, which holds no key, to master `to` (an index of [`ports`](Self::ports)),
+    /// as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT` importing on the new master,
+    /// migrating on the old one, then the new owner on every master.
+    pub fn move_empty_slot(&self, slot: u16, to: usize) {
+        let from = self.master_of(slot);
+        let ids = self.cli_each(&["CLUSTER", "MYID"]);
+        let slot = slot.to_string();
+        let setslot = |on: usize, args: &[&str]| {
+            let mut all = vec!["CLUSTER", "SETSLOT", &slot];
+            all.extend_from_slice(args);
+            assert_eq!(cli(self.ports[on], &all), "OK", "CLUSTER SETSLOT {args:?}");
+        };
+        setslot(to, &["IMPORTING", &ids[from]]);
+        setslot(from, &["MIGRATING", &ids[to]]);
+        // The old owner first drops it, then the new one and the third master learn.
+        for on in [from, to, 3 - from - to] {
+            setslot(on, &["NODE", &ids[to]]);
+        }
+    }
+
+    /// Runs `redis-cli` against master `n` (an index of [`ports`](Self::ports)).
+    pub fn cli_on(&self, n: usize, args: &[&str]) -> String {
+        cli(self.ports[n], args)
+    }
+}
+
 /// Runs `redis-cli` against the Redis on `port`.
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
