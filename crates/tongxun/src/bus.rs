@@ -318,9 +318,12 @@ impl RedisBus {
 
     /// Makes the connection, which hands every pub/sub message to [`dispatch`].
     async fn connect(&self) -> Result<RedisConn, RedisError> {
-        let handlers = self.inner.clone();
+        // Weak: the connection is the bus's, and goes with it when the last user drops it.
+        let bus = Arc::downgrade(&self.inner);
         let push_sender = move |push: PushInfo| {
-            dispatch(&handlers, push);
+            if let Some(inner) = bus.upgrade() {
+                dispatch(&inner, push);
+            }
             Ok::<(), std::convert::Infallible>(())
         };
         match &self.inner.target {
