@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::redis::RedisServer;
-use tongxun::shared::{Claim, Holder, NODE_LEASE, SharedState};
+use tongxun::shared::{Claim, Holder, NODE_LEASE, SharedError, SharedState};
 use tongxun::{Config, Server};
 
 /// A node on `redis` sharing `state`: built, so that its bus carries the state, not serving.
@@ -183,4 +183,42 @@ async fn a_node_writes_back_what_it_holds_when_redis_lost_its_data() {
         .await
         .unwrap();
     assert!(after > before, "{after} > {before}");
+}
+
+#[tokio::test]
+async fn a_release_that_could_not_reach_redis_is_done_once_it_answers_again() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (SharedState::new(), SharedState::new());
+    let (_na, _nb) = (node(&redis, &a), node(&redis, &b));
+    eventually(support::STEP, || async {
+        a.names("nicks").claim("ada", "s1", "Ada").await.ok()
+    })
+    .await;
+    a.groups("rooms").add("general", "s1", "Ada").await.unwrap();
+
+    // Redis keeps its data but answers nobody for a while: the calls miss their deadline.
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "1000", "ALL"]), "OK");
+    let released = a.names("nicks").release("ada", "s1").await;
+    assert!(
+        matches!(released, Err(SharedError::Unreachable)),
+        "{released:?}"
+    );
+    let removed = a.groups("rooms").remove("general", "s1").await;
+    assert!(
+        matches!(removed, Err(SharedError::Unreachable)),
+        "{removed:?}"
+    );
+
+    // Node A's lease never lapsed; its renewal does what failed.
+    eventually(support::STEP, || async {
+        matches!(b.names("nicks").holder("ada").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert!(
+        b.groups("rooms")
+            .members("general")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

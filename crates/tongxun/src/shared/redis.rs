@@ -10,7 +10,7 @@
 //! | `tongxun:{shared}:log:<scope>:<name>` | list, expires [`LOG_IDLE_EXPIRY`] after its last append | `<id>\|<data>` |
 //! | `tongxun:{shared}:next:<scope>` | counter | the scope's last id |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -135,6 +135,10 @@ return redis.call('INCR', KEYS[1])
 struct Held {
     names: HashMap<(String, String), (String, String)>,
     members: HashMap<(String, String, String), String>,
+    /// Releases and removals that could not reach Redis, tried again at each renewal: until
+    /// then the entry stays in Redis under this node's live lease.
+    unreleased: HashSet<(String, String, String)>,
+    unremoved: HashSet<(String, String, String)>,
 }
 
 pub(super) struct RedisState {
@@ -176,12 +180,17 @@ impl RedisState {
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(RENEW_EVERY);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut recoveries = renewer.bus.recoveries();
             loop {
                 interval.tick().await;
                 if state.strong_count() == 0 {
                     return;
                 }
-                renewer.renew().await;
+                // A write that failed while Redis was away is in `held`: written back too.
+                let after_loss = recoveries.has_changed().unwrap_or(false);
+                if renewer.renew(after_loss).await {
+                    recoveries.borrow_and_update();
+                }
             }
         });
         redis
@@ -191,8 +200,9 @@ impl RedisState {
         format!("{}{}", lease_prefix(), self.node)
     }
 
-    /// Renews the lease; writes back what this node holds if the lease had lapsed.
-    async fn renew(&self) {
+    /// Renews the lease; writes back what this node holds if the lease had lapsed or Redis was
+    /// lost since the last renewal. Tells whether Redis answered.
+    async fn renew(&self, after_loss: bool) -> bool {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.lease_key())
             .arg("1")
@@ -200,10 +210,11 @@ impl RedisState {
             .arg(lease_ms())
             .arg("GET");
         let Ok(previous) = self.query::<Option<String>>(&cmd).await else {
-            return;
+            return false;
         };
-        if previous.is_some() {
-            return;
+        self.retry_pending().await;
+        if previous.is_some() && !after_loss {
+            return true;
         }
         let (names, members) = {
             let held = lock(&self.held);
@@ -220,12 +231,12 @@ impl RedisState {
             (names, members)
         };
         if names.is_empty() && members.is_empty() {
-            return;
+            return true;
         }
         tracing::warn!(
             names = names.len(),
             members = members.len(),
-            "this node's shared state had lapsed in Redis: writing it back"
+            "writing back this node's shared state after a loss of Redis"
         );
         for ((scope, name), (owner, value)) in names {
             match self.claim(&scope, &name, &owner, &value).await {
@@ -238,6 +249,34 @@ impl RedisState {
         }
         for ((scope, group, key), value) in members {
             self.add(&scope, &group, &key, &value).await.ok();
+        }
+        true
+    }
+
+    /// Tries again the releases and removals that failed.
+    async fn retry_pending(&self) {
+        let (unreleased, unremoved) = {
+            let mut held = lock(&self.held);
+            (
+                std::mem::take(&mut held.unreleased),
+                std::mem::take(&mut held.unremoved),
+            )
+        };
+        // A failure puts it back in its set; one the owner took again meanwhile stays.
+        for (scope, name, owner) in unreleased {
+            let key = (scope, name);
+            let again = lock(&self.held)
+                .names
+                .get(&key)
+                .is_some_and(|(o, _)| *o == owner);
+            if !again {
+                self.release(&key.0, &key.1, &owner).await.ok();
+            }
+        }
+        for member in unremoved {
+            if !lock(&self.held).members.contains_key(&member) {
+                self.remove(&member.0, &member.1, &member.2).await.ok();
+            }
         }
     }
 
@@ -288,10 +327,14 @@ impl RedisState {
                 held.names.remove(&key);
             }
         }
-        let released: i64 = self
-            .script(&RELEASE, &[names_key(scope)], &[name, &self.node, owner])
-            .await?;
-        Ok(released == 1)
+        let released = self
+            .script::<i64>(&RELEASE, &[names_key(scope)], &[name, &self.node, owner])
+            .await;
+        if released.is_err() {
+            let pending = (scope.to_owned(), name.to_owned(), owner.to_owned());
+            lock(&self.held).unreleased.insert(pending);
+        }
+        Ok(released? == 1)
     }
 
     pub(super) async fn holder(
@@ -339,8 +382,12 @@ impl RedisState {
             .remove(&(scope.to_owned(), group.to_owned(), key.to_owned()));
         let mut cmd = redis::cmd("HDEL");
         cmd.arg(group_key(scope, group)).arg(key);
-        let removed: i64 = self.query(&cmd).await?;
-        Ok(removed == 1)
+        let removed = self.query::<i64>(&cmd).await;
+        if removed.is_err() {
+            let pending = (scope.to_owned(), group.to_owned(), key.to_owned());
+            lock(&self.held).unremoved.insert(pending);
+        }
+        Ok(removed? == 1)
     }
 
     pub(super) async fn members(
