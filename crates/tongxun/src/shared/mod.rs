@@ -50,8 +50,12 @@ use memory::Memory;
 /// How long an entry outlives the node that wrote it, when the node stops renewing its lease.
 pub const NODE_LEASE: Duration = Duration::from_secs(3);
 
-/// How long a call waits for Redis before it fails with [`SharedError::Unreachable`].
-pub const SHARED_DEADLINE: Duration = Duration::from_millis(40);
+/// How long a call waits for Redis before it fails with [`SharedError::Unreachable`] (and the
+/// node takes Redis for away until its heartbeat reaches it again). A Redis that was killed or
+/// refuses connections fails a call at once; this bounds the wait on one that stopped
+/// answering. It is well above a loaded machine's worst round trip (a script's first run is
+/// two, to load it), so that a busy moment is not taken for a lost Redis.
+pub const SHARED_DEADLINE: Duration = Duration::from_millis(250);
 
 /// State shared by the nodes. Cloning is cheap: clones share it.
 #[derive(Clone, Default)]

@@ -488,18 +488,18 @@ impl RedisState {
     }
 
     /// Runs `call` on a live connection within [`SHARED_DEADLINE`], noting on the bus whether
-    /// Redis answered.
+    /// Redis answered. The node's first connection is waited for (the bus bounds it by its
+    /// connection timeout): a call right after start is not refused for a connection still
+    /// being made.
     async fn bounded<T>(
         &self,
         call: impl AsyncFnOnce(&mut crate::bus::Connection) -> Result<T, RedisError>,
     ) -> Result<T, SharedError> {
-        let attempt = async {
-            let mut conn = self.bus.live().await?;
-            Some(call(&mut conn).await)
+        let Some(mut conn) = self.bus.live().await else {
+            return Err(SharedError::Unreachable);
         };
-        let result = match tokio::time::timeout(SHARED_DEADLINE, attempt).await {
-            Ok(Some(result)) => result,
-            Ok(None) => return Err(SharedError::Unreachable),
+        let result = match tokio::time::timeout(SHARED_DEADLINE, call(&mut conn)).await {
+            Ok(result) => result,
             Err(_) => Err(RedisError::from((
                 redis::ErrorKind::Io,
                 "shared-state call timed out",
