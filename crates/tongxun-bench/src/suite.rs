@@ -91,6 +91,9 @@ impl Plan {
         if peers.len() != 1 {
             bail!("--addr needs exactly one --peer saying what the server is");
         }
+        if peers == [Peer::TongxunRedis] {
+            bail!("--addr names one server, not the two nodes and Redis of tongxun-redis");
+        }
         for row in &mut self.rows {
             if matches!(row.state, RowState::Skipped(_)) {
                 row.state = RowState::Ran(Vec::new());
