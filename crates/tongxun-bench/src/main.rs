@@ -73,6 +73,10 @@ enum Command {
         /// The process id of the server at `--addr`, for its memory.
         #[arg(long, requires = "addr")]
         pid: Option<u32>,
+        /// A `tracing` filter for the logs of the Rust peers the bench starts, on stderr (such
+        /// as `tongxun=info`, to see why messages were lost).
+        #[arg(long)]
+        peer_log: Option<String>,
     },
     /// Serves one Rust peer (the bench starts its peers this way).
     Serve {
@@ -311,12 +315,16 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             sizes,
             addr,
             pid,
+            peer_log,
         } => {
             let sizes = sizes.apply(Sizes::full());
             check_fd_limit(limit, &sizes);
             let mut plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
             if let (Some(addr), Some(pid)) = (addr, pid) {
                 plan.use_external(addr, pid)?;
+            }
+            if let Some(filter) = peer_log {
+                plan.log_peers(filter);
             }
             let results = plan.run().await;
             print!("{}", report::render_results_only(&results));

@@ -17,6 +17,8 @@ pub(crate) mod ws_hub;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ use crate::client::Protocol;
 
 /// Time a peer gets to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// What tongxun's Redis bus logs (at `error`, target `tongxun::bus`) each time a node takes
+/// Redis for away: a failed or late publish. The two-node peer's stderr is read for it.
+const REDIS_LOST: &str = "lost Redis";
 
 /// A server the scenarios run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,6 +119,17 @@ pub(crate) struct Running {
     stdin: Option<ChildStdin>,
     /// The two-node peer's node B and Redis, stopped after node A.
     cluster: Option<Cluster>,
+    /// A tongxun node of the two-node peer: how many times it logged [`REDIS_LOST`].
+    redis_lost: Option<Arc<AtomicU64>>,
+}
+
+/// What becomes of a peer's standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stderr {
+    /// The bench's own.
+    Inherit,
+    /// Read for [`REDIS_LOST`], and copied to the bench's when `copy`.
+    Watch { copy: bool },
 }
 
 /// What the two-node peer runs besides node A.
@@ -126,23 +142,36 @@ struct Cluster {
 
 impl Running {
     /// Starts `peer` on a free loopback port and waits for its `listening on` line; for the
-    /// two-node peer, starts `redis-server` first, then both nodes.
-    pub(crate) fn start(peer: Peer) -> Result<Running> {
+    /// two-node peer, starts `redis-server` first, then both nodes. A Rust peer logs on stderr
+    /// with the `tracing` filter `log`, if given.
+    pub(crate) fn start(peer: Peer, log: Option<&str>) -> Result<Running> {
+        let mut args = Vec::new();
+        if let Some(filter) = log {
+            args.extend(["--log", filter]);
+        }
         if peer == Peer::TongxunRedis {
             let redis = redis::RedisServer::start()?;
             let url = redis.url();
-            let args = ["--redis-url", url.as_str()];
-            let mut a = Running::spawn(Peer::Tongxun, &args)?;
-            let other = Box::new(Running::spawn(Peer::Tongxun, &args)?);
+            // The bus's errors are always on, to count the times a node took Redis for away.
+            let filter = match log {
+                Some(filter) => format!("{filter},tongxun::bus=warn"),
+                None => "tongxun::bus=warn".to_owned(),
+            };
+            let args = ["--log", filter.as_str(), "--redis-url", url.as_str()];
+            let stderr = Stderr::Watch {
+                copy: log.is_some(),
+            };
+            let mut a = Running::spawn(Peer::Tongxun, &args, stderr)?;
+            let other = Box::new(Running::spawn(Peer::Tongxun, &args, stderr)?);
             a.peer = peer;
             a.cluster = Some(Cluster { other, redis });
             return Ok(a);
         }
-        Running::spawn(peer, &[])
+        Running::spawn(peer, &args, Stderr::Inherit)
     }
 
     /// Starts one peer process, with `extra` arguments to `serve`.
-    fn spawn(peer: Peer, extra: &[&str]) -> Result<Running> {
+    fn spawn(peer: Peer, extra: &[&str], stderr: Stderr) -> Result<Running> {
         let mut command = match peer {
             Peer::Node => node::command(),
             _ => {
@@ -162,9 +191,16 @@ impl Running {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match stderr {
+                Stderr::Inherit => Stdio::inherit(),
+                Stderr::Watch { .. } => Stdio::piped(),
+            })
             .spawn()
             .with_context(|| format!("starting the {} peer", peer.label()))?;
+        let redis_lost = match (stderr, child.stderr.take()) {
+            (Stderr::Watch { copy }, Some(pipe)) => Some(watch_stderr(pipe, copy)),
+            _ => None,
+        };
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().context("peer stdout")?;
         let (tx, rx) = mpsc::channel();
@@ -189,6 +225,7 @@ impl Running {
             child: Some(child),
             stdin,
             cluster: None,
+            redis_lost,
         };
         let addr = match rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) => addr,
@@ -212,7 +249,21 @@ impl Running {
             child: None,
             stdin: None,
             cluster: None,
+            redis_lost: None,
         }
+    }
+
+    /// How many times so far the two-node peer's nodes took Redis for away (a publish that
+    /// failed or took longer than tongxun allows); `None` for the other peers.
+    pub(crate) fn redis_lost(&self) -> Option<u64> {
+        let cluster = self.cluster.as_ref()?;
+        let count = |running: &Running| {
+            running
+                .redis_lost
+                .as_ref()
+                .map_or(0, |n| n.load(Ordering::Relaxed))
+        };
+        Some(count(self) + count(&cluster.other))
     }
 
     /// The two-node peer's node B, where half the receivers connect; `None` for the others.
@@ -246,6 +297,25 @@ impl Running {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .context("no VmRSS in /proc/<pid>/status")
     }
+}
+
+/// Reads a tongxun node's standard error until it closes, counting [`REDIS_LOST`] lines and
+/// copying every line to the bench's when `copy`.
+fn watch_stderr(pipe: std::process::ChildStderr, copy: bool) -> Arc<AtomicU64> {
+    let lost = Arc::new(AtomicU64::new(0));
+    let counter = lost.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(REDIS_LOST) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            if copy {
+                eprintln!("{line}");
+            }
+        }
+    });
+    lost
 }
 
 /// CPU time process `pid` used so far (user and system), in seconds.

@@ -78,6 +78,7 @@ const ROOM_METRICS: &[Metric] = &[
     metric("delivered, other node (%)", true, 3),
     metric("nodes' CPU per delivery (µs)", false, 3),
     metric("Redis CPU per broadcast (µs)", false, 1),
+    metric("times a node took Redis for away", false, 0),
 ];
 
 const ACK_METRICS: &[Metric] = &[
@@ -474,7 +475,10 @@ fn room_method(room: &Room) -> String {
          of the end of the sending: delivered is the share that did, per side (a duplicate \
          counts once and is reported). The nodes' CPU (user and system, from \
          `/proc/<pid>/stat`, both nodes summed) is per delivery, Redis's per broadcast, from \
-         the start of the trial until every message arrived.",
+         the start of the trial until every message arrived. The last column counts the times \
+         a node logged `lost Redis` during the trial: a publish that failed or took longer than \
+         tongxun's 40 ms publish deadline, after which that node publishes nothing until its \
+         next heartbeat (every second) reaches Redis.",
         rate = room.rate,
         secs = room.secs,
         warmup = room.warmup_secs,

@@ -123,6 +123,8 @@ struct Trial {
     nodes_cpu: f64,
     /// Redis's CPU seconds over the same time, when there is a Redis.
     redis_cpu: Option<f64>,
+    /// The times a node took Redis for away over the same time, when there is a Redis.
+    redis_lost: Option<u64>,
 }
 
 struct Bench<'a> {
@@ -134,7 +136,8 @@ struct Bench<'a> {
 
 /// Runs a warm-up and a measured trial; returns p50 and p99 in ms on the sender's node and on
 /// the other node, the share delivered on each side (%), both nodes' CPU µs per delivery, and
-/// Redis's CPU µs per broadcast (NaN for what the peer has not: a second node, a Redis).
+/// Redis's CPU µs per broadcast, and the times a node took Redis for away (NaN for what the
+/// peer has not: a second node, a Redis).
 pub(crate) async fn run(peer: &Running, room: &Room) -> Result<Measured> {
     let mut bench = Bench::start(peer, room).await?;
     let outcome = async {
@@ -160,6 +163,7 @@ pub(crate) async fn run(peer: &Running, room: &Room) -> Result<Measured> {
         trial
             .redis_cpu
             .map_or(f64::NAN, |cpu| cpu * 1e6 / trial.total as f64),
+        trial.redis_lost.map_or(f64::NAN, |n| n as f64),
     ];
     Ok(Measured {
         values,
@@ -167,14 +171,24 @@ pub(crate) async fn run(peer: &Running, room: &Room) -> Result<Measured> {
     })
 }
 
-/// In smoke mode, fails on any loss, duplicate or ended connection.
+/// In smoke mode, fails on any loss, duplicate or ended connection, except losses on the other
+/// node while a node had taken Redis for away: a stall of the node past tongxun's publish
+/// deadline (a timing effect on a loaded machine, which a smoke run does not judge).
 fn check_smoke(trial: &Trial, room: &Room, which: &str) -> Result<()> {
-    if room.smoke
-        && let Some(note) = note(trial)
-    {
-        bail!("{which} at {}/s: {note}", room.rate);
+    if !room.smoke {
+        return Ok(());
     }
-    Ok(())
+    let Some(note) = note(trial) else {
+        return Ok(());
+    };
+    let (a, b) = (&trial.sender, &trial.other);
+    let only_other_node_lost = a.delivered == a.receivers * trial.total
+        && a.duplicates + b.duplicates + a.ended + b.ended == 0;
+    if only_other_node_lost && trial.redis_lost.unwrap_or(0) > 0 {
+        eprintln!("    smoke: {note}; not a failure: a node took Redis for away meanwhile");
+        return Ok(());
+    }
+    bail!("{which} at {}/s: {note}", room.rate)
 }
 
 /// What went wrong in a trial, if anything: losses, duplicates, ended connections.
@@ -204,6 +218,11 @@ fn note(trial: &Trial) -> Option<String> {
                 thousands(tally.ended as usize)
             ));
         }
+    }
+    if let Some(lost @ 1..) = trial.redis_lost {
+        notes.push(format!(
+            "the nodes took Redis for away {lost} times (`lost Redis` in their logs)"
+        ));
     }
     (!notes.is_empty()).then(|| notes.join("; "))
 }
@@ -258,6 +277,7 @@ impl<'a> Bench<'a> {
         }
         let nodes_before = self.peer.cpu_secs()?;
         let redis_before = self.peer.redis_cpu_secs().transpose()?;
+        let lost_before = self.peer.redis_lost();
         let started = Instant::now();
         let mut ticker = tokio::time::interval(SEND_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -294,6 +314,10 @@ impl<'a> Bench<'a> {
             (Some(after), Some(before)) => Some(after - before),
             _ => None,
         };
+        let redis_lost = match (self.peer.redis_lost(), lost_before) {
+            (Some(after), Some(before)) => Some(after - before),
+            _ => None,
+        };
         let (mut on_sender, mut on_other) = (Tally::default(), Tally::default());
         for (side, seen) in &self.receivers {
             let tally = match side {
@@ -313,6 +337,7 @@ impl<'a> Bench<'a> {
             other: on_other,
             nodes_cpu,
             redis_cpu,
+            redis_lost,
         };
         eprintln!(
             "    {} {}/s for {secs} s: {}",
