@@ -220,8 +220,13 @@ fn note(trial: &Trial) -> Option<String> {
         }
     }
     if let Some(lost @ 1..) = trial.redis_lost {
+        let times = if lost == 1 {
+            "once".to_owned()
+        } else {
+            format!("{lost} times")
+        };
         notes.push(format!(
-            "the nodes took Redis for away {lost} times (`lost Redis` in their logs)"
+            "the nodes took Redis for away {times} (`lost Redis` in their logs)"
         ));
     }
     (!notes.is_empty()).then(|| notes.join("; "))
