@@ -104,16 +104,29 @@ impl Conn {
     /// Opens a connection: TCP, the WebSocket upgrade and, for Socket.IO, the Engine.IO open
     /// packet and the namespace connect (`40` answered by `40{"sid":...}`).
     pub(crate) async fn connect(addr: SocketAddr, protocol: Protocol) -> Result<Conn> {
-        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(addr, protocol))
+        Self::connect_with(addr, protocol, "").await
+    }
+
+    /// As [`connect`](Self::connect), with `query` (such as `role=sender`) added to the
+    /// Socket.IO handshake's query, as `socket.io-client`'s `query` option does.
+    pub(crate) async fn connect_with(
+        addr: SocketAddr,
+        protocol: Protocol,
+        query: &str,
+    ) -> Result<Conn> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(addr, protocol, query))
             .await
             .context("handshake timed out")?
     }
 
-    async fn connect_inner(addr: SocketAddr, protocol: Protocol) -> Result<Conn> {
+    async fn connect_inner(addr: SocketAddr, protocol: Protocol, query: &str) -> Result<Conn> {
         static SEEDS: AtomicU32 = AtomicU32::new(0x9E37_79B9);
         let path = match protocol {
-            Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket",
-            Protocol::RawWs => "/ws",
+            Protocol::SocketIo if query.is_empty() => {
+                "/socket.io/?EIO=4&transport=websocket".to_owned()
+            }
+            Protocol::SocketIo => format!("/socket.io/?EIO=4&transport=websocket&{query}"),
+            Protocol::RawWs => "/ws".to_owned(),
             Protocol::Sse => bail!("an SSE peer takes no WebSocket connections"),
         };
         let stream = TcpStream::connect(addr).await.context("tcp connect")?;
@@ -411,8 +424,19 @@ pub(crate) async fn connect_many(
     n: usize,
     concurrency: usize,
 ) -> Result<Vec<Conn>> {
+    connect_many_with(addr, protocol, "", n, concurrency).await
+}
+
+/// As [`connect_many`], each handshake with `query` (see [`Conn::connect_with`]).
+pub(crate) async fn connect_many_with(
+    addr: SocketAddr,
+    protocol: Protocol,
+    query: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<Vec<Conn>> {
     futures_util::stream::iter(0..n)
-        .map(|_| Conn::connect(addr, protocol))
+        .map(|_| Conn::connect_with(addr, protocol, query))
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await

@@ -1,11 +1,13 @@
 //! tongxun's benchmark suite: a Socket.IO / WebSocket / Server-Sent Events load generator and
 //! the peer servers it measures (tongxun, bare socketioxide, Node `socket.io`, tongxun's WS hub
-//! and a bare tokio-tungstenite floor, tongxun's SSE hub and a minimal axum SSE floor).
+//! and a bare tokio-tungstenite floor, tongxun's SSE hub and a minimal axum SSE floor), and
+//! two tongxun nodes sharing a room through Redis (feature `redis`).
 //!
 //! ```text
 //! cargo run -p tongxun-bench --release -- suite   # everything; writes docs/benchmarks.md
 //! cargo run -p tongxun-bench --release -- smoke   # tiny sizes; fails on any loss or error
 //! cargo run -p tongxun-bench --release -- run --scenario ack-echo --peer tongxun
+//! cargo run -p tongxun-bench --release --features redis -- run --scenario redis-broadcast
 //! cargo run -p tongxun-bench --release -- serve --peer bare --port 3000
 //! ```
 
@@ -71,6 +73,10 @@ enum Command {
         /// The process id of the server at `--addr`, for its memory.
         #[arg(long, requires = "addr")]
         pid: Option<u32>,
+        /// A `tracing` filter for the logs of the Rust peers the bench starts, on stderr (such
+        /// as `tongxun=info`, to see why messages were lost).
+        #[arg(long)]
+        peer_log: Option<String>,
     },
     /// Serves one Rust peer (the bench starts its peers this way).
     Serve {
@@ -86,6 +92,10 @@ enum Command {
         /// A `tracing` filter for the peer's logs on stderr (none by default).
         #[arg(long)]
         log: Option<String>,
+        /// The tongxun peer's `Config::redis_url`: a node sharing rooms and broadcasts through
+        /// this Redis (needs the bench's feature `redis`).
+        #[arg(long)]
+        redis_url: Option<String>,
     },
 }
 
@@ -143,6 +153,13 @@ struct SizeArgs {
     /// Highest SSE publish rate tried [default: 2000].
     #[arg(long)]
     sse_max_rate: Option<u32>,
+    /// Room broadcasts per second of the Redis scenario [default: 200]; its receivers are
+    /// `--fanout-clients`.
+    #[arg(long)]
+    room_rate: Option<u32>,
+    /// Seconds the Redis scenario's measured trial sends for [default: 10].
+    #[arg(long)]
+    room_secs: Option<f64>,
 }
 
 impl SizeArgs {
@@ -161,6 +178,8 @@ impl SizeArgs {
             sse_subscribers,
             sse_start_rate,
             sse_max_rate,
+            room_rate,
+            room_secs,
         } = self;
         sizes.repeats = repeats.unwrap_or(sizes.repeats).max(1);
         sizes.fanout_clients = fanout_clients.unwrap_or(sizes.fanout_clients);
@@ -175,6 +194,8 @@ impl SizeArgs {
         sizes.sse_subscribers = sse_subscribers.unwrap_or(sizes.sse_subscribers);
         sizes.sse_start_rate = sse_start_rate.unwrap_or(sizes.sse_start_rate);
         sizes.sse_max_rate = sse_max_rate.unwrap_or(sizes.sse_max_rate);
+        sizes.room_rate = room_rate.unwrap_or(sizes.room_rate).max(1);
+        sizes.room_secs = room_secs.unwrap_or(sizes.room_secs);
         sizes
     }
 }
@@ -207,6 +228,7 @@ fn main() -> ExitCode {
             port,
             exit_with_stdin,
             log,
+            redis_url,
         } => {
             if let Some(filter) = log {
                 tracing_subscriber::fmt()
@@ -214,7 +236,7 @@ fn main() -> ExitCode {
                     .with_writer(std::io::stderr)
                     .init();
             }
-            peers::serve(peer, port, exit_with_stdin)
+            peers::serve(peer, port, exit_with_stdin, redis_url)
         }
         command => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
@@ -258,7 +280,11 @@ async fn bench(command: Command) -> anyhow::Result<()> {
                 Peer::WsFloor,
                 Peer::SseHub,
                 Peer::SseFloor,
+                Peer::TongxunRedis,
             ];
+            if let Some(why) = Peer::TongxunRedis.unavailable() {
+                eprintln!("Room broadcast through Redis: skipped, {why}");
+            }
             if no_node {
                 eprintln!("Node peer: skipped (--no-node)");
             } else {
@@ -289,12 +315,16 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             sizes,
             addr,
             pid,
+            peer_log,
         } => {
             let sizes = sizes.apply(Sizes::full());
             check_fd_limit(limit, &sizes);
             let mut plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
             if let (Some(addr), Some(pid)) = (addr, pid) {
                 plan.use_external(addr, pid)?;
+            }
+            if let Some(filter) = peer_log {
+                plan.log_peers(filter);
             }
             let results = plan.run().await;
             print!("{}", report::render_results_only(&results));

@@ -38,6 +38,8 @@ pub(crate) struct Plan {
     sizes: Sizes,
     rows: Vec<Row>,
     external: Option<(SocketAddr, u32)>,
+    /// A `tracing` filter for the Rust peers' logs on stderr.
+    peer_log: Option<String>,
 }
 
 /// Everything measured, for the report.
@@ -81,7 +83,14 @@ impl Plan {
             sizes,
             rows,
             external: None,
+            peer_log: None,
         }
+    }
+
+    /// Has the Rust peers log on stderr with this `tracing` filter (to see why a run lost
+    /// messages).
+    pub(crate) fn log_peers(&mut self, filter: String) {
+        self.peer_log = Some(filter);
     }
 
     /// Runs against a server someone else started instead of starting the peer.
@@ -90,6 +99,9 @@ impl Plan {
         peers.dedup();
         if peers.len() != 1 {
             bail!("--addr needs exactly one --peer saying what the server is");
+        }
+        if peers == [Peer::TongxunRedis] {
+            bail!("--addr names one server, not the two nodes and Redis of tongxun-redis");
         }
         for row in &mut self.rows {
             if matches!(row.state, RowState::Skipped(_)) {
@@ -118,7 +130,14 @@ impl Plan {
                     row.label,
                     clock.elapsed().as_secs_f64()
                 );
-                let outcome = run_one(row.scenario, peer, &self.sizes, self.external).await;
+                let outcome = run_one(
+                    row.scenario,
+                    peer,
+                    &self.sizes,
+                    self.external,
+                    self.peer_log.as_deref(),
+                )
+                .await;
                 match &outcome {
                     Ok(measured) => {
                         let shown: Vec<String> = row
@@ -154,10 +173,11 @@ async fn run_one(
     peer: Peer,
     sizes: &Sizes,
     external: Option<(SocketAddr, u32)>,
+    log: Option<&str>,
 ) -> Result<Measured> {
     let running = match external {
         Some((addr, pid)) => Running::external(peer, addr, pid),
-        None => Running::start(peer)?,
+        None => Running::start(peer, log)?,
     };
     let values = tokio::time::timeout(RUN_TIMEOUT, scenario.run(&running, sizes))
         .await

@@ -1,6 +1,7 @@
 //! Keeps the benchmark harness working: runs `tongxun-bench smoke --no-node` (every scenario,
-//! tiny sizes, against tongxun, bare socketioxide and the WebSocket floor), which fails on any
-//! lost message or error.
+//! tiny sizes, against tongxun, bare socketioxide and the WebSocket floor, and, when built with
+//! the feature `redis` where `redis-server` is installed, two tongxun nodes through Redis),
+//! which fails on any lost message or error.
 
 use std::process::Command;
 

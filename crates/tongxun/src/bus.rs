@@ -59,6 +59,9 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a caller waits on a Redis that stopped answering.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A connection to Redis, for commands and scripts: one Redis or a cluster.
+pub(crate) type Connection = RedisConn;
+
 /// A pub/sub message: its channel and its payload.
 pub(crate) type Message = (String, Vec<u8>);
 
@@ -171,6 +174,8 @@ struct BusInner {
     node: u64,
     /// Publishes that did not reach Redis.
     publish_failures: AtomicU64,
+    /// When Redis was last lost, in milliseconds since the Unix epoch.
+    lost_at_ms: AtomicU64,
     /// Asks the cluster's subscription keeper ([`keep_subscriptions`]) to subscribe every
     /// channel again.
     resubscribe: Arc<Notify>,
@@ -233,6 +238,7 @@ impl RedisBus {
                 recoveries: watch::Sender::new(0),
                 node: crate::random_u64(),
                 publish_failures: AtomicU64::new(0),
+                lost_at_ms: AtomicU64::new(0),
                 resubscribe: Arc::new(Notify::new()),
             }),
         };
@@ -267,16 +273,20 @@ impl RedisBus {
     }
 
     /// This node's name on the bus.
-    #[cfg(feature = "ws")]
     pub(crate) fn node(&self) -> u64 {
         self.inner.node
     }
 
     /// Changes each time Redis is reachable again after it was lost: whatever was published in
     /// between never reached this node.
-    #[cfg(feature = "sse")]
     pub(crate) fn recoveries(&self) -> watch::Receiver<u64> {
         self.inner.recoveries.subscribe()
+    }
+
+    /// When Redis was last found lost (the epoch before it ever was).
+    pub(crate) fn lost_at(&self) -> std::time::SystemTime {
+        let ms = self.inner.lost_at_ms.load(Ordering::Relaxed);
+        std::time::UNIX_EPOCH + Duration::from_millis(ms)
     }
 
     fn handlers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, mpsc::Sender<Message>>> {
@@ -384,6 +394,10 @@ impl RedisBus {
 
     fn mark_down(&self, error: &RedisError) {
         if self.inner.up.swap(false, Ordering::Relaxed) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.inner.lost_at_ms.store(now, Ordering::Relaxed);
             tracing::error!("lost Redis ({error}): serving local clients only until it is back");
         } else {
             tracing::debug!("Redis still unreachable: {error}");
@@ -399,8 +413,7 @@ impl RedisBus {
 
     /// The connection while Redis is reachable; `None` at once while it is known to be away,
     /// so that no caller waits for the manager's reconnection attempts (about a second each).
-    #[cfg(feature = "sse")]
-    pub(crate) async fn live(&self) -> Option<RedisConn> {
+    pub(crate) async fn live(&self) -> Option<Connection> {
         if self.known_away() {
             return None;
         }
@@ -492,7 +505,7 @@ impl RedisBus {
 }
 
 /// Whether an error means Redis could not be reached, rather than that it refused a command.
-fn is_unreachable(error: &RedisError) -> bool {
+pub(crate) fn is_unreachable(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()

@@ -175,6 +175,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # State the nodes share
+//! [`shared::SharedState`] holds what an app must agree on across its nodes: names held by one
+//! owner (nicknames), groups of members (who is in a room) and bounded logs whose ids increase
+//! on every node (a room's history). It lives in memory, and in Redis once the server was given it
+//! ([`ServerBuilder::shared_state`]) with [`Config::redis_url`] set; what a node held frees
+//! itself when the node dies (see `shared` and `docs/scaling.md`).
+//!
 //! # Metrics
 //! With the `metrics` feature, each [`Server`] keeps Prometheus metrics of every transport in a
 //! registry of its own: connections per namespace and transport, events, acknowledgements,
@@ -224,6 +231,7 @@ mod meters;
 pub mod metrics;
 mod serve;
 mod server;
+pub mod shared;
 #[cfg(feature = "sse")]
 pub mod sse;
 mod sync;

@@ -1,5 +1,6 @@
 //! Why a request was refused.
 
+use tongxun::shared::SharedError;
 use tongxun::{BroadcastError, SendError};
 
 use crate::messages::MAX_TEXT;
@@ -58,6 +59,12 @@ pub(crate) enum ChatError {
     /// A private message to oneself.
     #[error("that is you")]
     ToSelf,
+    /// The state the chat's nodes share (Redis) cannot be reached: nicknames cannot be
+    /// checked.
+    #[error(
+        "the chat cannot check nicknames right now (its shared store is unreachable): try again in a moment"
+    )]
+    Unavailable(#[from] SharedError),
     /// A broadcast could not be sent (a server-side failure, not the client's).
     #[error("the server could not deliver it")]
     Delivery(#[source] BroadcastError),

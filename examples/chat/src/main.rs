@@ -39,6 +39,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use tongxun::admin::{AdminUi, UiFiles};
+use tongxun::shared::SharedState;
 use tongxun::sse::SseHub;
 use tongxun::{BuildError, ClientBundle, Config, Server};
 
@@ -74,9 +75,13 @@ fn app(bundle: ClientBundle, args: &Args) -> Result<Server, BuildError> {
         admin = admin.server_id(id);
     }
     let admin_files = UiFiles::new(ADMIN_UI_FILES).icons(ADMIN_UI_ICONS);
-    Server::builder()
+    // Nicknames, presence and history: in Redis with --redis-url, so that every node is one chat.
+    let shared = SharedState::new();
+    let chat = chat::Chat::new(&shared, feed.clone());
+    let server = Server::builder()
         .config(config)
-        .state(chat::Chat::new(feed.clone()))
+        .shared_state(shared)
+        .state(chat.clone())
         .namespace("/chat", chat::connect)
         .sse(feed)
         .client_bundle(bundle)
@@ -84,7 +89,9 @@ fn app(bundle: ClientBundle, args: &Args) -> Result<Server, BuildError> {
         .routes(web::routes().merge(admin_files.router("/admin/ui")))
         // Prometheus metrics for the operator (docs/operations.md).
         .routes_with(|io| io.metrics().router("/metrics"))
-        .try_build()
+        .try_build()?;
+    tokio::spawn(chat.catch_up(server.io()));
+    Ok(server)
 }
 
 /// A Socket.IO chat with its web page.
@@ -97,7 +104,7 @@ struct Args {
     /// page loads.
     #[arg(long, default_value = DEFAULT_BUNDLE)]
     bundle: PathBuf,
-    /// Share rooms and messages with other chat nodes through this Redis
+    /// Be one chat with the other nodes on this Redis (nicknames, members, history, messages)
     /// (`redis://127.0.0.1:6379`); see docs/scaling.md.
     #[arg(long)]
     redis_url: Option<String>,

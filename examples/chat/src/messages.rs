@@ -1,11 +1,10 @@
 //! Messages: their text, ids and times, each room's history, and the rooms' read-only feeds.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tongxun::shared::{Log, SharedError, SharedState};
 use tongxun::sse::{SseEvent, SseHub};
 
 use crate::error::ChatError;
@@ -55,48 +54,80 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Every message's id, and the last [`HISTORY`] messages of each room, which its feed also
-/// publishes. The lock is taken briefly, never across an await.
-#[derive(Debug, Default)]
+/// Every message's id, the last [`HISTORY`] messages of each room, and the rooms' feeds. The
+/// history and the ids live in the chat's [`SharedState`]: in Redis when the chat runs on
+/// several nodes, so that every node numbers messages in one sequence and shows a newcomer the
+/// same history.
+#[derive(Debug)]
 pub(crate) struct Messages {
     /// Read-only feeds of the rooms: every message of room `r` is also published to the SSE
     /// topic `chat:r` (`GET /events?topic=chat:general`).
     feed: SseHub,
-    history: Mutex<HashMap<String, VecDeque<Message>>>,
-    next_id: AtomicU64,
+    history: Log,
+    /// Ids for what is sent while the shared state is away: above every id given before.
+    local_ids: AtomicU64,
+}
+
+/// A message as kept in the history: the message but its id, which the log gives.
+#[derive(Debug, Serialize, Deserialize)]
+struct Kept {
+    room: String,
+    from: String,
+    text: String,
+    at: u64,
 }
 
 impl Messages {
-    /// Messages whose rooms are also published to `feed`.
-    pub(crate) fn new(feed: SseHub) -> Self {
+    /// Messages kept in `shared`, whose rooms are also published to `feed`.
+    pub(crate) fn new(shared: &SharedState, feed: SseHub) -> Self {
         Self {
             feed,
-            ..Self::default()
+            history: shared.log("chat:history", HISTORY),
+            local_ids: AtomicU64::new(now().saturating_mul(1000)),
         }
     }
 
-    /// A new message of `room`, kept in its history.
-    pub(crate) fn keep(&self, room: String, from: String, text: String) -> Message {
-        let message = Message {
-            id: self.next_id(),
+    /// A new message of `room`, kept in its history; `false` with it when the history could not
+    /// be reached (Redis is away), so that the other nodes cannot catch it up later.
+    pub(crate) async fn keep(&self, room: String, from: String, text: String) -> (Message, bool) {
+        let kept = Kept {
             room,
             from,
             text,
             at: now(),
         };
-        let mut history = self.history();
-        let kept = history.entry(message.room.clone()).or_default();
-        kept.push_back(message.clone());
-        while kept.len() > HISTORY {
-            kept.pop_front();
-        }
-        message
+        let data = serde_json::to_string(&kept).expect("a message serializes");
+        let (id, shared) = match self.history.append(&kept.room, &data).await {
+            Ok(id) => (id, true),
+            Err(e) => {
+                tracing::warn!(room = %kept.room, "message kept on this node only: {e}");
+                (self.local_id(), false)
+            }
+        };
+        let Kept {
+            room,
+            from,
+            text,
+            at,
+        } = kept;
+        let message = Message {
+            id,
+            room,
+            from,
+            text,
+            at,
+        };
+        (message, shared)
     }
 
     /// A new private message.
-    pub(crate) fn private(&self, from: String, to: String, text: String) -> Private {
+    pub(crate) async fn private(&self, from: String, to: String, text: String) -> Private {
+        let id = match self.history.next_id().await {
+            Ok(id) => id,
+            Err(_) => self.local_id(),
+        };
         Private {
-            id: self.next_id(),
+            id,
             from,
             to,
             text,
@@ -104,12 +135,30 @@ impl Messages {
         }
     }
 
+    /// The history of `room`, oldest first; empty when it cannot be reached.
+    pub(crate) async fn recent(&self, room: &str) -> Vec<Message> {
+        self.history(room).await.unwrap_or_else(|e| {
+            tracing::warn!(%room, "history unavailable: {e}");
+            Vec::new()
+        })
+    }
+
     /// The history of `room`, oldest first.
-    pub(crate) fn recent(&self, room: &str) -> Vec<Message> {
-        self.history()
-            .get(room)
-            .map(|kept| kept.iter().cloned().collect())
-            .unwrap_or_default()
+    pub(crate) async fn history(&self, room: &str) -> Result<Vec<Message>, SharedError> {
+        let entries = self.history.recent(room).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| {
+                let kept: Kept = serde_json::from_str(&entry.data).ok()?;
+                Some(Message {
+                    id: entry.id,
+                    room: kept.room,
+                    from: kept.from,
+                    text: kept.text,
+                    at: kept.at,
+                })
+            })
+            .collect())
     }
 
     /// Publishes a message of a room to the room's feed. The feed is a view: the room already
@@ -126,40 +175,29 @@ impl Messages {
         }
     }
 
-    /// Forgets the history and the feed of `room` if it is not a default room and `emptied`
-    /// says it has no members left.
-    pub(crate) async fn forget_if(&self, room: &str, emptied: impl FnOnce() -> bool) {
+    /// Forgets the history and the feed of `room`, unless it is a default room.
+    pub(crate) async fn forget(&self, room: &str) {
         if DEFAULT_ROOMS.contains(&room) {
             return;
         }
-        // Checked under the lock, so a message sent by someone joining meanwhile stays.
-        let emptied = {
-            let mut history = self.history();
-            let emptied = emptied();
-            if emptied {
-                history.remove(room);
-            }
-            emptied
-        };
+        if let Err(e) = self.history.forget(room).await {
+            tracing::warn!(%room, "the room's history stays until it expires: {e}");
+        }
         // The room's feed forgets too, so that no `Last-Event-ID` replays what the room forgot.
-        // A message sent in the moment between the two may go with it: the feed is a view, the
-        // room has the message.
-        if emptied {
-            let topic = format!("chat:{room}");
-            if let Err(e) = self.feed.forget(&topic).await {
-                tracing::warn!(%topic, "the room's feed may keep its history: {e}");
-            }
+        let topic = format!("chat:{room}");
+        if let Err(e) = self.feed.forget(&topic).await {
+            tracing::warn!(%topic, "the room's feed may keep its history: {e}");
         }
     }
 
-    fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Takes the lock, even if a panicking thread poisoned it (the map stays consistent: every
-    /// update is a single insert or remove).
-    fn history(&self) -> MutexGuard<'_, HashMap<String, VecDeque<Message>>> {
-        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    fn local_id(&self) -> u64 {
+        let floor = now().saturating_mul(1000);
+        let mut id = self.local_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        if id < floor {
+            self.local_ids.fetch_max(floor, Ordering::Relaxed);
+            id = self.local_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        }
+        id
     }
 }
 
@@ -182,20 +220,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_room_keeps_its_last_messages_until_it_empties_unless_it_is_a_default_room() {
-        let messages = Messages::default();
+    async fn a_room_keeps_its_last_messages_until_forgotten_unless_it_is_a_default_room() {
+        let messages = Messages::new(&SharedState::new(), SseHub::default());
+        let mut ids = Vec::new();
         for n in 0..=HISTORY {
-            messages.keep("rust".into(), "ada".into(), n.to_string());
+            let (message, shared) = messages
+                .keep("rust".into(), "ada".into(), n.to_string())
+                .await;
+            assert!(shared);
+            ids.push(message.id);
         }
-        messages.keep("general".into(), "ada".into(), "hi".into());
-        let kept = messages.recent("rust");
+        messages
+            .keep("general".into(), "ada".into(), "hi".into())
+            .await;
+        let kept = messages.recent("rust").await;
         assert_eq!(kept.len(), HISTORY);
-        assert_eq!((kept[0].id, kept[HISTORY - 1].id), (1, HISTORY as u64));
-        messages.forget_if("rust", || false).await;
-        assert_eq!(messages.recent("rust").len(), HISTORY);
-        messages.forget_if("rust", || true).await;
-        assert!(messages.recent("rust").is_empty());
-        messages.forget_if("general", || true).await;
-        assert_eq!(messages.recent("general").len(), 1);
+        assert_eq!((kept[0].id, kept[HISTORY - 1].id), (ids[1], ids[HISTORY]));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
+        assert_eq!(kept[0].text, "1");
+        messages.forget("rust").await;
+        assert!(messages.recent("rust").await.is_empty());
+        messages.forget("general").await;
+        assert_eq!(messages.recent("general").await.len(), 1);
     }
 }

@@ -1,9 +1,7 @@
-//! Nicknames: their rules, the socket extension holding each one, and the registry that makes
-//! claiming one atomic.
+//! Nicknames: their rules, the socket extension holding each one, and the registry, shared by
+//! every node, that makes claiming one atomic.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
+use tongxun::shared::{Claim, Names, SharedState};
 use tongxun::{Sid, Socket};
 
 use crate::error::ChatError;
@@ -50,52 +48,59 @@ pub(crate) fn valid_nick(raw: &str) -> Result<String, ChatError> {
 /// Who holds a nickname.
 #[derive(Debug, Clone)]
 pub(crate) struct Owner {
-    pub(crate) sid: Sid,
+    /// The holder's socket id, which is also the name of its own room on every node.
+    pub(crate) sid: String,
     pub(crate) nick: String,
 }
 
-/// The nicknames in use, by their lowercase form. Its lock is taken briefly, never across an
-/// await.
-#[derive(Debug, Default)]
-pub(crate) struct Nicknames(Mutex<HashMap<String, Owner>>);
+/// The nicknames in use on every node of the chat, by their lowercase form, in the chat's
+/// shared state: claiming one is atomic, in Redis when there are several nodes, and a nickname
+/// held by a node that died is free again once its lease lapses.
+#[derive(Debug, Clone)]
+pub(crate) struct Nicknames(Names);
 
 impl Nicknames {
+    /// The nicknames kept in `shared`.
+    pub(crate) fn new(shared: &SharedState) -> Self {
+        Self(shared.names("chat:nicks"))
+    }
+
     /// Gives `nick` to socket `sid` in place of its `old` one, unless another socket holds it
     /// in any case.
-    pub(crate) fn claim(&self, sid: Sid, nick: &str, old: Option<&str>) -> Result<(), ChatError> {
-        let mut nicks = self.lock();
-        if nicks
-            .get(&nick.to_lowercase())
-            .is_some_and(|owner| owner.sid != sid)
-        {
+    pub(crate) async fn claim(
+        &self,
+        sid: Sid,
+        nick: &str,
+        old: Option<&str>,
+    ) -> Result<(), ChatError> {
+        let owner = sid.to_string();
+        let key = nick.to_lowercase();
+        if let Claim::Held(_) = self.0.claim(&key, &owner, nick).await? {
             return Err(ChatError::NickTaken(nick.to_owned()));
         }
-        if let Some(old) = old {
-            nicks.remove(&old.to_lowercase());
+        if let Some(old) = old.map(str::to_lowercase).filter(|old| *old != key) {
+            // Should this fail, the old nickname is freed when the socket leaves.
+            if let Err(e) = self.0.release(&old, &owner).await {
+                tracing::warn!(%sid, %old, "previous nickname not released yet: {e}");
+            }
         }
-        let nick = nick.to_owned();
-        nicks.insert(nick.to_lowercase(), Owner { sid, nick });
         Ok(())
     }
 
     /// Frees `nick` if socket `sid` holds it.
-    pub(crate) fn release(&self, sid: Sid, nick: &str) {
-        let mut nicks = self.lock();
-        let key = nick.to_lowercase();
-        if nicks.get(&key).is_some_and(|owner| owner.sid == sid) {
-            nicks.remove(&key);
+    pub(crate) async fn release(&self, sid: Sid, nick: &str) {
+        if let Err(e) = self.0.release(&nick.to_lowercase(), &sid.to_string()).await {
+            tracing::warn!(%sid, %nick, "nickname not released (it frees when this node's lease lapses): {e}");
         }
     }
 
     /// Who holds `nick`, in any case.
-    pub(crate) fn owner(&self, nick: &str) -> Option<Owner> {
-        self.lock().get(&nick.to_lowercase()).cloned()
-    }
-
-    /// Takes the lock, even if a panicking thread poisoned it (the map stays consistent: every
-    /// update is a single insert or remove).
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Owner>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) async fn owner(&self, nick: &str) -> Result<Option<Owner>, ChatError> {
+        let holder = self.0.holder(&nick.to_lowercase()).await?;
+        Ok(holder.map(|holder| Owner {
+            sid: holder.owner,
+            nick: holder.value,
+        }))
     }
 }
 
@@ -138,24 +143,26 @@ mod tests {
         assert_eq!(valid_nick("李雷").ok().as_deref(), Some("李雷"));
     }
 
-    #[test]
-    fn a_nickname_is_held_by_one_socket_in_any_case_until_released() {
+    #[tokio::test]
+    async fn a_nickname_is_held_by_one_socket_in_any_case_until_released() {
         let (ada, grace) = (Sid::new(), Sid::new());
-        let nicks = Nicknames::default();
-        assert!(nicks.claim(ada, "ada", None).is_ok());
+        let nicks = Nicknames::new(&SharedState::new());
+        assert!(nicks.claim(ada, "ada", None).await.is_ok());
         assert!(matches!(
-            nicks.claim(grace, "ADA", None),
+            nicks.claim(grace, "ADA", None).await,
             Err(ChatError::NickTaken(taken)) if taken == "ADA"
         ));
         // Its owner may change its case; after a change, the old one is free.
-        assert!(nicks.claim(ada, "Ada", Some("ada")).is_ok());
-        assert_eq!(nicks.owner("ADA").map(|o| o.nick).as_deref(), Some("Ada"));
-        assert!(nicks.claim(ada, "lovelace", Some("Ada")).is_ok());
-        assert!(nicks.owner("ada").is_none());
+        assert!(nicks.claim(ada, "Ada", Some("ada")).await.is_ok());
+        let owner = nicks.owner("ADA").await.ok().flatten();
+        assert_eq!(owner.map(|o| o.nick).as_deref(), Some("Ada"));
+        assert!(nicks.claim(ada, "lovelace", Some("Ada")).await.is_ok());
+        assert!(nicks.owner("ada").await.ok().flatten().is_none());
         // Only its owner releases it.
-        nicks.release(grace, "lovelace");
-        assert!(nicks.owner("lovelace").is_some_and(|o| o.sid == ada));
-        nicks.release(ada, "lovelace");
-        assert!(nicks.owner("lovelace").is_none());
+        nicks.release(grace, "lovelace").await;
+        let owner = nicks.owner("lovelace").await.ok().flatten();
+        assert!(owner.is_some_and(|o| o.sid == ada.to_string()));
+        nicks.release(ada, "lovelace").await;
+        assert!(nicks.owner("lovelace").await.ok().flatten().is_none());
     }
 }

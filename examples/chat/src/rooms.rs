@@ -1,9 +1,11 @@
-//! Rooms and presence: room names, which rooms a socket is in, and who is in a room.
+//! Rooms and presence: room names, which rooms a socket is in, and who is in a room on every
+//! node.
 //!
 //! Sockets join Socket.IO rooms named `#<room>`, so a chat room can never be mistaken for the
 //! room every socket has under its own id (which is how a private message reaches exactly one
 //! socket).
 
+use tongxun::shared::{Groups, SharedState};
 use tongxun::{Sid, Socket};
 
 use crate::error::ChatError;
@@ -68,35 +70,88 @@ pub(crate) fn member_of(socket: &Socket, raw: &str) -> Result<String, ChatError>
     }
 }
 
-/// The nicknames in a room, sorted regardless of case, read from each member's extensions.
-pub(crate) fn members(socket: &Socket, room: &str, leaving: Option<Sid>) -> Vec<String> {
-    let mut nicks: Vec<String> = socket
+/// Who is in which room, on every node: each member's socket id and nickname, in the chat's
+/// shared state. A member whose node died leaves the lists once the node's lease lapses.
+#[derive(Debug, Clone)]
+pub(crate) struct Presence(Groups);
+
+impl Presence {
+    /// The presence kept in `shared`.
+    pub(crate) fn new(shared: &SharedState) -> Self {
+        Self(shared.groups("chat:rooms"))
+    }
+
+    /// Lists `socket` in `room` under `nick` (again, after a nickname change).
+    pub(crate) async fn enter(&self, socket: &Socket, room: &str, nick: &str) {
+        if let Err(e) = self.0.add(room, &socket.id().to_string(), nick).await {
+            tracing::warn!(sid = %socket.id(), %room, "listed on this node only: {e}");
+        }
+    }
+
+    /// Takes `socket` off the list of `room`.
+    pub(crate) async fn leave(&self, socket: &Socket, room: &str) {
+        if let Err(e) = self.0.remove(room, &socket.id().to_string()).await {
+            tracing::warn!(sid = %socket.id(), %room, "still listed until this node's lease lapses: {e}");
+        }
+    }
+
+    /// The nicknames in a room on every node, sorted regardless of case, leaving out
+    /// `leaving`. While the shared state is unreachable, those of this node.
+    pub(crate) async fn members(
+        &self,
+        socket: &Socket,
+        room: &str,
+        leaving: Option<Sid>,
+    ) -> Vec<String> {
+        let leaving = leaving.map(|sid| sid.to_string());
+        let mut nicks: Vec<String> = match self.0.members(room).await {
+            Ok(members) => members
+                .into_iter()
+                .filter(|m| Some(&m.key) != leaving.as_ref())
+                .map(|m| m.value)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(%room, "members of this node only: {e}");
+                local_members(socket, room, leaving.as_deref())
+            }
+        };
+        nicks.sort_by_key(|n: &String| (n.to_lowercase(), n.clone()));
+        nicks.dedup();
+        nicks
+    }
+
+    /// Sends a room, on every node, its member list, leaving out `leaving` (to whom it is not
+    /// sent either).
+    pub(crate) async fn announce(
+        &self,
+        socket: &Socket,
+        room: &str,
+        leaving: Option<Sid>,
+    ) -> Result<(), ChatError> {
+        let update = Members {
+            room,
+            members: self.members(socket, room, leaving).await,
+        };
+        let everyone = match leaving {
+            Some(_) => socket.to(tag(room)),
+            None => socket.within(tag(room)),
+        };
+        match everyone.emit("members", &update).await {
+            Ok(()) | Err(tongxun::BroadcastError::ThisNodeOnly) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The nicknames in a room on this node, read from each member's extensions.
+fn local_members(socket: &Socket, room: &str, leaving: Option<&str>) -> Vec<String> {
+    socket
         .within(tag(room))
         .sockets()
         .iter()
-        .filter(|s| s.connected() && Some(s.id()) != leaving)
+        .filter(|s| s.connected() && Some(s.id().to_string().as_str()) != leaving)
         .filter_map(|s| s.extensions().get::<Nick>().map(|Nick(nick)| nick))
-        .collect();
-    nicks.sort_by_key(|n: &String| (n.to_lowercase(), n.clone()));
-    nicks
-}
-
-/// Sends a room its member list, leaving out `leaving` (to whom it is not sent either).
-pub(crate) async fn announce_members(
-    socket: &Socket,
-    room: &str,
-    leaving: Option<Sid>,
-) -> Result<(), ChatError> {
-    let update = Members {
-        room,
-        members: members(socket, room, leaving),
-    };
-    let everyone = match leaving {
-        Some(_) => socket.to(tag(room)),
-        None => socket.within(tag(room)),
-    };
-    everyone.emit("members", &update).await?;
-    Ok(())
+        .collect()
 }
 
 #[cfg(test)]

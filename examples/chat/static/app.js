@@ -257,8 +257,9 @@ async function joinRoom(name, rejoining = false) {
  * place by time, and resolves the page's own messages whose answer a dropped connection lost
  * but which the server has. Returns how many were added.
  *
- * A message is known by its id, time and sender together: ids count per server process, so a
- * restarted server (or another node) hands out ids already on screen for other messages.
+ * A message is known by its id, time and sender together. Ids are unique across the chat's
+ * servers; the time and sender keep a message sent while Redis was away (numbered by its
+ * server alone) from being taken for another.
  */
 function mergeHistory(conv, history) {
   const seen = new Set(conv.items.filter((i) => i.type === "message" && i.id !== undefined).map(messageKey));
@@ -283,6 +284,12 @@ function mergeHistory(conv, history) {
 }
 
 const messageKey = (item) => `${item.id}/${item.at}/${item.from}`;
+
+/** Whether message `m` of the server is already in `conv`. */
+const shown = (conv, m) => {
+  const key = messageKey(m);
+  return conv.items.some((i) => i.type === "message" && i.id !== undefined && messageKey(i) === key);
+};
 
 async function leaveRoom(conv) {
   const answer = await request("leave", conv.name);
@@ -422,6 +429,9 @@ socket.on("connect_error", () => setConnection("disconnected", "cannot reach the
 socket.on("message", (m) => {
   const conv = room(m.room);
   stopTyping(conv, m.from);
+  // A server that lost Redis for a while sends its rooms' recent messages again once it is
+  // back: those already on screen are skipped.
+  if (shown(conv, m)) return;
   add(conv, messageItem(m));
 });
 

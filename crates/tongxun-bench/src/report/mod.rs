@@ -140,10 +140,17 @@ pub(super) fn row_median(row: &Row, metric: usize) -> Option<f64> {
 /// many runs measured both. The peers of one run are measured within a minute or two of each
 /// other, so on a shared machine this is steadier than the ratio of the two medians.
 pub(super) fn paired_ratio(subject: &Row, other: &Row, metric: usize) -> Option<(f64, usize)> {
+    paired_ratio_of((subject, metric), (other, metric))
+}
+
+/// As [`paired_ratio`], of metric `a.1` of row `a.0` to metric `b.1` of row `b.0` (such as
+/// the latency on another node to the latency on one node).
+pub(super) fn paired_ratio_of(a: (&Row, usize), b: (&Row, usize)) -> Option<(f64, usize)> {
+    let ((subject, ma), (other, mb)) = (a, b);
     let (RowState::Ran(a), RowState::Ran(b)) = (&subject.state, &other.state) else {
         return None;
     };
-    let value = |run: &Result<crate::scenarios::Measured, String>| {
+    let value = |run: &Result<crate::scenarios::Measured, String>, metric: usize| {
         run.as_ref()
             .ok()
             .and_then(|m| m.values.get(metric).copied())
@@ -151,7 +158,7 @@ pub(super) fn paired_ratio(subject: &Row, other: &Row, metric: usize) -> Option<
     let ratios: Vec<f64> = a
         .iter()
         .zip(b)
-        .filter_map(|(x, y)| Some(value(x)? / value(y).filter(|v| *v > 0.0)?))
+        .filter_map(|(x, y)| Some(value(x, ma)? / value(y, mb).filter(|v| *v > 0.0)?))
         .filter(|r| r.is_finite())
         .collect();
     Some((median(&ratios)?, ratios.len()))

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::format::fmt_num;
-use super::{paired_ratio, row_median};
+use super::format::{fmt_num, plural};
+use super::{paired_ratio, paired_ratio_of, row_median};
+use crate::peers::Peer;
 use crate::scenarios::{Scenario, Sizes};
 use crate::suite::{Row, RowState};
 
@@ -44,8 +45,47 @@ pub(super) fn write_scenario(out: &mut String, scenario: Scenario, rows: &[&Row]
         out.push('\n');
     }
     out.push('\n');
-    write_ratios(out, scenario, rows);
+    if scenario == Scenario::RedisBroadcast {
+        write_redis_ratios(out, rows);
+    } else {
+        write_ratios(out, scenario, rows);
+    }
     write_runs(out, scenario, rows);
+}
+
+/// The room broadcast's ratios: two nodes via Redis to one node, each side's latency to the
+/// one node's, and the CPU per delivery.
+fn write_redis_ratios(out: &mut String, rows: &[&Row]) {
+    let find = |peer: Peer| rows.iter().find(|r| r.peer == peer);
+    let (Some(one), Some(two)) = (find(Peer::Tongxun), find(Peer::TongxunRedis)) else {
+        return;
+    };
+    // (what, the two nodes' metric, the one node's metric); see `ROOM_METRICS`.
+    let pairs = [
+        ("p50 latency on the sender's node", 0, 0),
+        ("p99 latency on the sender's node", 1, 1),
+        ("p50 latency on the other node", 2, 0),
+        ("p99 latency on the other node", 3, 1),
+        ("nodes' CPU per delivery", 6, 6),
+    ];
+    let mut runs = 0;
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|&(what, a, b)| {
+            let (ratio, pairs) = paired_ratio_of((two, a), (one, b))?;
+            runs = runs.max(pairs);
+            Some(format!("{what} {ratio:.2}×"))
+        })
+        .collect();
+    if !parts.is_empty() {
+        let _ = writeln!(
+            out,
+            "- two nodes via Redis / one node (median of the per-run ratios over {}; lower is \
+             better): {}\n",
+            plural(runs, "paired run"),
+            parts.join("; ")
+        );
+    }
 }
 
 fn write_ratios(out: &mut String, scenario: Scenario, rows: &[&Row]) {

@@ -4,12 +4,14 @@ pub(crate) mod ack;
 pub(crate) mod connect;
 pub(crate) mod fanout;
 pub(crate) mod idle;
+pub(crate) mod room;
 
 use anyhow::Result;
 
 use crate::peers::{Peer, Running};
 
 use fanout::Search;
+use room::Room;
 
 /// One thing the suite measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -26,6 +28,8 @@ pub(crate) enum Scenario {
     WsFanout,
     /// Fan-out to many Server-Sent Events subscribers.
     SseFanout,
+    /// Room broadcast at a fixed rate, on one node and across two nodes through Redis.
+    RedisBroadcast,
 }
 
 /// A measured quantity of a scenario.
@@ -63,6 +67,18 @@ const SSE_METRICS: &[Metric] = &[
     metric("p99 latency (ms)", false, 1),
     metric("server CPU per delivery (µs)", false, 3),
     metric("p99 latency at the reference rate (ms)", false, 1),
+];
+
+const ROOM_METRICS: &[Metric] = &[
+    metric("p50 latency, sender's node (ms)", false, 1),
+    metric("p99 latency, sender's node (ms)", false, 1),
+    metric("p50 latency, other node (ms)", false, 1),
+    metric("p99 latency, other node (ms)", false, 1),
+    metric("delivered, sender's node (%)", true, 3),
+    metric("delivered, other node (%)", true, 3),
+    metric("nodes' CPU per delivery (µs)", false, 3),
+    metric("Redis CPU per broadcast (µs)", false, 1),
+    metric("times a node took Redis for away", false, 0),
 ];
 
 const ACK_METRICS: &[Metric] = &[
@@ -140,6 +156,10 @@ pub(crate) struct Sizes {
     pub(crate) sse_max_rate: u32,
     /// The SSE peers' reference rate (see `fanout_reference_rate`).
     pub(crate) sse_reference_rate: Option<u32>,
+    /// Room broadcasts per second in the Redis scenario (its receivers: `fanout_clients`).
+    pub(crate) room_rate: u32,
+    /// Seconds its measured trial sends for, after a warm-up of a tenth of that.
+    pub(crate) room_secs: f64,
     /// Smoke mode: one broadcast trial at the start rate, which must lose nothing.
     pub(crate) smoke: bool,
 }
@@ -147,7 +167,8 @@ pub(crate) struct Sizes {
 impl Sizes {
     /// The sizes of the issue: 1,000 broadcast and WS receivers, 100 ack clients, 10,000 idle
     /// connections, connects and SSE subscribers; five runs (about 20 minutes in all on 2
-    /// cores, of which the WS and SSE fan-outs take about 9).
+    /// cores, of which the WS and SSE fan-outs take about 9, and the room broadcast through
+    /// Redis, 200/s for 10 s, about 3 more).
     pub(crate) fn full() -> Self {
         Self {
             repeats: 5,
@@ -169,6 +190,8 @@ impl Sizes {
             sse_start_rate: 5,
             sse_max_rate: 2_000,
             sse_reference_rate: Some(10),
+            room_rate: 200,
+            room_secs: 10.0,
             smoke: false,
         }
     }
@@ -195,6 +218,8 @@ impl Sizes {
             sse_start_rate: 100,
             sse_max_rate: 100,
             sse_reference_rate: None,
+            room_rate: 100,
+            room_secs: 1.0,
             smoke: true,
         }
     }
@@ -216,6 +241,19 @@ impl Sizes {
         }
     }
 
+    /// The room broadcast, through Redis and on one node.
+    pub(crate) fn room(&self) -> Room {
+        Room {
+            receivers: self.fanout_clients,
+            rate: self.room_rate,
+            secs: self.room_secs,
+            warmup_secs: self.room_secs / 10.0,
+            grace_ms: self.fanout_grace_ms,
+            concurrency: self.connect_concurrency,
+            smoke: self.smoke,
+        }
+    }
+
     /// The search of the SSE fan-out: the broadcast's, with its own receivers and rates.
     pub(crate) fn sse_search(&self) -> Search {
         Search {
@@ -230,13 +268,14 @@ impl Sizes {
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub(crate) const ALL: [Scenario; 6] = [
+    pub(crate) const ALL: [Scenario; 7] = [
         Scenario::Broadcast,
         Scenario::AckEcho,
         Scenario::IdleMemory,
         Scenario::ConnectRate,
         Scenario::WsFanout,
         Scenario::SseFanout,
+        Scenario::RedisBroadcast,
     ];
 
     /// The report's heading.
@@ -266,13 +305,19 @@ impl Scenario {
                 "SSE hub fan-out to {} subscribers",
                 thousands(sizes.sse_subscribers)
             ),
+            Scenario::RedisBroadcast => format!(
+                "Room broadcast to {} Socket.IO clients: one node, and two nodes via Redis",
+                thousands(sizes.fanout_clients)
+            ),
         }
     }
 
     /// Its number of connections: receivers, clients or subscribers.
     pub(crate) fn size(self, sizes: &Sizes) -> usize {
         match self {
-            Scenario::Broadcast | Scenario::WsFanout => sizes.fanout_clients,
+            Scenario::Broadcast | Scenario::WsFanout | Scenario::RedisBroadcast => {
+                sizes.fanout_clients
+            }
             Scenario::AckEcho => sizes.ack_clients,
             Scenario::IdleMemory => sizes.idle_conns,
             Scenario::ConnectRate => sizes.connect_conns,
@@ -338,6 +383,7 @@ impl Scenario {
                 secs = sizes.fanout_secs,
                 search = search_method(&sizes.sse_search()),
             ),
+            Scenario::RedisBroadcast => room_method(&sizes.room()),
         }
     }
 
@@ -350,6 +396,7 @@ impl Scenario {
             | Scenario::ConnectRate => &[Peer::Tongxun, Peer::Bare, Peer::Node],
             Scenario::WsFanout => &[Peer::WsHub, Peer::WsFloor],
             Scenario::SseFanout => &[Peer::SseHub, Peer::SseFloor],
+            Scenario::RedisBroadcast => &[Peer::Tongxun, Peer::TongxunRedis],
         }
     }
 
@@ -358,6 +405,7 @@ impl Scenario {
         match self {
             Scenario::Broadcast | Scenario::WsFanout => FANOUT_METRICS,
             Scenario::SseFanout => SSE_METRICS,
+            Scenario::RedisBroadcast => ROOM_METRICS,
             Scenario::AckEcho => ACK_METRICS,
             Scenario::IdleMemory => IDLE_METRICS,
             Scenario::ConnectRate => CONNECT_METRICS,
@@ -371,6 +419,7 @@ impl Scenario {
                 fanout::run(peer, &sizes.fanout_search()).await
             }
             Scenario::SseFanout => fanout::run(peer, &sizes.sse_search()).await,
+            Scenario::RedisBroadcast => room::run(peer, &sizes.room()).await,
             Scenario::AckEcho => ack::run(peer, sizes).await.map(Measured::from),
             Scenario::IdleMemory => idle::run(peer, sizes).await.map(Measured::from),
             Scenario::ConnectRate => connect::run(peer, sizes).await.map(Measured::from),
@@ -405,6 +454,37 @@ fn search_method(search: &Search) -> String {
             ),
             None => String::new(),
         },
+    )
+}
+
+/// How the room broadcast is measured, for the report.
+fn room_method(room: &Room) -> String {
+    format!(
+        "Receivers connect with `?role=receiver` in the handshake query, which the tongxun peer \
+         answers by joining them to room `bench` at connect; a sender connects to node A with \
+         `?role=sender` and emits `room` with `{{\"t\":<µs>,\"r\":<trial>,\"s\":<seq>}}` at \
+         {rate}/s for {secs} s, after a warm-up of {warmup} s that is not counted. Handler: \
+         `room` → `socket.to(\"bench\").emit(\"tick\", data)`. **One node**: tongxun with its \
+         default `Config`, all {n} receivers on it. **Two nodes via Redis**: two tongxun \
+         processes with `Config::redis_url` set to one `redis-server` the bench starts \
+         (`--save '' --appendonly no`, on loopback), {half} receivers on node A (the sender's \
+         node) and {half} on node B, which gets each broadcast through Redis pub/sub. Both rows \
+         are the same binary (built with the bench's feature `redis`, so the one node runs \
+         tongxun's adapter in memory) and run one after the other in each repeat. Latency is \
+         from the sender's send to each receipt. Every message must arrive within {grace} ms \
+         of the end of the sending: delivered is the share that did, per side (a duplicate \
+         counts once and is reported). The nodes' CPU (user and system, from \
+         `/proc/<pid>/stat`, both nodes summed) is per delivery, Redis's per broadcast, from \
+         the start of the trial until every message arrived. The last column counts the times \
+         a node logged `lost Redis` during the trial: a publish that failed or took longer than \
+         tongxun's 40 ms publish deadline, after which that node publishes nothing until its \
+         next heartbeat (every second) reaches Redis.",
+        rate = room.rate,
+        secs = room.secs,
+        warmup = room.warmup_secs,
+        n = thousands(room.receivers),
+        half = thousands(room.receivers / 2),
+        grace = room.grace_ms,
     )
 }
 

@@ -58,6 +58,7 @@ pub struct ServerBuilder {
     sse: Option<crate::sse::SseHub>,
     #[cfg(feature = "admin-ui")]
     admin_ui: Option<crate::admin::AdminUi>,
+    shared_state: Option<crate::shared::SharedState>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -88,6 +89,7 @@ impl ServerBuilder {
             sse: None,
             #[cfg(feature = "admin-ui")]
             admin_ui: None,
+            shared_state: None,
         }
     }
 
@@ -324,6 +326,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Shares `state` with the other nodes: in Redis when [`Config::redis_url`] is set, in
+    /// memory otherwise (see [`crate::shared`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tongxun::shared::SharedState;
+    ///
+    /// let shared = SharedState::new();
+    /// let server = tongxun::Server::builder()
+    ///     .shared_state(shared.clone())
+    ///     .state(shared)
+    ///     .build();
+    /// ```
+    pub fn shared_state(mut self, state: crate::shared::SharedState) -> Self {
+        self.shared_state = Some(state);
+        self
+    }
+
     /// Serves the official Socket.IO Admin UI's namespace (see [`crate::admin`]).
     ///
     /// # Examples
@@ -501,6 +521,10 @@ impl ServerBuilder {
                 hubs_listening.push(hub.share_through(bus));
             }
             routes = routes.merge(hub.router());
+        }
+        #[cfg(feature = "redis")]
+        if let (Some(state), Some(bus)) = (&self.shared_state, &bus) {
+            state.share_through(bus);
         }
 
         #[cfg(feature = "metrics")]
