@@ -111,6 +111,19 @@ async fn recorded(hub: &SseHub, data: &str) -> tongxun::sse::EventId {
     panic!("Redis never recorded {data:?}");
 }
 
+/// Calls `call` until the shared state answers, at most 100 times, 100 ms apart: the first
+/// calls may wait for the connection, or find a busy machine slower than the calls' deadline.
+async fn answered<T>(mut call: impl AsyncFnMut() -> Result<T, tongxun::shared::SharedError>) -> T {
+    let mut attempts = tokio::time::interval(Duration::from_millis(100));
+    for _ in 0..100 {
+        attempts.tick().await;
+        if let Ok(answer) = call().await {
+            return answer;
+        }
+    }
+    panic!("the shared state never answered");
+}
+
 /// Each test of this file runs three redis-servers and two nodes; one at a time, so that they
 /// do not slow each other's publishes past the bus's deadline (40 ms), after which a broadcast
 /// honestly says it reached its own node only.
@@ -309,4 +322,58 @@ async fn a_channel_whose_slot_moves_to_another_master_is_subscribed_there_only()
     drop(ws);
     a.server.shutdown().await.unwrap();
     b.server.shutdown().await.unwrap();
+}
+
+/// The state the nodes share (`tongxun::shared`) on a cluster: its scripts run there, since its
+/// keys share one hash tag, and every one of them is on one master.
+#[tokio::test]
+async fn two_nodes_on_a_redis_cluster_see_one_set_of_shared_names_groups_and_logs() {
+    use tongxun::shared::{Claim, Holder, SharedState};
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    support::init_tracing();
+    let cluster = RedisCluster::start().await;
+    let (a, b) = (SharedState::new(), SharedState::new());
+    // Built, so that their buses carry the state; not serving.
+    let built = |state: &SharedState| {
+        let mut config = Config::default();
+        config.redis_url = Some(cluster.url());
+        config.redis_cluster = true;
+        Server::builder()
+            .config(config)
+            .shared_state(state.clone())
+            .build()
+    };
+    let (_a, _b) = (built(&a), built(&b));
+    let claimed = answered(async || a.names("nicks").claim("ada", "s1", "Ada").await).await;
+    assert_eq!(claimed, Claim::Claimed);
+    let held = answered(async || b.names("nicks").claim("ada", "s2", "ADA").await).await;
+    let ada = Holder {
+        owner: "s1".into(),
+        value: "Ada".into(),
+    };
+    assert_eq!(held, Claim::Held(ada));
+
+    answered(async || a.groups("rooms").add("general", "s1", "Ada").await).await;
+    answered(async || b.groups("rooms").add("general", "s2", "Grace").await).await;
+    let members = answered(async || b.groups("rooms").members("general").await).await;
+    let mut members: Vec<String> = members.into_iter().map(|m| m.value).collect();
+    members.sort();
+    assert_eq!(members, ["Ada", "Grace"]);
+
+    let id = answered(async || a.log("history", 4).append("general", "hello").await).await;
+    let kept = answered(async || b.log("history", 4).recent("general").await).await;
+    assert_eq!(
+        kept.iter()
+            .map(|e| (e.id, e.data.as_str()))
+            .collect::<Vec<_>>(),
+        [(id, "hello")]
+    );
+
+    let holding: Vec<String> = cluster
+        .cli_each(&["DBSIZE"])
+        .into_iter()
+        .filter(|n| n != "0")
+        .collect();
+    assert_eq!(holding.len(), 1, "one master holds the shared state");
 }
