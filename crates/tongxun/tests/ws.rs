@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
@@ -262,6 +263,41 @@ async fn broadcast_reaches_everyone_and_broadcast_others_skips_the_sender() {
     server.hub.broadcast("end");
     assert_eq!(next_text(&mut b).await, "end");
     server.finish([a, b, c]).await;
+}
+
+#[tokio::test]
+async fn a_broadcast_sent_once_the_upgrade_is_answered_reaches_the_new_client() {
+    // A client that has its 101 is connected as far as it can tell, so what is broadcast from
+    // then on is for it, however late its connection task starts. This layer broadcasts after
+    // the hub produced the 101 and before it is written, when that task cannot have started
+    // yet: it waits for the upgraded connection, which only exists once the 101 is written.
+    let (hub, _) = echo_hub(quiet_config());
+    let announcer = hub.clone();
+    let broadcast_with_the_101 = axum::middleware::map_response(move |response: Response| {
+        let hub = announcer.clone();
+        async move {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                hub.broadcast("sent with the 101");
+            }
+            response
+        }
+    });
+    let server = tongxun::Server::builder()
+        .ws(hub.clone())
+        .layer(broadcast_with_the_101)
+        .build();
+    let running = Running::start(server).await;
+    let server = TestServer {
+        addr: running.addr,
+        hub,
+        running,
+    };
+
+    let mut ws = server.connect().await;
+    // `on_connect` queues the welcome after the broadcast was published: it comes second.
+    assert_eq!(next_text(&mut ws).await, "sent with the 101");
+    welcome(&mut ws).await;
+    server.finish([ws]).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 
 use crate::client::{self, Conn, Incoming, Protocol, json_u64, now_us};
@@ -26,6 +26,11 @@ const SEND_TICK: Duration = Duration::from_millis(5);
 const QUIET: Duration = Duration::from_millis(200);
 /// The longest wait for the server to go quiet.
 const QUIET_MAX: Duration = Duration::from_secs(10);
+/// How long the Socket.IO driver waits for an acknowledgement of its `echo` before sending
+/// another (one sent before the peer listened is never answered).
+const ECHO_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait for the Socket.IO driver's first acknowledgement.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The parameters of one search for the highest rate, taken from [`Sizes`](super::Sizes).
 #[derive(Debug, Clone)]
@@ -102,7 +107,12 @@ impl Driver {
     async fn connect(peer: &Running, protocol: Protocol) -> Result<Driver> {
         Ok(match protocol {
             Protocol::Sse => Driver::Sse(Publisher::connect(peer.addr).await?),
-            _ => Driver::Ws(Conn::connect(peer.addr, protocol).await?),
+            Protocol::SocketIo => {
+                let mut conn = Conn::connect(peer.addr, protocol).await?;
+                wait_for_listeners(&mut conn).await?;
+                Driver::Ws(conn)
+            }
+            Protocol::RawWs => Driver::Ws(Conn::connect(peer.addr, protocol).await?),
         })
     }
 
@@ -131,6 +141,30 @@ impl Driver {
             Driver::Sse(publisher) => publisher.pending(),
         }
     }
+}
+
+/// Waits until the Socket.IO peer listens to the driver's events. socketioxide sends the connect
+/// packet before it runs the connect handler, in a task of its own: an event sent at once can
+/// arrive before its listener and be dropped unseen (a `bcast` then reaches no receiver, a loss
+/// at connect rather than in the fan-out). So the driver sends `echo`, whose listener is
+/// registered with `bcast`'s, until one is acknowledged; a dropped one never is.
+async fn wait_for_listeners(conn: &mut Conn) -> Result<()> {
+    let ready = async {
+        for id in 1.. {
+            conn.emit(b"[\"echo\",{}]", Some(id)).await?;
+            let acked = async {
+                while !matches!(conn.recv().await?, Incoming::Ack(..)) {}
+                Ok::<_, anyhow::Error>(())
+            };
+            if let Ok(acked) = tokio::time::timeout(ECHO_RETRY, acked).await {
+                return acked;
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(READY_TIMEOUT, ready)
+        .await
+        .context("no echo of the driver was acknowledged")?
 }
 
 struct Fanout<'a> {

@@ -93,13 +93,12 @@ impl ReadEnd {
     }
 }
 
-/// Runs a registered client's connection to its end, then forgets the client.
+/// Registers a client whose place in the broadcast log was taken when its upgrade was
+/// answered, runs its connection to its end, then forgets the client.
 pub(crate) async fn run(hub: Arc<HubInner>, shared: Arc<ClientShared>, socket: Socket) {
     let client = WsClient::from_parts((hub.clone(), shared.clone()));
-    // Before the client is visible: a message queued for it then never waits for a broadcast
-    // this reader could not see.
-    let (broadcasts, bytes) = hub.broadcasts.reader();
-    shared.attach_log(broadcasts, bytes);
+    // The log was attached before the client is visible: a message queued for it then never
+    // waits for a broadcast its reader could not see.
     hub.register(shared.clone());
     tracing::debug!(
         client = %shared.id,

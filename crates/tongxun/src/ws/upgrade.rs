@@ -146,6 +146,13 @@ async fn accept(hub: &Arc<HubInner>, mut request: Request) -> Result<Response, R
         response_headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
 
+    // The client's place in the broadcast log is taken now, before the 101 goes out: once the
+    // client has its 101 it may tell others it is connected, and what is broadcast from then on
+    // is for it, however late this connection's task gets to run (the task waits for the
+    // upgraded connection, so for the 101 to be written, and then for a thread).
+    let client = Arc::new(ClientShared::new(hub.next_id(), ws_request, protocol));
+    let (broadcasts, bytes) = hub.broadcasts.reader();
+    client.attach_log(broadcasts, bytes);
     let hub = hub.clone();
     let tasks = hub.tasks.clone();
     tasks.spawn(async move {
@@ -162,7 +169,6 @@ async fn accept(hub: &Arc<HubInner>, mut request: Request) -> Result<Response, R
             Some(hub.config.protocol_config()),
         )
         .await;
-        let client = Arc::new(ClientShared::new(hub.next_id(), ws_request, protocol));
         connection::run(hub, client, socket).await;
     });
     Ok(response)
