@@ -46,12 +46,14 @@ use tokio::sync::{Notify, OnceCell, mpsc, watch};
 /// Interval of the liveness check that makes a node reconnect even when it only listens.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// How long a publish may take before Redis is taken for away: a publish caught in the
-/// connection's reconnection attempts would otherwise wait for them (hundreds of
-/// milliseconds), and the acknowledgement that waits for it with them. A Redis on the same
-/// network answers in about a millisecond; a slower one is reported as away, which loses no
-/// honesty: the broadcast says it reached this node only.
-pub(crate) const PUBLISH_DEADLINE: Duration = Duration::from_millis(40);
+/// How long a publish may take before Redis is taken for away. A Redis that was killed or
+/// restarted closes the connection, which the bus learns at once (the connection's
+/// `Disconnection` push): this bounds the wait on one that stopped answering with its
+/// connection open. It is well above what a loaded node sees (a publish waits behind the
+/// node's own writes: at 40 ms, two nodes busy with 1,000 receivers each took Redis for away
+/// several times a second); a slower Redis is reported as away, which loses no honesty: the
+/// broadcast says it reached this node only.
+pub(crate) const PUBLISH_DEADLINE: Duration = Duration::from_millis(250);
 
 /// How long connecting to Redis (each node of a cluster) may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -152,6 +154,21 @@ impl std::fmt::Debug for RedisConn {
     }
 }
 
+impl BusInner {
+    /// Notes that Redis is not reachable: logged and timed once per loss.
+    fn mark_down(&self, why: &dyn std::fmt::Display) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.lost_at_ms.store(now, Ordering::Relaxed);
+            tracing::error!("lost Redis ({why}): serving local clients only until it is back");
+        } else {
+            tracing::debug!("Redis still unreachable: {why}");
+        }
+    }
+}
+
 /// A node's connection to Redis. Cloning is cheap; clones share the connection.
 #[derive(Clone)]
 pub(crate) struct RedisBus {
@@ -179,7 +196,12 @@ struct BusInner {
     /// Asks the cluster's subscription keeper ([`keep_subscriptions`]) to subscribe every
     /// channel again.
     resubscribe: Arc<Notify>,
+    /// The last [`OUTAGES_KEPT`] outages: the recovery that ended each, and when it began.
+    outages: std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>,
 }
+
+/// Outages remembered for [`RedisBus::lost_since`].
+const OUTAGES_KEPT: usize = 16;
 
 impl Drop for BusInner {
     fn drop(&mut self) {
@@ -239,6 +261,7 @@ impl RedisBus {
                 node: crate::random_u64(),
                 publish_failures: AtomicU64::new(0),
                 lost_at_ms: AtomicU64::new(0),
+                outages: std::sync::Mutex::default(),
                 resubscribe: Arc::new(Notify::new()),
             }),
         };
@@ -283,10 +306,20 @@ impl RedisBus {
         self.inner.recoveries.subscribe()
     }
 
-    /// When Redis was last found lost (the epoch before it ever was).
-    pub(crate) fn lost_at(&self) -> std::time::SystemTime {
-        let ms = self.inner.lost_at_ms.load(Ordering::Relaxed);
-        std::time::UNIX_EPOCH + Duration::from_millis(ms)
+    /// When the first of the outages ended by the recoveries after number `seen` began: the
+    /// Unix epoch when it is no longer remembered.
+    pub(crate) fn lost_since(&self, seen: u64) -> std::time::SystemTime {
+        let outages = crate::lock(&self.inner.outages);
+        let remembered = outages.front().is_some_and(|(n, _)| *n <= seen + 1);
+        let began = outages
+            .iter()
+            .filter(|(n, _)| *n > seen)
+            .map(|(_, lost_at)| *lost_at)
+            .min();
+        match began {
+            Some(ms) if remembered => std::time::UNIX_EPOCH + Duration::from_millis(ms),
+            _ => std::time::UNIX_EPOCH,
+        }
     }
 
     fn handlers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, mpsc::Sender<Message>>> {
@@ -385,7 +418,16 @@ impl RedisBus {
         }
         if inner.reached.swap(true, Ordering::Relaxed) {
             tracing::warn!("Redis is back: cross-node delivery resumes");
-            inner.recoveries.send_modify(|n| *n += 1);
+            let lost_at = inner.lost_at_ms.load(Ordering::Relaxed);
+            // The outage is recorded before its recovery is announced.
+            inner.recoveries.send_modify(|n| {
+                *n += 1;
+                let mut outages = crate::lock(&inner.outages);
+                if outages.len() == OUTAGES_KEPT {
+                    outages.pop_front();
+                }
+                outages.push_back((*n, lost_at));
+            });
             inner.resubscribe.notify_one();
         } else {
             tracing::info!("connected to Redis: cross-node delivery is on");
@@ -393,15 +435,7 @@ impl RedisBus {
     }
 
     fn mark_down(&self, error: &RedisError) {
-        if self.inner.up.swap(false, Ordering::Relaxed) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            self.inner.lost_at_ms.store(now, Ordering::Relaxed);
-            tracing::error!("lost Redis ({error}): serving local clients only until it is back");
-        } else {
-            tracing::debug!("Redis still unreachable: {error}");
-        }
+        self.inner.mark_down(error);
     }
 
     /// Whether Redis was reached and then lost, and not reached again since: the heartbeat
@@ -524,6 +558,9 @@ pub(crate) fn is_unreachable(error: &RedisError) -> bool {
 fn dispatch(inner: &BusInner, push: PushInfo) {
     match push.kind {
         PushKind::Disconnection => {
+            // Known at once: no publish or call waits for a deadline or for the reconnection
+            // attempts before saying Redis is away. The heartbeat finds it back.
+            inner.mark_down(&"the connection closed");
             inner.resubscribe.notify_one();
             return;
         }
@@ -621,6 +658,29 @@ mod tests {
 
     /// What the crate's Redis users rely on: a connection they can clone, keep across tasks and
     /// give to `query_async` and `Script::invoke_async`.
+    /// A reader of the recoveries that missed some learns when the first missed loss began.
+    #[tokio::test]
+    async fn lost_since_names_the_start_of_the_first_outage_not_seen_yet() {
+        let bus = RedisBus::new("redis://127.0.0.1:1", false).unwrap();
+        let epoch = std::time::UNIX_EPOCH;
+        let at = |ms| epoch + Duration::from_millis(ms);
+        let record = |n: u64, ms: u64| crate::lock(&bus.inner.outages).push_back((n, ms));
+        record(1, 1_000);
+        record(2, 5_000);
+        assert_eq!(bus.lost_since(0), at(1_000));
+        assert_eq!(bus.lost_since(1), at(5_000));
+        for n in 3..=(2 + OUTAGES_KEPT as u64) {
+            let mut outages = crate::lock(&bus.inner.outages);
+            if outages.len() == OUTAGES_KEPT {
+                outages.pop_front();
+            }
+            outages.push_back((n, n * 10_000));
+        }
+        // Outage 2 is forgotten: a reader that saw only the first must catch up everything.
+        assert_eq!(bus.lost_since(1), epoch);
+        assert_eq!(bus.lost_since(2), at(30_000));
+    }
+
     #[test]
     fn a_connection_is_a_cloneable_shareable_redis_connection() {
         fn usable<T: ConnectionLike + Clone + Send + Sync + 'static>() {}

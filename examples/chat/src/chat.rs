@@ -96,8 +96,9 @@ impl Chat {
     /// A message acknowledged as delivered was in the history before its broadcast, so none is
     /// missed: a node that was not subscribed when it went out reads it here.
     pub(crate) async fn catch_up(self: Arc<Self>, io: Io) {
+        let mut recoveries = self.shared.recoveries();
         loop {
-            let lost = self.shared.recovered().await;
+            let lost = recoveries.next().await;
             let since = lost
                 .checked_sub(CATCH_UP_MARGIN)
                 .unwrap_or(UNIX_EPOCH)

@@ -167,15 +167,24 @@ impl SharedState {
         }
     }
 
-    /// Waits until Redis is reached again after a loss, and tells since when it was missed.
-    /// Whatever the other nodes published in between may not have reached this node: a log
-    /// holds what to catch up. Never returns in memory.
-    pub async fn recovered(&self) -> SystemTime {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.inner.redis.get() {
-            return redis.recovered().await;
+    /// The returns of Redis after a loss, from now on: whatever the other nodes published
+    /// meanwhile may not have reached this node, and a log holds what to catch up.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn catch_up(shared: tongxun::shared::SharedState) {
+    /// let mut recoveries = shared.recoveries();
+    /// loop {
+    ///     let since = recoveries.next().await;
+    ///     // Send this node's clients what was logged since `since`.
+    /// }
+    /// # }
+    /// ```
+    pub fn recoveries(&self) -> Recoveries {
+        Recoveries {
+            #[cfg(feature = "redis")]
+            redis: self.inner.redis.get().map(redis::RedisState::recoveries),
         }
-        std::future::pending().await
     }
 
     /// Moves the state into Redis, on `bus`.
@@ -190,6 +199,33 @@ impl SharedState {
     #[cfg(feature = "redis")]
     fn redis(&self) -> Option<&redis::RedisState> {
         self.inner.redis.get()
+    }
+}
+
+/// The returns of Redis after a loss ([`SharedState::recoveries`]). None is missed: two that
+/// come before [`Recoveries::next`] is called again are reported as one, since the first
+/// loss.
+pub struct Recoveries {
+    #[cfg(feature = "redis")]
+    redis: Option<redis::Recoveries>,
+}
+
+impl std::fmt::Debug for Recoveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recoveries").finish_non_exhaustive()
+    }
+}
+
+impl Recoveries {
+    /// Waits until Redis is reached again after a loss; tells when the loss began (a little
+    /// after it did: a loss is noticed at once when the connection closes, within a second
+    /// otherwise). Never returns in memory.
+    pub async fn next(&mut self) -> SystemTime {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &mut self.redis {
+            return redis.next().await;
+        }
+        std::future::pending().await
     }
 }
 

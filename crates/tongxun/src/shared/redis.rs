@@ -141,6 +141,25 @@ struct Held {
     unremoved: HashSet<(String, String, String)>,
 }
 
+/// The recoveries of a node's bus, each reported once.
+pub(super) struct Recoveries {
+    bus: RedisBus,
+    watch: tokio::sync::watch::Receiver<u64>,
+    seen: u64,
+}
+
+impl Recoveries {
+    pub(super) async fn next(&mut self) -> SystemTime {
+        if self.watch.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let now = *self.watch.borrow_and_update();
+        let since = self.bus.lost_since(self.seen);
+        self.seen = now;
+        since
+    }
+}
+
 pub(super) struct RedisState {
     bus: RedisBus,
     node: String,
@@ -280,13 +299,14 @@ impl RedisState {
         }
     }
 
-    pub(super) async fn recovered(&self) -> SystemTime {
-        let mut recoveries = self.bus.recoveries();
-        recoveries.borrow_and_update();
-        if recoveries.changed().await.is_err() {
-            return std::future::pending().await;
+    pub(super) fn recoveries(&self) -> Recoveries {
+        let mut watch = self.bus.recoveries();
+        let seen = *watch.borrow_and_update();
+        Recoveries {
+            bus: self.bus.clone(),
+            watch,
+            seen,
         }
-        self.bus.lost_at()
     }
 
     pub(super) async fn claim(
