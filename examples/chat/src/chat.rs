@@ -34,9 +34,9 @@
 //!   accepted and normalised). A user is in at most 16 rooms.
 //! - Message text is trimmed and 1 to 2,000 characters long; a payload of the wrong shape is
 //!   refused as malformed.
-//! - Each room keeps its last 50 messages, sent to whoever joins on any node. `general` and
-//!   `random` keep theirs until a week without messages; any other room forgets them when its last
-//!   member on any node leaves,
+//! - Each room shows its last 50 messages to whoever joins on any node (and keeps 1,000, for a
+//!   node cut off from Redis to catch up). `general` and `random` keep theirs until a week
+//!   without messages; any other room forgets them when its last member on any node leaves,
 //!   and so does its SSE feed `chat:<room>` (`SseHub::forget`): its readers' streams end, and a
 //!   reader resuming with an old `Last-Event-ID` gets `resync`, not the forgotten messages.
 //!
@@ -118,6 +118,12 @@ impl Chat {
                 let Some(history) = self.history_for_catch_up(&room).await else {
                     continue;
                 };
+                if history.len() >= crate::messages::KEPT && history[0].at >= since {
+                    tracing::error!(
+                        %room,
+                        "catch-up incomplete: the room's kept messages no longer reach back to the outage"
+                    );
+                }
                 for message in history.iter().filter(|m| m.at >= since) {
                     let local = chat.clone().local().to(tag(&room));
                     if local.emit("message", message).await.is_ok() {

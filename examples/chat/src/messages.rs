@@ -12,6 +12,10 @@ use crate::rooms::DEFAULT_ROOMS;
 
 /// Messages a room remembers for newcomers.
 pub(crate) const HISTORY: usize = 50;
+/// Messages a room keeps in all, so that a node cut off from Redis for a while can catch up
+/// what it missed (20 s of a room at 50 messages a second): at most 1,000 × 8 KB (2,000
+/// characters of up to 4 bytes) in Redis per room.
+pub(crate) const KEPT: usize = 1_000;
 /// Longest message, in characters.
 pub(crate) const MAX_TEXT: usize = 2_000;
 
@@ -82,7 +86,7 @@ impl Messages {
     pub(crate) fn new(shared: &SharedState, feed: SseHub) -> Self {
         Self {
             feed,
-            history: shared.log("chat:history", HISTORY),
+            history: shared.log("chat:history", KEPT),
             local_ids: AtomicU64::new(now().saturating_mul(1000)),
         }
     }
@@ -135,15 +139,17 @@ impl Messages {
         }
     }
 
-    /// The history of `room`, oldest first; empty when it cannot be reached.
+    /// The last [`HISTORY`] messages of `room`, oldest first; none when they cannot be reached.
     pub(crate) async fn recent(&self, room: &str) -> Vec<Message> {
-        self.history(room).await.unwrap_or_else(|e| {
+        let mut kept = self.history(room).await.unwrap_or_else(|e| {
             tracing::warn!(%room, "history unavailable: {e}");
             Vec::new()
-        })
+        });
+        kept.drain(..kept.len().saturating_sub(HISTORY));
+        kept
     }
 
-    /// The history of `room`, oldest first.
+    /// The last [`KEPT`] messages of `room`, oldest first.
     pub(crate) async fn history(&self, room: &str) -> Result<Vec<Message>, SharedError> {
         let entries = self.history.recent(room).await?;
         Ok(entries
@@ -223,7 +229,7 @@ mod tests {
     async fn a_room_keeps_its_last_messages_until_forgotten_unless_it_is_a_default_room() {
         let messages = Messages::new(&SharedState::new(), SseHub::default());
         let mut ids = Vec::new();
-        for n in 0..=HISTORY {
+        for n in 0..=KEPT {
             let (message, shared) = messages
                 .keep("rust".into(), "ada".into(), n.to_string())
                 .await;
@@ -235,9 +241,16 @@ mod tests {
             .await;
         let kept = messages.recent("rust").await;
         assert_eq!(kept.len(), HISTORY);
-        assert_eq!((kept[0].id, kept[HISTORY - 1].id), (ids[1], ids[HISTORY]));
+        let first_shown = KEPT + 1 - HISTORY;
+        assert_eq!(
+            (kept[0].id, kept[HISTORY - 1].id),
+            (ids[first_shown], ids[KEPT])
+        );
+        assert_eq!(kept[0].text, first_shown.to_string());
+        // All but the oldest stay for a node to catch up.
+        let all = messages.history("rust").await.unwrap();
+        assert_eq!((all.len(), all[0].id), (KEPT, ids[1]));
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
-        assert_eq!(kept[0].text, "1");
         messages.forget("rust").await;
         assert!(messages.recent("rust").await.is_empty());
         messages.forget("general").await;
