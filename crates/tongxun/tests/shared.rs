@@ -38,6 +38,28 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     .expect("the shared state changed in time")
 }
 
+/// Two nodes on one Redis, with their states.
+struct Cluster {
+    redis: RedisServer,
+    a: SharedState,
+    b: SharedState,
+    nodes: (Server, Server),
+}
+
+/// Two nodes where node A's socket `s1` holds the name `ada` and is in the group `general`.
+async fn ada_on_a() -> Cluster {
+    let redis = RedisServer::start().await;
+    let (a, b) = (SharedState::new(), SharedState::new());
+    let nodes = (node(&redis, &a), node(&redis, &b));
+    // The first call may wait for the connection: tried until the bus is up.
+    eventually(support::STEP, || async {
+        a.names("nicks").claim("ada", "s1", "Ada").await.ok()
+    })
+    .await;
+    a.groups("rooms").add("general", "s1", "Ada").await.unwrap();
+    Cluster { redis, a, b, nodes }
+}
+
 #[tokio::test]
 async fn two_nodes_see_one_set_of_names_groups_and_logs() {
     let redis = RedisServer::start().await;
@@ -121,14 +143,12 @@ async fn two_nodes_see_one_set_of_names_groups_and_logs() {
 
 #[tokio::test]
 async fn what_a_dead_node_held_is_free_once_its_lease_lapses() {
-    let redis = RedisServer::start().await;
-    let (a, b) = (SharedState::new(), SharedState::new());
-    let (na, _nb) = (node(&redis, &a), node(&redis, &b));
-    eventually(support::STEP, || async {
-        a.names("nicks").claim("ada", "s1", "Ada").await.ok()
-    })
-    .await;
-    a.groups("rooms").add("general", "s1", "Ada").await.unwrap();
+    let Cluster {
+        redis: _redis,
+        a,
+        b,
+        nodes: (na, _nb),
+    } = ada_on_a().await;
     assert!(b.names("nicks").holder("ada").await.unwrap().is_some());
 
     // Node A dies: nothing renews its lease any more.
@@ -158,14 +178,12 @@ async fn what_a_dead_node_held_is_free_once_its_lease_lapses() {
 
 #[tokio::test]
 async fn a_node_writes_back_what_it_holds_when_redis_lost_its_data() {
-    let redis = RedisServer::start().await;
-    let (a, b) = (SharedState::new(), SharedState::new());
-    let (_na, _nb) = (node(&redis, &a), node(&redis, &b));
-    eventually(support::STEP, || async {
-        a.names("nicks").claim("ada", "s1", "Ada").await.ok()
-    })
-    .await;
-    a.groups("rooms").add("general", "s1", "Ada").await.unwrap();
+    let Cluster {
+        redis,
+        a,
+        b,
+        nodes: _nodes,
+    } = ada_on_a().await;
     let before = a.log("history", 50).append("general", "hi").await.unwrap();
 
     assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
@@ -187,14 +205,12 @@ async fn a_node_writes_back_what_it_holds_when_redis_lost_its_data() {
 
 #[tokio::test]
 async fn a_release_that_could_not_reach_redis_is_done_once_it_answers_again() {
-    let redis = RedisServer::start().await;
-    let (a, b) = (SharedState::new(), SharedState::new());
-    let (_na, _nb) = (node(&redis, &a), node(&redis, &b));
-    eventually(support::STEP, || async {
-        a.names("nicks").claim("ada", "s1", "Ada").await.ok()
-    })
-    .await;
-    a.groups("rooms").add("general", "s1", "Ada").await.unwrap();
+    let Cluster {
+        redis,
+        a,
+        b,
+        nodes: _nodes,
+    } = ada_on_a().await;
 
     // Redis keeps its data but answers nobody for a while: the calls miss their deadline.
     assert_eq!(redis.cli(&["CLIENT", "PAUSE", "1000", "ALL"]), "OK");
