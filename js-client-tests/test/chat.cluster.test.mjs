@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay, setInterval } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
 import { startRedis } from "./support/redis.mjs";
@@ -211,13 +212,15 @@ describe("two chat nodes on one Redis", () => {
       (sent.local ? local : delivered).push(sent.id);
       if (phase === "away") outageAcks.push(took);
     };
-    // 50 messages a second: one every 20 ms, each awaited (the chat orders a user's requests).
+    // The load: 50 messages a second, one every 20 ms, each awaited (the chat orders a user's
+    // requests); a message whose answer takes longer starts the next at once.
     const pace = async (count) => {
+      const ticks = setInterval(20, undefined, { ref: false })[Symbol.asyncIterator]();
       for (let n = 0; n < count; n += 1) {
-        const tick = new Promise((resolve) => setTimeout(resolve, 20));
         await send(`${phase}-${n}`);
-        await tick;
+        await ticks.next();
       }
+      await ticks.return();
     };
     await pace(50);
     await redis.stop();
@@ -232,7 +235,7 @@ describe("two chat nodes on one Redis", () => {
       const seen = new Set(receiver.got.message.map((m) => m.id));
       return delivered.filter((id) => !seen.has(id));
     };
-    let bound;
+    const giveUp = new AbortController();
     const allThere = new Promise((resolve) => {
       const check = () => {
         if (missing().length > 0) return;
@@ -243,9 +246,9 @@ describe("two chat nodes on one Redis", () => {
       check();
     });
     // A bound on the failure, not a wait for the state: the catch-up comes within a second or so.
-    const gaveUp = new Promise((resolve) => (bound = setTimeout(resolve, 20_000, "gave up")));
+    const gaveUp = delay(20_000, "gave up", { signal: giveUp.signal }).catch(() => "done");
     const outcome = await Promise.race([allThere, gaveUp]);
-    clearTimeout(bound);
+    giveUp.abort();
     const redisLines = (node) =>
       [...node.output, ...node.stderr().split("\n")].filter((l) => /Redis|caught up|lapsed/.test(l));
     assert.notEqual(

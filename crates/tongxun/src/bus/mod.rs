@@ -34,14 +34,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
 use redis::{
-    Cmd, ConnectionInfo, ErrorKind, FromRedisValue, Pipeline, PushInfo, PushKind, RedisError,
-    RedisFuture, ServerErrorKind, Value,
+    ConnectionInfo, ErrorKind, FromRedisValue, PushInfo, PushKind, RedisError, ServerErrorKind,
 };
 use tokio::sync::{Notify, OnceCell, mpsc, watch};
+
+mod conn;
+pub(crate) use conn::RedisConn;
 
 /// Interval of the liveness check that makes a node reconnect even when it only listens.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -73,85 +74,6 @@ enum Target {
     Single(redis::Client),
     /// A Redis Cluster, found through this node of it.
     Cluster(ConnectionInfo),
-}
-
-/// A connection to Redis, or to a Redis Cluster: what [`RedisBus::live`] and
-/// [`RedisBus::conn`] give. Commands and scripts go through it as through any redis-rs
-/// connection (`redis::cmd(..).query_async(&mut conn)`, `Script::invoke_async(&mut conn)`); on a
-/// cluster each goes to the master of its key's slot, so the keys of one command, script or
-/// `MULTI` must share a slot (a hash tag: `{...}`); a pipeline goes to the master of its first
-/// key. Cloning is cheap; clones share the connection.
-#[derive(Clone)]
-pub(crate) enum RedisConn {
-    /// One Redis, through a connection that reconnects by itself.
-    Single(ConnectionManager),
-    /// A Redis Cluster: a connection to each master, which follows the cluster's topology.
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for RedisConn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            RedisConn::Single(conn) => conn.req_packed_command(cmd),
-            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            RedisConn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            RedisConn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            RedisConn::Single(conn) => conn.get_db(),
-            RedisConn::Cluster(conn) => conn.get_db(),
-        }
-    }
-}
-
-impl RedisConn {
-    /// The command that publishes on the bus's channels: `PUBLISH` on one Redis, `SPUBLISH`
-    /// (sharded pub/sub) on a cluster. A script publishing on a cluster must have its channel in
-    /// the slot of its keys.
-    pub(crate) fn publish_command(&self) -> &'static str {
-        match self {
-            RedisConn::Single(_) => "PUBLISH",
-            RedisConn::Cluster(_) => "SPUBLISH",
-        }
-    }
-
-    /// Subscribes to `channel` (sharded on a cluster); the connection resubscribes by itself
-    /// after a reconnection or a failover (on a cluster with [`keep_subscriptions`]'s help).
-    async fn subscribe(&mut self, channel: &str) -> Result<(), RedisError> {
-        match self {
-            RedisConn::Single(conn) => conn.subscribe(channel).await,
-            RedisConn::Cluster(conn) => conn.ssubscribe(channel).await,
-        }
-    }
-
-    async fn unsubscribe(&mut self, channel: &str) -> Result<(), RedisError> {
-        match self {
-            RedisConn::Single(conn) => conn.unsubscribe(channel).await,
-            RedisConn::Cluster(conn) => conn.sunsubscribe(channel).await,
-        }
-    }
-}
-
-impl std::fmt::Debug for RedisConn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RedisConn::Single(_) => "RedisConn::Single",
-            RedisConn::Cluster(_) => "RedisConn::Cluster",
-        })
-    }
 }
 
 impl BusInner {
@@ -683,7 +605,7 @@ mod tests {
 
     #[test]
     fn a_connection_is_a_cloneable_shareable_redis_connection() {
-        fn usable<T: ConnectionLike + Clone + Send + Sync + 'static>() {}
+        fn usable<T: redis::aio::ConnectionLike + Clone + Send + Sync + 'static>() {}
         usable::<RedisConn>();
     }
 
