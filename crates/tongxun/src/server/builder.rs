@@ -331,13 +331,8 @@ impl ServerBuilder {
     ///
     /// # Examples
     /// ```
-    /// use tongxun::shared::SharedState;
-    ///
-    /// let shared = SharedState::new();
-    /// let server = tongxun::Server::builder()
-    ///     .shared_state(shared.clone())
-    ///     .state(shared)
-    ///     .build();
+    /// let shared = tongxun::shared::SharedState::new();
+    /// let server = tongxun::Server::builder().shared_state(shared.clone()).state(shared).build();
     /// ```
     pub fn shared_state(mut self, state: crate::shared::SharedState) -> Self {
         self.shared_state = Some(state);
