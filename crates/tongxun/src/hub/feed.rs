@@ -301,15 +301,28 @@ impl Feed {
     }
 }
 
-/// Relays what the tap gives, until the feed is gone.
+/// Relays what the tap gives, until the feed is gone; once it has caught up after the tap
+/// missed events, checks every topic against history.
 async fn relay(feed: Weak<FeedInner>, mut tap: mpsc::Receiver<Arc<Stored>>) {
-    while let Some(stored) = tap.recv().await {
+    let Some(topics) = feed.upgrade().map(|inner| inner.sse.inner.topics.clone()) else {
+        return;
+    };
+    loop {
+        let stored = tokio::select! {
+            stored = tap.recv() => match stored {
+                Some(stored) => Some(stored),
+                None => return,
+            },
+            () = topics.tap_wake.notified() => None,
+        };
         let Some(inner) = feed.upgrade() else { return };
         let feed = Feed { inner };
-        let Some(event) = feed.decode(&stored) else {
-            continue;
-        };
-        feed.relay(event).await;
+        if let Some(event) = stored.as_deref().and_then(|stored| feed.decode(stored)) {
+            feed.relay(event).await;
+        }
+        if tap.is_empty() && topics.take_tap_lost() {
+            feed.catch_up().await;
+        }
     }
 }
 
@@ -356,6 +369,38 @@ impl Feed {
             Before::NewEpoch => self.resync_all(&event.topic, ResyncReason::UnknownId).await,
         }
         self.deliver(&event).await;
+    }
+
+    /// Relays from history what every known topic published after its last event here.
+    async fn catch_up(&self) {
+        let known: Vec<(Arc<str>, Arc<str>, u64)> = lock(&self.inner.state)
+            .topics
+            .iter()
+            .filter_map(|(topic, track)| {
+                let (epoch, last) = track.last.clone()?;
+                Some((topic.clone(), epoch, last))
+            })
+            .collect();
+        tracing::debug!(
+            topics = known.len(),
+            "hub feed reading what it missed from history"
+        );
+        for (topic, epoch, last) in known {
+            match self.inner.sse.history_after(&topic, &epoch, last).await {
+                Ok((current, _, Replay::Events(events))) if current == epoch => {
+                    for stored in &events {
+                        if let Some(missed) = self.decode(stored) {
+                            self.relay(missed).await;
+                        }
+                    }
+                }
+                Ok(_) => self.resync_all(&topic, ResyncReason::HistoryExceeded).await,
+                Err(_) => {
+                    self.resync_all(&topic, ResyncReason::HistoryUnavailable)
+                        .await
+                }
+            }
+        }
     }
 
     /// Relays the events of `event`'s topic after `from` and before `event`, from history.
