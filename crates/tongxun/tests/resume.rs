@@ -30,17 +30,22 @@ async fn node(history: usize) -> Node {
 }
 
 /// The same, with this configuration, and queues for 20,000 events per client.
-async fn node_with(history: usize, mut config: Config) -> Node {
+async fn node_with(history: usize, config: Config) -> Node {
+    node_queued(history, config, 20_000).await
+}
+
+/// The same, with queues for `queue` events per client.
+async fn node_queued(history: usize, mut config: Config, queue: usize) -> Node {
     support::init_tracing();
     let mut ws_config = WsConfig::default();
     ws_config.ping_interval = Duration::ZERO;
-    ws_config.queue_capacity = 20_000;
+    ws_config.queue_capacity = queue;
     ws_config.max_queued_bytes = 64 << 20;
     let ws = WsHub::new(ws_config);
     let mut sse_config = SseConfig::default();
     sse_config.history_len = history;
     let sse = SseHub::new(sse_config);
-    config.max_buffer_size = 20_000;
+    config.max_buffer_size = queue;
     let server = Server::builder()
         .config(config)
         .namespace_with("/live", Hub::namespace())
@@ -267,6 +272,24 @@ async fn a_feed_that_fell_behind_repairs_the_gap_from_history() {
     }
     for n in 1..=10_001 {
         assert_eq!(tick(&mut socket).await.0, n);
+    }
+}
+
+#[tokio::test]
+async fn a_replay_longer_than_the_clients_queues_goes_at_their_pace() {
+    // Queues of 100 events; a replay of 2,000.
+    let node = node_queued(5_000, Config::default(), 100).await;
+    let first = node.publish(0).await;
+    for n in 1..=2_000 {
+        node.publish(n).await;
+    }
+    let mut socket = node.socket(Some(json!({ "since": first }))).await;
+    let mut ws_client = ws(&node, json!({ "subscribe": TOPIC, "since": first })).await;
+    for n in 1..=2_000 {
+        assert_eq!(tick(&mut socket).await.0, n);
+    }
+    for n in 1..=2_000 {
+        assert_eq!(frame(&mut ws_client).await["data"]["n"], n);
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
 
 use super::event::HubEvent;
-use super::target::Target;
+use super::target::{Target, Unsent};
 use crate::io::Io;
 use crate::sse::{Replay, ResyncReason, SseHub, Stored};
 use crate::sync::lock;
@@ -218,7 +218,7 @@ impl Feed {
                 let Some(event) = self.decode(&stored) else {
                     continue;
                 };
-                if target.send(&event).is_err() {
+                if !send_paced(&target, &event).await {
                     return self.give_up(&target, &topic);
                 }
             }
@@ -299,6 +299,27 @@ impl Feed {
         }
         event.map(Arc::new)
     }
+}
+
+/// How long a replay waits for a subscriber's queue to have room, between two tries, and how
+/// many tries it makes: 5 seconds in all.
+const PACE: std::time::Duration = std::time::Duration::from_millis(10);
+const PACE_TRIES: u32 = 500;
+
+/// Sends one replayed event at the pace `target` reads: `false` when it is gone, or has had no
+/// room for [`PACE_TRIES`] × [`PACE`].
+async fn send_paced(target: &Target, event: &HubEvent) -> bool {
+    for _ in 0..PACE_TRIES {
+        if target.has_room() {
+            match target.send(event) {
+                Ok(()) => return true,
+                Err(Unsent::Gone) => return false,
+                Err(Unsent::Full) => {}
+            }
+        }
+        tokio::time::sleep(PACE).await;
+    }
+    false
 }
 
 /// Relays what the tap gives, until the feed is gone; once it has caught up after the tap
