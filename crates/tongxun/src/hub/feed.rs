@@ -133,6 +133,12 @@ impl Feed {
         Some(Self { inner })
     }
 
+    /// Subscribers held as resuming: replayed now, or waiting for the topic's next event to
+    /// join it (disconnected ones until the next sweep).
+    pub(crate) fn resuming(&self) -> usize {
+        lock(&self.inner.state).waiting
+    }
+
     /// Whether the feed relays to Socket.IO namespace `path`.
     pub(crate) fn serves(&self, path: &str) -> bool {
         self.inner
