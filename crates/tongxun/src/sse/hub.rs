@@ -186,7 +186,7 @@ impl SseHub {
         if let Some(shared) = self.inner.shared.get() {
             // Delivered here, as on every node, when it comes back on the hub's channel.
             let (epoch, seq) = shared
-                .append(topic, &frame, &self.inner.epoch)
+                .append(topic, &frame, &new_epoch())
                 .await
                 .map_err(|e| {
                     tracing::warn!(%topic, "sse event not published, Redis is unreachable: {e}");
@@ -514,7 +514,7 @@ impl SseHub {
             .map(|name| (name.as_str(), resume.position(name)))
             .collect();
         // Dropping the future (the client left) or failing drops the registration.
-        match shared.read(&wanted, resume.epoch(), &inner.epoch).await {
+        match shared.read(&wanted, resume.epoch(), &new_epoch()).await {
             Ok((epoch, reads)) => {
                 let starts = reads
                     .into_iter()
@@ -530,8 +530,10 @@ impl SseHub {
     }
 }
 
-/// A short name for this run of the hub, different each time a hub is created.
-fn new_epoch() -> String {
+/// A short name for this run of the hub, different each time a hub is created; with Redis, the
+/// name a new life of the shared history takes if none is there (Redis lost its data), fresh at
+/// each call so that a new life never takes the name of an old one.
+pub(super) fn new_epoch() -> String {
     format!("{:08x}", crate::random_u64() & 0xffff_ffff)
 }
 

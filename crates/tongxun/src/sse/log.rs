@@ -26,7 +26,11 @@ impl SseHub {
         #[cfg(feature = "redis")]
         if let Some(shared) = inner.shared.get() {
             let (current, mut reads) = shared
-                .read(&[(topic, Some(after))], Some(epoch), &inner.epoch)
+                .read(
+                    &[(topic, Some(after))],
+                    Some(epoch),
+                    &super::hub::new_epoch(),
+                )
                 .await
                 .map_err(|e| {
                     // The caller tries again, and says so once it gives up.
