@@ -3,9 +3,9 @@
 // drops and reconnects to another node resumes with no loss, and a Redis restart costs nothing
 // that was accepted.
 import assert from "node:assert/strict";
-import { createConnection, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { EventSource } from "eventsource";
+import { balancer } from "./support/proxy.mjs";
 import { startRedis } from "./support/redis.mjs";
 import { start } from "./support/server.mjs";
 import { PUBLISH_TOKEN, SUBSCRIBE_TOKEN, next, record, streamUrl } from "./support/sse-server.mjs";
@@ -101,41 +101,6 @@ async function sseSubscriber(url) {
   return { source, events, ticks: () => events.of("tick").map((e) => e.data) };
 }
 
-/**
- * A stand-in for a load balancer: forwards each connection to the node it points at now, and
- * can cut every open connection, as a dying node or a failover would.
- */
-async function balancer(target) {
-  const open = new Set();
-  const server = createServer((client) => {
-    const upstream = createConnection({ host: "127.0.0.1", port: new URL(state.target.url).port });
-    open.add(client);
-    open.add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(client);
-      open.delete(upstream);
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-  });
-  const state = { target };
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  closers.push(() => server.close());
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    pointTo(node) {
-      state.target = node;
-    },
-    cut() {
-      for (const socket of open) socket.destroy();
-      open.clear();
-    },
-  };
-}
-
 describe("the hubs across three nodes", { timeout: 60_000 }, () => {
   test("ws clients on every node receive every published event, each node's in order", async () => {
     const subscribers = await Promise.all(nodes.map((node) => wsSubscriber(node, "ws-ticker")));
@@ -192,6 +157,7 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
   test("an SSE subscriber that drops and reconnects to another node resumes with no loss", async () => {
     const topic = "sse-failover";
     const lb = await balancer(nodes[0]);
+    closers.push(() => lb.close());
     const { source, events, ticks } = await sseSubscriber(streamUrl(lb.url, [topic]));
     for (let i = 0; i < 10; i++) assert.equal((await ssePublish(nodes[i % 3], topic, `e${i}`)).status, 200);
     await events.until(() => ticks().length === 10, "the first 10 ticks");
