@@ -1,12 +1,14 @@
 // The WebSocket and SSE hubs across three nodes sharing a real redis-server: npm `ws` and
-// `eventsource` clients on different nodes receive every published event, an SSE subscriber that
-// drops and reconnects to another node resumes with no loss, and a Redis restart costs nothing
-// that was accepted.
+// `eventsource` clients on different nodes receive every published event, with the id its
+// publisher was told whichever node and transport delivers it, an SSE subscriber that drops and
+// reconnects to another node resumes with no loss, and a Redis restart costs nothing that was
+// accepted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { EventSource } from "eventsource";
 import { balancer } from "./support/proxy.mjs";
 import { startRedis } from "./support/redis.mjs";
+import { SUBSCRIBERS } from "./support/resume.mjs";
 import { start } from "./support/server.mjs";
 import { PUBLISH_TOKEN, SUBSCRIBE_TOKEN, next, record, streamUrl } from "./support/sse-server.mjs";
 import { Client, TOKEN } from "./support/ws-server.mjs";
@@ -51,8 +53,8 @@ async function hubPublish(node, topic, data) {
 }
 
 /**
- * A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads (`ticks`)
- * and every text it receives (`texts`). `until(check, ms)` resolves once `check(client)` holds
+ * A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads (`ticks`),
+ * their envelopes' ids (`ids`) and every text it receives (`texts`). `until(check, ms)` resolves once `check(client)` holds
  * and rejects after `ms`.
  */
 async function wsSubscriber(node, topic) {
@@ -61,6 +63,7 @@ async function wsSubscriber(node, topic) {
   await client.send(JSON.stringify({ subscribe: topic }));
   assert.deepEqual(JSON.parse(await client.nextText()), { subscribed: topic });
   client.ticks = [];
+  client.ids = [];
   client.texts = [];
   let waiters = [];
   client.ws.on("message", (data, isBinary) => {
@@ -69,7 +72,10 @@ async function wsSubscriber(node, topic) {
     client.texts.push(text);
     try {
       const frame = JSON.parse(text);
-      if (frame.topic === topic && frame.event === "tick") client.ticks.push(frame.data);
+      if (frame.topic === topic && frame.event === "tick") {
+        client.ticks.push(frame.data);
+        client.ids.push(frame.id);
+      }
     } catch {
       // not a hub envelope
     }
@@ -105,11 +111,14 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
   test("ws clients on every node receive every published event, each node's in order", async () => {
     const subscribers = await Promise.all(nodes.map((node) => wsSubscriber(node, "ws-ticker")));
     const sent = [];
+    const ids = new Map();
     for (let i = 0; i < 30; i++) {
       const from = i % 3;
       sent.push({ from, i });
       const delivery = await hubPublish(nodes[from], "ws-ticker", { from, i });
       assert.equal(delivery.ws, 1, "the publishing node's own subscriber took it at once");
+      assert.equal(typeof delivery.id, "string");
+      ids.set(i, delivery.id);
     }
     for (const client of subscribers) {
       await client.until((c) => c.ticks.length >= sent.length);
@@ -121,6 +130,31 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
           `node ${from}'s events in the order it published them`,
         );
       }
+      assert.deepEqual(
+        client.ids,
+        client.ticks.map((t) => ids.get(t.i)),
+        "every envelope has the id /publish answered, whichever node relayed it",
+      );
+    }
+  });
+
+  test("one publish has one id on every node and transport", async () => {
+    const topic = "one-id";
+    const subscribers = nodes.flatMap((node, k) =>
+      Object.values(SUBSCRIBERS).map((make) => make(node, topic, `on node ${k}`)),
+    );
+    for (const subscriber of subscribers) closers.push(() => subscriber.close());
+    await Promise.all(subscribers.map(({ received }) => received.until((r) => r.subscribed >= 1, "subscribed")));
+    const ids = [undefined];
+    for (let n = 1; n <= 9; n++) ids.push((await hubPublish(nodes[n % 3], topic, { n })).id);
+    assert.equal(new Set(ids).size, 10, "one id per publish");
+    // Publishes from different nodes may interleave differently on each node and transport
+    // (the ws test above); what they carry may not.
+    for (const { received } of subscribers) {
+      await received.until((r) => [1, 2, 3, 4, 5, 6, 7, 8, 9].every((n) => r.has(n)), "ticks 1 to 9");
+      assert.deepEqual(received.log.toSorted((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9], received.name);
+      for (let n = 1; n <= 9; n++) assert.equal(received.ids.get(n), ids[n], `${received.name}: tick ${n}'s id`);
+      assert.deepEqual(received.problems, [], received.name);
     }
   });
 

@@ -132,11 +132,13 @@ export function difference(log, expected) {
 
 /**
  * A socket.io-client on namespace `/live` at `url` following `topic`: its `auth` sends the last
- * id it received (`{ since }`) at every (re)connection; with no id yet it subscribes with
- * `subscribe`. Returns `{ received, socket, close() }`.
+ * id it received (`{ since }`, starting with `since`) at every (re)connection; with no id yet it
+ * sends `subscribe` with `subscribeWith` (by default `topic`). Further `options` go to `io()`.
+ * Returns `{ received, socket, close() }`.
  */
-export function socketioSubscriber(url, topic, name, options = {}) {
+export function socketioSubscriber(url, topic, name, { since, subscribeWith = topic, ...options } = {}) {
   const received = new Received("socketio", name);
+  received.lastId = since;
   const socket = io(`${url}/live`, {
     forceNew: true,
     transports: ["websocket"],
@@ -155,7 +157,7 @@ export function socketioSubscriber(url, topic, name, options = {}) {
   socket.on("connect", async () => {
     received.count("connects");
     if (received.lastId !== undefined) return received.count("subscribed");
-    const ack = await socket.emitWithAck("subscribe", topic);
+    const ack = await socket.emitWithAck("subscribe", subscribeWith);
     if (isDeepStrictEqual(ack, { ok: [topic] })) received.count("subscribed");
     else received.problem(`subscribe answered ${JSON.stringify(ack)}`);
   });
@@ -165,10 +167,11 @@ export function socketioSubscriber(url, topic, name, options = {}) {
 /**
  * An npm `ws` client of the WebSocket hub at `wsUrl` following `topic`, reconnecting by itself
  * as an app would (100 ms after a close) and subscribing with the last id it received
- * (`{"subscribe": topic, "since": id}`). Returns `{ received, close() }`.
+ * (`{"subscribe": topic, "since": id}`, starting with `since`). Returns `{ received, close() }`.
  */
-export function wsSubscriber(wsUrl, topic, name) {
+export function wsSubscriber(wsUrl, topic, name, { since } = {}) {
   const received = new Received("ws", name);
+  received.lastId = since;
   let ws;
   let closed = false;
   let retry;
@@ -211,12 +214,13 @@ export function wsSubscriber(wsUrl, topic, name) {
 }
 
 /**
- * An npm `eventsource` client of `/events?topic=<topic>` at `url`; it resumes by itself
- * (`Last-Event-ID`). Returns `{ received, source, close() }`.
+ * An npm `eventsource` client of `/events?topic=<topic>` at `url` (from `since` on, with the
+ * `lastEventId` parameter); it resumes by itself (`Last-Event-ID`).
+ * Returns `{ received, source, close() }`.
  */
-export function sseSubscriber(url, topic, name) {
+export function sseSubscriber(url, topic, name, { since } = {}) {
   const received = new Received("sse", name);
-  const source = new EventSource(streamUrl(url, [topic], { token: SUBSCRIBE_TOKEN }));
+  const source = new EventSource(streamUrl(url, [topic], { token: SUBSCRIBE_TOKEN, lastEventId: since }));
   source.addEventListener("ready", () => {
     received.count("connects");
     received.count("subscribed");
