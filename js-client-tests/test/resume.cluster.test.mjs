@@ -71,8 +71,8 @@ function assertIds(received, ids) {
   assert.deepEqual(wrong, [], `${received.name}: ids other than the publisher's (n, id)`);
 }
 
-describe("resume everywhere on three nodes", { timeout: 180_000 }, () => {
-  test("a node dies mid-stream: every client gets every event once, in publish order", async () => {
+describe("resume everywhere on three nodes", () => {
+  test("a node dies mid-stream: every client gets every event once, in publish order", { timeout: 120_000 }, async () => {
     await explained(async () => {
       const topic = "resume-failover";
       const received = [];
@@ -107,7 +107,7 @@ describe("resume everywhere on three nodes", { timeout: 180_000 }, () => {
     });
   });
 
-  test("a client away for longer than the history gets resync on every transport, then live events", async () => {
+  test("a client away for longer than the history gets resync on every transport, then live events", { timeout: 120_000 }, async () => {
     await explained(async () => {
       const topic = "resume-away";
       // Node 2 outlives the first test; its proxy here is this test's own.
