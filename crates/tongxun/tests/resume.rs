@@ -11,10 +11,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::within;
 use tokio_tungstenite::tungstenite::Message;
-use tongxun::Server;
 use tongxun::hub::Hub;
 use tongxun::sse::{SseConfig, SseHub};
 use tongxun::ws::{WsConfig, WsHub};
+use tongxun::{Config, Server};
 use tongxun_test::{TestClient, TestServer};
 
 const TOPIC: &str = "prices";
@@ -26,14 +26,28 @@ struct Node {
 
 /// A server with `/live` bound to a hub whose SSE history keeps `history` events per topic.
 async fn node(history: usize) -> Node {
+    node_with(history, Config::default()).await
+}
+
+/// The same, with this configuration, and queues for 20,000 events per client.
+async fn node_with(history: usize, config: Config) -> Node {
+    node_queued(history, config, 20_000).await
+}
+
+/// The same, with queues for `queue` events per client.
+async fn node_queued(history: usize, mut config: Config, queue: usize) -> Node {
     support::init_tracing();
     let mut ws_config = WsConfig::default();
     ws_config.ping_interval = Duration::ZERO;
+    ws_config.queue_capacity = queue;
+    ws_config.max_queued_bytes = 64 << 20;
     let ws = WsHub::new(ws_config);
     let mut sse_config = SseConfig::default();
     sse_config.history_len = history;
     let sse = SseHub::new(sse_config);
+    config.max_buffer_size = queue;
     let server = Server::builder()
+        .config(config)
         .namespace_with("/live", Hub::namespace())
         .ws(ws.clone())
         .sse(sse.clone())
@@ -235,4 +249,88 @@ async fn a_client_away_longer_than_the_history_gets_resync_then_live_events() {
         event.data::<Value>().unwrap(),
         json!({ "topics": [TOPIC], "reason": "unknown_id" })
     );
+}
+
+#[tokio::test]
+async fn a_feed_that_fell_behind_repairs_the_gap_from_history() {
+    let node = node(20_000).await;
+    let mut socket = node.socket(None).await;
+    subscribe(&socket, json!(TOPIC)).await;
+    let mut ws_client = ws(&node, json!({ "subscribe": TOPIC })).await;
+    // On this one-thread runtime the feed cannot run during the loop: past its tap's 8,192
+    // events, the rest reach only the history.
+    for n in 1..=10_000 {
+        node.hub
+            .publish(TOPIC, "tick", &json!({ "n": n }))
+            .await
+            .unwrap();
+    }
+    node.publish(10_001).await;
+    for n in 1..=10_001 {
+        let got = frame(&mut ws_client).await;
+        assert_eq!(got["data"]["n"], n, "{got}");
+    }
+    for n in 1..=10_001 {
+        assert_eq!(tick(&mut socket).await.0, n);
+    }
+}
+
+#[tokio::test]
+async fn a_replay_longer_than_the_clients_queues_goes_at_their_pace() {
+    // Queues of 100 events; a replay of 2,000.
+    let node = node_queued(5_000, Config::default(), 100).await;
+    let first = node.publish(0).await;
+    for n in 1..=2_000 {
+        node.publish(n).await;
+    }
+    let mut socket = node.socket(Some(json!({ "since": first }))).await;
+    let mut ws_client = ws(&node, json!({ "subscribe": TOPIC, "since": first })).await;
+    for n in 1..=2_000 {
+        assert_eq!(tick(&mut socket).await.0, n);
+    }
+    for n in 1..=2_000 {
+        assert_eq!(frame(&mut ws_client).await["data"]["n"], n);
+    }
+}
+
+/// Two nodes on one Redis: a client that got its last event on one resumes on the other.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_client_resumes_on_another_node() {
+    let redis = support::redis::RedisServer::start().await;
+    let on_redis = || {
+        let mut config = Config::default();
+        config.redis_url = Some(redis.url());
+        config
+    };
+    let (a, b) = (
+        node_with(100, on_redis()).await,
+        node_with(100, on_redis()).await,
+    );
+    let mut socket = a.socket(None).await;
+    subscribe(&socket, json!(TOPIC)).await;
+    let mut ws_client = ws(&a, json!({ "subscribe": TOPIC })).await;
+    // Node B's feed takes every event too, from Redis: once a client there has one, both
+    // listen on the hub's channel.
+    let mut witness = b.socket(None).await;
+    subscribe(&witness, json!(TOPIC)).await;
+    let id = a.publish(1).await;
+    assert_eq!(tick(&mut socket).await, (1, id.clone()));
+    assert_eq!(tick(&mut witness).await, (1, id.clone()));
+    assert_eq!(frame(&mut ws_client).await["id"], id);
+
+    socket.disconnect().await;
+    drop(ws_client);
+    let mut missed = Vec::new();
+    for n in 2..=4 {
+        missed.push((n, a.publish(n).await));
+    }
+    let mut socket = b.socket(Some(json!({ "since": id }))).await;
+    let mut ws_client = ws(&b, json!({ "subscribe": TOPIC, "since": id })).await;
+    let live = (5, a.publish(5).await);
+    for expected in missed.into_iter().chain([live]) {
+        assert_eq!(tick(&mut socket).await, expected);
+        let envelope = frame(&mut ws_client).await;
+        assert_eq!(envelope["id"], expected.1.as_str());
+    }
 }

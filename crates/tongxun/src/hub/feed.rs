@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
 
 use super::event::HubEvent;
-use super::target::Target;
+use super::target::{Target, Unsent};
 use crate::io::Io;
 use crate::sse::{Replay, ResyncReason, SseHub, Stored};
 use crate::sync::lock;
@@ -218,7 +218,7 @@ impl Feed {
                 let Some(event) = self.decode(&stored) else {
                     continue;
                 };
-                if target.send(&event).is_err() {
+                if !send_paced(&target, &event).await {
                     return self.give_up(&target, &topic);
                 }
             }
@@ -301,15 +301,49 @@ impl Feed {
     }
 }
 
-/// Relays what the tap gives, until the feed is gone.
+/// How long a replay waits for a subscriber's queue to have room, between two tries, and how
+/// many tries it makes: 5 seconds in all.
+const PACE: std::time::Duration = std::time::Duration::from_millis(10);
+const PACE_TRIES: u32 = 500;
+
+/// Sends one replayed event at the pace `target` reads: `false` when it is gone, or has had no
+/// room for [`PACE_TRIES`] × [`PACE`].
+async fn send_paced(target: &Target, event: &HubEvent) -> bool {
+    for _ in 0..PACE_TRIES {
+        if target.has_room() {
+            match target.send(event) {
+                Ok(()) => return true,
+                Err(Unsent::Gone) => return false,
+                Err(Unsent::Full) => {}
+            }
+        }
+        tokio::time::sleep(PACE).await;
+    }
+    false
+}
+
+/// Relays what the tap gives, until the feed is gone; once it has caught up after the tap
+/// missed events, checks every topic against history.
 async fn relay(feed: Weak<FeedInner>, mut tap: mpsc::Receiver<Arc<Stored>>) {
-    while let Some(stored) = tap.recv().await {
+    let Some(topics) = feed.upgrade().map(|inner| inner.sse.inner.topics.clone()) else {
+        return;
+    };
+    loop {
+        let stored = tokio::select! {
+            stored = tap.recv() => match stored {
+                Some(stored) => Some(stored),
+                None => return,
+            },
+            () = topics.tap_wake.notified() => None,
+        };
         let Some(inner) = feed.upgrade() else { return };
         let feed = Feed { inner };
-        let Some(event) = feed.decode(&stored) else {
-            continue;
-        };
-        feed.relay(event).await;
+        if let Some(event) = stored.as_deref().and_then(|stored| feed.decode(stored)) {
+            feed.relay(event).await;
+        }
+        if tap.is_empty() && topics.take_tap_lost() {
+            feed.catch_up().await;
+        }
     }
 }
 
@@ -356,6 +390,38 @@ impl Feed {
             Before::NewEpoch => self.resync_all(&event.topic, ResyncReason::UnknownId).await,
         }
         self.deliver(&event).await;
+    }
+
+    /// Relays from history what every known topic published after its last event here.
+    async fn catch_up(&self) {
+        let known: Vec<(Arc<str>, Arc<str>, u64)> = lock(&self.inner.state)
+            .topics
+            .iter()
+            .filter_map(|(topic, track)| {
+                let (epoch, last) = track.last.clone()?;
+                Some((topic.clone(), epoch, last))
+            })
+            .collect();
+        tracing::debug!(
+            topics = known.len(),
+            "hub feed reading what it missed from history"
+        );
+        for (topic, epoch, last) in known {
+            match self.inner.sse.history_after(&topic, &epoch, last).await {
+                Ok((current, _, Replay::Events(events))) if current == epoch => {
+                    for stored in &events {
+                        if let Some(missed) = self.decode(stored) {
+                            self.relay(missed).await;
+                        }
+                    }
+                }
+                Ok(_) => self.resync_all(&topic, ResyncReason::HistoryExceeded).await,
+                Err(_) => {
+                    self.resync_all(&topic, ResyncReason::HistoryUnavailable)
+                        .await
+                }
+            }
+        }
     }
 
     /// Relays the events of `event`'s topic after `from` and before `event`, from history.

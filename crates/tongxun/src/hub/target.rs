@@ -6,6 +6,15 @@ use super::event::HubEvent;
 use crate::io::Socket;
 use crate::sse::ResyncReason;
 
+/// Why an event was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsent {
+    /// Its queue is full: later, maybe.
+    Full,
+    /// It is gone or closing.
+    Gone,
+}
+
 /// A Socket.IO socket of a bound namespace, or a client of the bound WebSocket hub.
 #[derive(Clone)]
 pub(crate) enum Target {
@@ -73,17 +82,30 @@ impl Target {
     }
 
     /// Sends one event to it alone.
-    pub(crate) fn send(&self, event: &HubEvent) -> Result<(), ()> {
+    pub(crate) fn send(&self, event: &HubEvent) -> Result<(), Unsent> {
         match self {
             Target::Socket(socket) if event.for_socketio => socket
                 .emit(&event.event, &(&event.data, event.meta()))
-                .map_err(drop),
+                .map_err(|e| match e {
+                    crate::SendError::QueueFull => Unsent::Full,
+                    _ => Unsent::Gone,
+                }),
             Target::Socket(_) => Ok(()),
             #[cfg(feature = "ws")]
             Target::Ws(client) => match &event.ws {
-                Some(message) => client.send(message.clone()).map_err(drop),
+                Some(message) => client.send(message.clone()).map_err(|_| Unsent::Gone),
                 None => Ok(()),
             },
+        }
+    }
+
+    /// Whether it can take more now without meeting its queue's bound (a Socket.IO socket
+    /// does not tell: its send says so).
+    pub(crate) fn has_room(&self) -> bool {
+        match self {
+            Target::Socket(_) => true,
+            #[cfg(feature = "ws")]
+            Target::Ws(client) => client.has_room(),
         }
     }
 

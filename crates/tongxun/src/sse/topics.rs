@@ -75,6 +75,10 @@ pub(crate) struct Topics {
     /// Every event of every topic, in each topic's order, for the [`Hub`](crate::hub::Hub)
     /// that feeds Socket.IO and WebSocket subscribers from this hub.
     tap: OnceLock<mpsc::Sender<Arc<Stored>>>,
+    /// Set when the tap missed events (it was full, or Redis was away); the reader checks its
+    /// topics against history once it has caught up, woken by `tap_wake`.
+    tap_lost: AtomicBool,
+    pub(crate) tap_wake: tokio::sync::Notify,
 }
 
 /// Events the tap holds for its reader; past it an event is dropped, and the reader repairs
@@ -104,6 +108,8 @@ impl Topics {
             topics_forgotten: AtomicU64::new(0),
             topics_refused: AtomicU64::new(0),
             tap: OnceLock::new(),
+            tap_lost: AtomicBool::new(false),
+            tap_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -241,14 +247,32 @@ impl Topics {
         Some(receiver)
     }
 
-    /// Offers `stored` to the tap, if one is open; drops it when the tap is full (its reader
-    /// repairs the gap from history).
+    /// Offers `stored` to the tap, if one is open; drops it when the tap is full, and tells the
+    /// reader to check its topics against history.
     fn tap_event(&self, stored: &Arc<Stored>) {
         if let Some(tap) = self.tap.get()
             && tap.try_send(stored.clone()).is_err()
+            && !self.tap_lost.load(Ordering::Relaxed)
         {
-            tracing::debug!(topic = %stored.topic, seq = stored.seq, "hub feed behind, event left to history");
+            tracing::warn!(
+                topic = %stored.topic,
+                seq = stored.seq,
+                queue = TAP_QUEUE,
+                "hub feed behind: events left to history, where it will read them"
+            );
+            self.mark_tap_lost();
         }
+    }
+
+    /// Tells the tap's reader that it missed events.
+    pub(crate) fn mark_tap_lost(&self) {
+        self.tap_lost.store(true, Ordering::Relaxed);
+        self.tap_wake.notify_one();
+    }
+
+    /// Whether the tap missed events since the last call.
+    pub(crate) fn take_tap_lost(&self) -> bool {
+        self.tap_lost.swap(false, Ordering::Relaxed)
     }
 
     /// The topic's last sequence number and what its history holds after `after`.
