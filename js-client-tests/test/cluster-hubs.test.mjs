@@ -254,7 +254,21 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
       const frames = client.texts.map((text) => JSON.parse(text));
       const resync = frames.findIndex((frame) => frame.event === "resync");
       assert.ok(resync > 0 && resync < frames.findIndex((frame) => frame.data === "after"), "resync first");
-      assert.notEqual(frames.at(-1).id.split(";")[0], frames[0].id.split(";")[0], "a new epoch");
+      const [before, last] = [frames[0].id, frames.at(-1).id];
+      assert.notEqual(last.split(";")[0], before.split(";")[0], `a new epoch, so ids never repeat: ${client.texts}`);
     }
+    // So a client that saw "before" and comes back with its id now is told to resync, on every
+    // transport, rather than taken to have seen "after".
+    const since = JSON.parse(ws[0].texts[0]).id;
+    const back = Object.values(SUBSCRIBERS).map((make) => make(nodes[2], topic, "back from before", { since }));
+    back.forEach((client) => closers.push(() => client.close()));
+    await Promise.all(back.map(({ received }) => received.until((r) => r.subscribed >= 1, "subscribed")));
+    await hubPublish(nodes[0], topic, { n: 99 });
+    await Promise.all(back.map(({ received }) => received.until((r) => r.has(99), "the event after the return")));
+    assert.deepEqual(
+      back.map(({ received }) => [received.name, received.log]),
+      back.map(({ received }) => [received.name, ["resync", 99]]),
+      `back with ${since}, the id of "before"`,
+    );
   });
 });

@@ -231,11 +231,14 @@ export function sseSubscriber(url, topic, name, { since } = {}) {
   return { received, source, close: () => source.close() };
 }
 
-/** The three kinds of subscriber, by name, for loops over them. */
+/**
+ * The three kinds of subscriber, by name, for loops over them: each takes a server or proxy
+ * (its `url` and `wsUrl`), the topic, a name and options (`since`).
+ */
 export const SUBSCRIBERS = {
-  socketio: (proxy, topic, name) => socketioSubscriber(proxy.url, topic, name),
-  ws: (proxy, topic, name) => wsSubscriber(proxy.wsUrl, topic, name),
-  sse: (proxy, topic, name) => sseSubscriber(proxy.url, topic, name),
+  socketio: (server, topic, name, options) => socketioSubscriber(server.url, topic, name, options),
+  ws: (server, topic, name, options) => wsSubscriber(server.wsUrl, topic, name, options),
+  sse: (server, topic, name, options) => sseSubscriber(server.url, topic, name, options),
 };
 
 /**
