@@ -455,6 +455,24 @@ impl Hub {
         Ok(delivery)
     }
 
+    /// Subscribers of this node held as resuming: being replayed, or replayed and waiting for
+    /// their topic's next event to go live (see `docs/resume.md`). Those that disconnected count
+    /// until a sweep drops them, each time the count doubles: at most about twice those still
+    /// connected. 0 without an SSE hub.
+    ///
+    /// # Examples
+    /// ```
+    /// let hub = tongxun::hub::Hub::builder().build();
+    /// assert_eq!(hub.resuming(), 0);
+    /// ```
+    pub fn resuming(&self) -> usize {
+        #[cfg(feature = "sse")]
+        if let Some(feed) = &self.inner.feed {
+            return feed.resuming();
+        }
+        0
+    }
+
     /// The metrics of the server whose Socket.IO side the hub reaches, or none (counted nowhere).
     #[cfg(any(feature = "ws", feature = "sse"))]
     fn count(&self, transport: HubTransport) {

@@ -412,7 +412,8 @@ impl SseHub {
                 .read(&[(topic, Some(after))], Some(epoch), &inner.epoch)
                 .await
                 .map_err(|e| {
-                    tracing::warn!(%topic, "sse history unreachable: {e}");
+                    // The caller tries again, and says so once it gives up.
+                    tracing::debug!(%topic, "sse history unreachable: {e}");
                     PublishError::Unavailable
                 })?;
             let read = reads.pop().ok_or(PublishError::Unavailable)?;
