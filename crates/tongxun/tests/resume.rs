@@ -293,16 +293,20 @@ async fn a_replay_longer_than_the_clients_queues_goes_at_their_pace() {
     }
 }
 
+/// A configuration on this Redis.
+#[cfg(feature = "redis")]
+fn on(redis: &support::redis::RedisServer) -> Config {
+    let mut config = Config::default();
+    config.redis_url = Some(redis.url());
+    config
+}
+
 /// Two nodes on one Redis: a client that got its last event on one resumes on the other.
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn a_client_resumes_on_another_node() {
     let redis = support::redis::RedisServer::start().await;
-    let on_redis = || {
-        let mut config = Config::default();
-        config.redis_url = Some(redis.url());
-        config
-    };
+    let on_redis = || on(&redis);
     let (a, b) = (
         node_with(100, on_redis()).await,
         node_with(100, on_redis()).await,
@@ -395,11 +399,7 @@ async fn epoch_of(node: &Node) -> String {
 #[tokio::test]
 async fn a_node_cut_off_from_redis_delivers_what_it_missed_once_back() {
     let redis = support::redis::RedisServer::start().await;
-    let on_redis = || {
-        let mut config = Config::default();
-        config.redis_url = Some(redis.url());
-        config
-    };
+    let on_redis = || on(&redis);
     let clients = || -> Vec<String> {
         redis
             .cli(&["CLIENT", "LIST"])

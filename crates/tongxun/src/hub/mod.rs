@@ -408,6 +408,7 @@ impl Hub {
                     topic,
                     event,
                     data: json,
+                    id: None,
                 };
                 let text = serde_json::to_string(&envelope).map_err(HubError::Encode)?;
                 Some(crate::ws::WsMessage::text(text))
@@ -503,10 +504,14 @@ impl Hub {
     }
 }
 
+/// A hub event as the WebSocket hub sends it: `{"topic","event","data","id"}`, without `id`
+/// when the hub has no history.
 #[cfg(feature = "ws")]
 #[derive(Serialize)]
 struct Envelope<'a> {
     topic: &'a str,
     event: &'a str,
     data: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
 }
