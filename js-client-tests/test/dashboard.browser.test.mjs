@@ -30,7 +30,7 @@ test("the Socket.IO, WebSocket and EventSource panels show the same samples", { 
     const read = (t) => {
       const panel = document.querySelector(`[data-transport="${t}"]`);
       const field = (name) => panel.querySelector(`[data-field="${name}"]`).textContent;
-      return { seq: Number(field("seq")), value: field("value"), count: Number(field("count")) };
+      return { seq: Number(field("seq")), value: field("value"), count: Number(field("received")) };
     };
     const [a, b, c] = ["socketio", "ws", "sse"].map(read);
     const same = a.seq === b.seq && b.seq === c.seq && a.value === b.value && b.value === c.value;
