@@ -19,7 +19,8 @@
 //! EventSource in `Last-Event-ID`, by itself), and the server replays what it missed, in
 //! order, before going on live. Each panel shows the event number and counts what would betray
 //! a broken resume: gaps (a number skipped), duplicates (a number seen again) and resyncs (the
-//! server's word that its history no longer reaches back to the id).
+//! server's word that its history no longer reaches back to the id). `docs/resume.md` explains
+//! the protocol and the client code; `static/dashboard.js` is that code, for one topic.
 //!
 //! To see it, start the dashboard with its history in Redis, so that it outlives the process,
 //! open the page, kill the server and start it again:
