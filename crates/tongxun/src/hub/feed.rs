@@ -533,8 +533,13 @@ impl Feed {
         tokio::time::timeout(RELAY_WAIT, relayed).await.ok();
     }
 
-    /// Sends `event` to this node's subscribers of its topic.
+    /// Sends `event` to this node's subscribers of its topic: the WebSocket ones first, which
+    /// take a queue push each, then the Socket.IO room, which serializes once.
     async fn emit(&self, event: &HubEvent) {
+        #[cfg(feature = "ws")]
+        if let (Some(ws), Some(message)) = (&self.inner.ws, &event.ws) {
+            ws.publish_local(&event.topic, message);
+        }
         if let Some((io, namespaces)) = &self.inner.io
             && event.for_socketio
         {
@@ -547,10 +552,6 @@ impl Feed {
                     tracing::warn!(topic = %event.topic, ns = %path, "hub event not sent to Socket.IO: {e}");
                 }
             }
-        }
-        #[cfg(feature = "ws")]
-        if let (Some(ws), Some(message)) = (&self.inner.ws, &event.ws) {
-            ws.publish_local(&event.topic, message);
         }
     }
 
