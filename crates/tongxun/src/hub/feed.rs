@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use super::event::HubEvent;
 use super::target::{Target, Unsent};
@@ -51,6 +51,9 @@ struct FeedInner {
     state: Mutex<State>,
     /// Topics whose last event the feed remembers, beyond those with waiting subscribers.
     max_tracked: usize,
+    /// Told when the tap holds [`TAP_LOW`] events or fewer: publishers waiting in
+    /// [`Feed::keep_up`] go on.
+    caught_up: Notify,
 }
 
 #[derive(Default)]
@@ -68,8 +71,6 @@ struct Track {
     /// The epoch and sequence number of the last event relayed here.
     last: Option<(Arc<str>, u64)>,
     waiting: Vec<Waiting>,
-    /// Publishes of this node waiting for their event to be relayed here.
-    publishers: Vec<(u64, oneshot::Sender<()>)>,
 }
 
 struct Waiting {
@@ -130,6 +131,7 @@ impl Feed {
             ws,
             state: Mutex::default(),
             max_tracked,
+            caught_up: Notify::new(),
         });
         tokio::spawn(relay(Arc::downgrade(&inner), tap));
         Some(Self { inner })
@@ -328,8 +330,12 @@ impl Feed {
     }
 }
 
-/// The longest a publish waits for its event to be relayed on its own node.
+/// The longest a publish waits for the feed to catch up.
 const RELAY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Events in the tap past which a publish of this node waits, and at or below which the feed
+/// says it caught up.
+const TAP_HIGH: usize = crate::sse::TAP_QUEUE / 2;
+const TAP_LOW: usize = crate::sse::TAP_QUEUE / 4;
 
 /// How long a read of the history is tried again while Redis is away, and how often.
 const HISTORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -374,6 +380,9 @@ async fn relay(feed: Weak<FeedInner>, mut tap: mpsc::Receiver<Arc<Stored>>) {
         let feed = Feed { inner };
         if let Some(event) = stored.as_deref().and_then(|stored| feed.decode(stored)) {
             feed.relay(event).await;
+        }
+        if tap.len() <= TAP_LOW {
+            feed.inner.caught_up.notify_waiters();
         }
         if tap.is_empty() && topics.take_tap_lost() {
             feed.catch_up().await;
@@ -504,33 +513,23 @@ impl Feed {
             state.waiting -= handed;
         }
         self.emit(event).await;
-        let mut state = lock(&self.inner.state);
-        if let Some(track) = state.topics.get_mut(&event.topic) {
-            track.publishers.retain(|(seq, _)| *seq > event.seq);
-        }
     }
 
-    /// Waits until the event `seq` of `topic` (in `epoch`) was relayed to this node's
-    /// subscribers, for [`RELAY_WAIT`] at most: a publish returns once its own node has
-    /// delivered it, so that a publisher never runs ahead of the feed.
-    pub(crate) async fn relayed(&self, topic: &str, epoch: &str, seq: u64) {
-        let relayed = {
-            let mut state = lock(&self.inner.state);
-            let name: Arc<str> = topic.into();
-            let track = state.track(&name, self.inner.max_tracked);
-            if track
-                .last
-                .as_ref()
-                .is_some_and(|(last_epoch, last)| &**last_epoch == epoch && *last >= seq)
-            {
+    /// Waits while the feed has more than half its tap to relay, for [`RELAY_WAIT`] at most: a
+    /// publisher of this node never runs so far ahead of the feed that the tap overflows, yet
+    /// publishes in bursts that the feed relays in batches.
+    pub(crate) async fn keep_up(&self) {
+        let topics = &self.inner.sse.inner.topics;
+        let deadline = tokio::time::Instant::now() + RELAY_WAIT;
+        while topics.tap_backlog() > TAP_HIGH {
+            let caught_up = self.inner.caught_up.notified();
+            if topics.tap_backlog() <= TAP_HIGH {
                 return;
             }
-            let (done, relayed) = oneshot::channel();
-            track.publishers.push((seq, done));
-            relayed
-        };
-        // A sender dropped (the track was forgotten, or the event relayed) ends the wait too.
-        tokio::time::timeout(RELAY_WAIT, relayed).await.ok();
+            if tokio::time::timeout_at(deadline, caught_up).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Sends `event` to this node's subscribers of its topic: the WebSocket ones first, which
@@ -592,8 +591,7 @@ impl State {
     /// are forgotten first (they only lose gap repair until their next event).
     fn track(&mut self, topic: &Arc<str>, max: usize) -> &mut Track {
         if !self.topics.contains_key(topic) && self.topics.len() >= max {
-            self.topics
-                .retain(|_, track| !track.waiting.is_empty() || !track.publishers.is_empty());
+            self.topics.retain(|_, track| !track.waiting.is_empty());
         }
         self.topics.entry(topic.clone()).or_default()
     }

@@ -320,10 +320,10 @@ impl Hub {
 
     /// Publishes `payload` (any serde value) as `event` on `topic`, to every attached transport.
     ///
-    /// With an SSE hub, the event is appended to its history, and the call returns once this
-    /// node's feed has handed it to its Socket.IO and WebSocket subscribers (1 second at most):
-    /// a publisher never runs ahead of its own node's delivery. Other nodes deliver it from the
-    /// history at their pace.
+    /// With an SSE hub, the event is appended to its history, from which every node's feed
+    /// delivers it to its Socket.IO and WebSocket subscribers. The call waits (1 second at most)
+    /// while this node's feed has more than 4,096 events to relay: a publisher may run ahead in
+    /// bursts, never so far that the feed has to read back from history.
     ///
     /// # Errors
     /// [`HubError`] when the topic, the event name or the payload is refused; nothing is sent
@@ -372,7 +372,7 @@ impl Hub {
             Err(e) => return Err(HubError::Refused(e.to_string())),
         };
         if let Some(feed) = &self.inner.feed {
-            feed.relayed(topic, &id.epoch, id.seq()).await;
+            feed.keep_up().await;
         }
         let id = id.to_string();
         let mut delivery = Delivery {

@@ -198,3 +198,4 @@ pub use stats::SseStats;
 pub(crate) use history::{Replay, Stored};
 pub(crate) use id::ParsedId;
 pub(crate) use resume::ResyncReason;
+pub(crate) use topics::TAP_QUEUE;

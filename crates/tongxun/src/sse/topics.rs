@@ -264,6 +264,13 @@ impl Topics {
         }
     }
 
+    /// Events in the tap that its reader has not taken yet.
+    pub(crate) fn tap_backlog(&self) -> usize {
+        self.tap
+            .get()
+            .map_or(0, |tap| tap.max_capacity() - tap.capacity())
+    }
+
     /// Tells the tap's reader that it missed events.
     pub(crate) fn mark_tap_lost(&self) {
         self.tap_lost.store(true, Ordering::Relaxed);
