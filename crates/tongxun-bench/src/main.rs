@@ -1,7 +1,8 @@
 //! tongxun's benchmark suite: a Socket.IO / WebSocket / Server-Sent Events load generator and
 //! the peer servers it measures (tongxun, bare socketioxide, Node `socket.io`, tongxun's WS hub
 //! and a bare tokio-tungstenite floor, tongxun's SSE hub and a minimal axum SSE floor), and
-//! two tongxun nodes sharing a room through Redis (feature `redis`).
+//! two tongxun nodes sharing a room through Redis (feature `redis`), and one
+//! `tongxun::hub::Hub` publishing to all three transports at once.
 //!
 //! ```text
 //! cargo run -p tongxun-bench --release -- suite   # everything; writes docs/benchmarks.md
@@ -160,6 +161,24 @@ struct SizeArgs {
     /// Seconds the Redis scenario's measured trial sends for [default: 10].
     #[arg(long)]
     room_secs: Option<f64>,
+    /// Socket.IO receivers of the hub fan-out [default: 300].
+    #[arg(long)]
+    hub_socketio: Option<usize>,
+    /// WebSocket receivers of the hub fan-out [default: 300].
+    #[arg(long)]
+    hub_ws: Option<usize>,
+    /// SSE receivers of the hub fan-out [default: 300].
+    #[arg(long)]
+    hub_sse: Option<usize>,
+    /// First hub publish rate tried [default: 50].
+    #[arg(long)]
+    hub_start_rate: Option<u32>,
+    /// Highest hub publish rate tried [default: 16000].
+    #[arg(long)]
+    hub_max_rate: Option<u32>,
+    /// The hub fan-out's reference rate, where its latencies are measured [default: 200].
+    #[arg(long)]
+    hub_reference_rate: Option<u32>,
 }
 
 impl SizeArgs {
@@ -180,6 +199,12 @@ impl SizeArgs {
             sse_max_rate,
             room_rate,
             room_secs,
+            hub_socketio,
+            hub_ws,
+            hub_sse,
+            hub_start_rate,
+            hub_max_rate,
+            hub_reference_rate,
         } = self;
         sizes.repeats = repeats.unwrap_or(sizes.repeats).max(1);
         sizes.fanout_clients = fanout_clients.unwrap_or(sizes.fanout_clients);
@@ -196,6 +221,12 @@ impl SizeArgs {
         sizes.sse_max_rate = sse_max_rate.unwrap_or(sizes.sse_max_rate);
         sizes.room_rate = room_rate.unwrap_or(sizes.room_rate).max(1);
         sizes.room_secs = room_secs.unwrap_or(sizes.room_secs);
+        sizes.hub_socketio = hub_socketio.unwrap_or(sizes.hub_socketio);
+        sizes.hub_ws = hub_ws.unwrap_or(sizes.hub_ws);
+        sizes.hub_sse = hub_sse.unwrap_or(sizes.hub_sse);
+        sizes.hub_start_rate = hub_start_rate.unwrap_or(sizes.hub_start_rate);
+        sizes.hub_max_rate = hub_max_rate.unwrap_or(sizes.hub_max_rate);
+        sizes.hub_reference_rate = hub_reference_rate.or(sizes.hub_reference_rate);
         sizes
     }
 }
@@ -275,6 +306,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
         Command::Smoke { no_node, out } => {
             let mut peers = vec![
                 Peer::Tongxun,
+                Peer::TongxunHub,
                 Peer::Bare,
                 Peer::WsHub,
                 Peer::WsFloor,
@@ -339,7 +371,8 @@ fn check_fd_limit(limit: u64, sizes: &Sizes) {
         .idle_conns
         .max(sizes.connect_conns)
         .max(sizes.fanout_clients)
-        .max(sizes.sse_subscribers) as u64
+        .max(sizes.sse_subscribers)
+        .max(sizes.hub_socketio + sizes.hub_ws + sizes.hub_sse) as u64
         + 256;
     if limit < needed {
         eprintln!(

@@ -177,7 +177,7 @@ async fn run_one(
 ) -> Result<Measured> {
     let running = match external {
         Some((addr, pid)) => Running::external(peer, addr, pid),
-        None => Running::start(peer, log)?,
+        None => Running::start(peer, log, None)?,
     };
     let values = tokio::time::timeout(RUN_TIMEOUT, scenario.run(&running, sizes))
         .await
