@@ -10,6 +10,9 @@
 //! cargo run -p tongxun-bench --release -- run --scenario ack-echo --peer tongxun
 //! cargo run -p tongxun-bench --release --features redis -- run --scenario redis-broadcast
 //! cargo run -p tongxun-bench --release -- serve --peer bare --port 3000
+//! # two builds of tongxun side by side, run after run (the peers served by each build's bench):
+//! tongxun-bench run --scenario hub-fanout \
+//!     --peer-bin before=/path/to/old/tongxun-bench --peer-bin after=/path/to/new/tongxun-bench
 //! ```
 
 mod client;
@@ -109,6 +112,11 @@ struct Selection {
     /// A peer to run (repeatable).
     #[arg(long = "peer", value_enum)]
     peers: Vec<Peer>,
+    /// `NAME=PATH`: serves the Rust peers from the bench binary at PATH (another build, such as
+    /// one of a previous commit), shown as `NAME` (repeatable: one row per build, run after run
+    /// in alternating order, ratios to the first build).
+    #[arg(long = "peer-bin", value_name = "NAME=PATH", value_parser = suite::Build::parse)]
+    peer_bins: Vec<suite::Build>,
 }
 
 /// Overrides of the full sizes, for a shorter run; the report states the sizes used.
@@ -293,7 +301,8 @@ async fn bench(command: Command) -> anyhow::Result<()> {
         } => {
             let sizes = sizes.apply(Sizes::full());
             check_fd_limit(limit, &sizes);
-            let plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
+            let mut plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
+            plan.with_builds(&selection.peer_bins)?;
             let results = plan.run().await;
             let text = report::render(&results, note.as_deref());
             if let Some(dir) = out.parent() {
@@ -355,6 +364,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             if let (Some(addr), Some(pid)) = (addr, pid) {
                 plan.use_external(addr, pid)?;
             }
+            plan.with_builds(&selection.peer_bins)?;
             if let Some(filter) = peer_log {
                 plan.log_peers(filter);
             }

@@ -529,7 +529,9 @@ pub(super) fn method(hub: &HubFanout) -> String {
          payload by its keys, so a Socket.IO event with or without a trailing `{{topic, id}}` \
          argument and a WS envelope with or without an `id` field count alike. Every receiver \
          must get every publish once and in the order sent; every `POST` must be answered \
-         `200`. {search_text} {REOPEN} {latencies}",
+         `200`. {search_text} {REOPEN} {latencies} To compare builds, `--peer-bin NAME=PATH` \
+         (repeatable) serves the peer from other builds of the bench, run after run in \
+         alternating order, and the ratios are each build's to the first one's.",
         sio = thousands(hub.socketio),
         ws = thousands(hub.ws),
         sse = thousands(hub.sse),
