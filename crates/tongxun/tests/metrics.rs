@@ -256,18 +256,20 @@ async fn a_scrape_counts_exactly_what_the_clients_did() {
         delta(&format!("tongxun_socketio_events_received_total{{{chat}}}")),
         4.0
     );
-    // name?, ignored, and the hub's publish to the topic's room.
+    // name? and ignored.
     assert_eq!(
         delta(&format!(
             "tongxun_socketio_events_emitted_total{{{chat},target=socket}}"
         )),
         2.0
     );
+    // The topic's two events, the hub's and the one published to the SSE hub directly: the
+    // SSE hub is the topic's log, and each event reaches the room once.
     assert_eq!(
         delta(&format!(
             "tongxun_socketio_events_emitted_total{{{chat},target=broadcast}}"
         )),
-        1.0
+        2.0
     );
     assert_eq!(
         delta(&format!(

@@ -38,6 +38,9 @@ pub(crate) struct ServerShared {
     pub(crate) admin: Option<Arc<crate::admin::Admin>>,
     /// What the server counts for its metrics.
     pub(crate) meters: crate::meters::Meters,
+    /// The feeds of the cross-transport hubs bound to this server's namespaces.
+    #[cfg(feature = "sse")]
+    pub(crate) hub_feeds: std::sync::RwLock<Vec<crate::hub::feed::Feed>>,
 }
 
 impl ServerShared {
@@ -56,6 +59,8 @@ impl ServerShared {
             config,
             #[cfg(feature = "admin-ui")]
             admin: None,
+            #[cfg(feature = "sse")]
+            hub_feeds: std::sync::RwLock::default(),
         }
     }
 

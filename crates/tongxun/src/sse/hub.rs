@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::SseConfig;
 use super::event::{ForgetError, PublishError, SseEvent, check_topic};
+use super::history::Replay;
 use super::id::EventId;
 use super::resume::{Resume, Start};
 use super::stats::SseStats;
@@ -390,6 +391,43 @@ impl SseHub {
                 "sse streams still open after the shutdown bound"
             );
         }
+    }
+
+    /// Where `topic` stands, and what its history holds after position `after` of `epoch`:
+    /// the current epoch, the topic's last sequence number, and the replay (meaningful only
+    /// when the epochs match).
+    ///
+    /// # Errors
+    /// [`PublishError::Unavailable`] when the history is in Redis and Redis cannot be reached.
+    pub(crate) async fn history_after(
+        &self,
+        topic: &str,
+        epoch: &str,
+        after: u64,
+    ) -> Result<(Arc<str>, u64, Replay), PublishError> {
+        let inner = &self.inner;
+        #[cfg(feature = "redis")]
+        if let Some(shared) = inner.shared.get() {
+            let (current, mut reads) = shared
+                .read(&[(topic, Some(after))], Some(epoch), &inner.epoch)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(%topic, "sse history unreachable: {e}");
+                    PublishError::Unavailable
+                })?;
+            let read = reads.pop().ok_or(PublishError::Unavailable)?;
+            let replay = read.replay.unwrap_or(Replay::Ahead);
+            return Ok((current, read.last, replay));
+        }
+        let _ = epoch;
+        let (last, replay) = inner.topics.replay_after(topic, after);
+        Ok((inner.epoch.clone(), last, replay))
+    }
+
+    /// Every event of every topic from now on, each topic's in order, for one reader: the
+    /// [`Hub`](crate::hub::Hub) bound to this hub. `None` when a reader has it already.
+    pub(crate) fn tap(&self) -> Option<mpsc::Receiver<Arc<super::history::Stored>>> {
+        self.inner.topics.open_tap()
     }
 
     /// Opens a stream on `topics` (validated, without duplicates), resuming from `last_event_id`

@@ -192,3 +192,7 @@ pub use event::{
 pub use hub::SseHub;
 pub use id::EventId;
 pub use stats::SseStats;
+
+pub(crate) use history::{Replay, Stored};
+pub(crate) use id::ParsedId;
+pub(crate) use resume::ResyncReason;

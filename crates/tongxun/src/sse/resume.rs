@@ -108,13 +108,16 @@ impl<'a> Resume<'a> {
 pub(crate) enum ResyncReason {
     HistoryExceeded,
     UnknownId,
+    /// The history could not be read (Redis is away); only the cross-transport hub says it.
+    HistoryUnavailable,
 }
 
 impl ResyncReason {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::HistoryExceeded => "history_exceeded",
             Self::UnknownId => "unknown_id",
+            Self::HistoryUnavailable => "history_unavailable",
         }
     }
 }

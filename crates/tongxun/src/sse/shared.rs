@@ -169,6 +169,7 @@ impl SseHub {
                         // Events published while this node was cut off never arrived: let every
                         // stream resume from history.
                         let Some(inner) = weak.upgrade() else { return };
+                        inner.topics.mark_tap_lost();
                         SseHub { inner }.disconnect_all();
                     }
                 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -72,7 +72,18 @@ pub(crate) struct Topics {
     pub(crate) history_evicted: AtomicU64,
     pub(crate) topics_forgotten: AtomicU64,
     pub(crate) topics_refused: AtomicU64,
+    /// Every event of every topic, in each topic's order, for the [`Hub`](crate::hub::Hub)
+    /// that feeds Socket.IO and WebSocket subscribers from this hub.
+    tap: OnceLock<mpsc::Sender<Arc<Stored>>>,
+    /// Set when the tap missed events (it was full, or Redis was away); the reader checks its
+    /// topics against history once it has caught up, woken by `tap_wake`.
+    tap_lost: AtomicBool,
+    pub(crate) tap_wake: tokio::sync::Notify,
 }
+
+/// Events the tap holds for its reader; past it an event is dropped, and the reader repairs
+/// the gap from history at the topic's next event.
+pub(crate) const TAP_QUEUE: usize = 8192;
 
 impl Topics {
     /// No topics yet, within the bounds of `config`; the idle sweep stops at `shutdown`.
@@ -96,6 +107,9 @@ impl Topics {
             history_evicted: AtomicU64::new(0),
             topics_forgotten: AtomicU64::new(0),
             topics_refused: AtomicU64::new(0),
+            tap: OnceLock::new(),
+            tap_lost: AtomicBool::new(false),
+            tap_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -154,6 +168,8 @@ impl Topics {
                     .append(epoch, &topic.name, order, frame, &self.history_budget);
             state.last_active = Instant::now();
             self.fan_out(&topic, &mut state, &stored);
+            // Under the topic's lock, so that the tap sees the topic's events in order.
+            self.tap_event(&stored);
             drop(state);
             if dropped > 0 {
                 self.history_dropped(&topic.name, dropped);
@@ -194,24 +210,89 @@ impl Topics {
         self.lagged.fetch_add(lagged, Ordering::Relaxed);
     }
 
-    /// Delivers an event that arrived from the shared history to this node's streams.
+    /// Delivers an event that arrived from the shared history to this node's streams and tap.
     #[cfg(feature = "redis")]
     pub(crate) fn deliver_shared(&self, epoch: Arc<str>, topic: &str, seq: u64, frame: Bytes) {
-        let Some(topic) = lock(&self.map).get(topic).cloned() else {
+        let local = lock(&self.map).get(topic).cloned();
+        let stored = |name: Arc<str>| {
+            Arc::new(Stored {
+                epoch,
+                topic: name,
+                seq,
+                order: self.next_order.fetch_add(1, Ordering::Relaxed),
+                frame,
+            })
+        };
+        let Some(topic) = local else {
+            if self.tap.get().is_some() {
+                self.tap_event(&stored(topic.into()));
+            }
             return;
         };
+        let stored = stored(topic.name.clone());
         let mut state = lock(&topic.state);
-        if state.removed {
-            return;
+        if !state.removed {
+            self.fan_out(&topic, &mut state, &stored);
         }
-        let stored = Arc::new(Stored {
-            epoch,
-            topic: topic.name.clone(),
-            seq,
-            order: self.next_order.fetch_add(1, Ordering::Relaxed),
-            frame,
-        });
-        self.fan_out(&topic, &mut state, &stored);
+        drop(state);
+        // Events come from one channel, in order: no lock needed to keep them so.
+        self.tap_event(&stored);
+    }
+
+    /// Opens the tap: every event from now on, each topic's in order. Once per hub; `None`
+    /// after the first call.
+    pub(crate) fn open_tap(&self) -> Option<mpsc::Receiver<Arc<Stored>>> {
+        let (sender, receiver) = mpsc::channel(TAP_QUEUE);
+        self.tap.set(sender).ok()?;
+        Some(receiver)
+    }
+
+    /// Offers `stored` to the tap, if one is open; drops it when the tap is full, and tells the
+    /// reader to check its topics against history.
+    fn tap_event(&self, stored: &Arc<Stored>) {
+        if let Some(tap) = self.tap.get()
+            && tap.try_send(stored.clone()).is_err()
+            && !self.tap_lost.load(Ordering::Relaxed)
+        {
+            tracing::warn!(
+                topic = %stored.topic,
+                seq = stored.seq,
+                queue = TAP_QUEUE,
+                "hub feed behind: events left to history, where it will read them"
+            );
+            self.mark_tap_lost();
+        }
+    }
+
+    /// Tells the tap's reader that it missed events.
+    pub(crate) fn mark_tap_lost(&self) {
+        self.tap_lost.store(true, Ordering::Relaxed);
+        self.tap_wake.notify_one();
+    }
+
+    /// Whether the tap missed events since the last call.
+    pub(crate) fn take_tap_lost(&self) -> bool {
+        self.tap_lost.swap(false, Ordering::Relaxed)
+    }
+
+    /// The topic's last sequence number and what its history holds after `after`.
+    pub(crate) fn replay_after(&self, name: &str, after: u64) -> (u64, super::history::Replay) {
+        use super::history::Replay;
+        let topic = lock(&self.map).get(name).cloned();
+        if let Some(topic) = topic {
+            let state = lock(&topic.state);
+            if !state.removed {
+                return (state.history.last_seq(), state.history.replay_after(after));
+            }
+        }
+        // Never published, or forgotten: a topic of this name starts past `base`.
+        let base = self.forgotten.base(name);
+        let replay = match after.cmp(&base) {
+            std::cmp::Ordering::Equal => Replay::Events(Vec::new()),
+            std::cmp::Ordering::Greater => Replay::Ahead,
+            std::cmp::Ordering::Less => Replay::Behind,
+        };
+        (base, replay)
     }
 
     /// The topic named `name`, created if needed and the hub holds fewer than

@@ -55,6 +55,14 @@ impl WsClient {
         Self { hub, shared }
     }
 
+    /// Whether its queue is less than half full, in messages and in bytes: a replay sends only
+    /// then, so that it never meets the overflow policy.
+    pub(crate) fn has_room(&self) -> bool {
+        let config = &self.hub.config;
+        self.shared.queued() < config.queue_capacity / 2
+            && self.queued_bytes() < config.max_queued_bytes as u64 / 2
+    }
+
     /// What the hub's stored handlers are given for this client.
     pub(crate) fn parts(&self) -> ClientParts {
         (self.hub.clone(), self.shared.clone())

@@ -128,6 +128,7 @@ pub use builder::WsHubBuilder;
 pub use client::WsClient;
 pub use client_id::ClientId;
 pub use close::WsDisconnectReason;
+pub(crate) use commands::{Replay as CommandReplay, TopicCommands};
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_TOPICS_PER_CLIENT, DEFAULT_OVERFLOW_POLICY, DEFAULT_PATH, DEFAULT_PING_INTERVAL,

@@ -47,6 +47,8 @@ pub(crate) struct HubInner {
     /// The link to the other nodes, when shared through Redis.
     #[cfg(feature = "redis")]
     relay: std::sync::OnceLock<Relay>,
+    /// Who takes the clients' topic commands instead of the hub: a bound cross-transport hub.
+    pub(crate) topic_commands: std::sync::OnceLock<Arc<dyn super::commands::TopicCommands>>,
 }
 
 impl HubInner {
@@ -62,6 +64,7 @@ impl HubInner {
             counters: Counters::default(),
             shutting_down: AtomicBool::new(false),
             tasks: TaskTracker::new(),
+            topic_commands: std::sync::OnceLock::new(),
             broadcasts,
             #[cfg(feature = "redis")]
             relay: std::sync::OnceLock::new(),

@@ -3,15 +3,37 @@
 //!
 //! | transport | subscribes with | receives `publish("prices", "tick", &json!({"p": 1}))` as |
 //! | --- | --- | --- |
-//! | Socket.IO | `socket.emitWithAck("subscribe", "prices")` on a namespace bound to the hub | the event `tick` with one argument `{"p": 1}`, in the room `prices` |
-//! | WebSocket | the text frame `{"subscribe": "prices"}` | the text frame `{"topic": "prices", "event": "tick", "data": {"p": 1}}` |
-//! | SSE | `GET /events?topic=prices` | `event: tick` / `data: {"p":1}` with a resumable `id` |
+//! | Socket.IO | `socket.emitWithAck("subscribe", "prices")` on a namespace bound to the hub | the event `tick` with the arguments `{"p": 1}` and `{"topic": "prices", "id": "<id>"}`, in the room `prices` |
+//! | WebSocket | the text frame `{"subscribe": "prices"}` | the text frame `{"topic": "prices", "event": "tick", "data": {"p": 1}, "id": "<id>"}` |
+//! | SSE | `GET /events?topic=prices` | `id: <id>` / `event: tick` / `data: {"p":1}` |
 //!
-//! The payload is serialized to JSON once for WebSocket and SSE (the WebSocket envelope wraps the
-//! same text) and once by socketioxide for all Socket.IO recipients. Publishes go out one at a
-//! time, so every subscriber of a topic sees its events in publish order, whatever its
-//! transport. Nothing is bridged by default: an app forwards what a client sends into a topic
-//! by calling [`Hub::publish`] from its handler.
+//! # One id, one order, resume on every transport
+//! With an SSE hub attached ([`HubBuilder::sse`]), the SSE hub is the topic's log: a publish is
+//! appended to its history (in memory, or in Redis for every node with
+//! [`Config::redis_url`](crate::Config::redis_url)), and every node feeds its Socket.IO and
+//! WebSocket subscribers from that log. So an event has one id everywhere, the SSE hub's
+//! `<epoch>;<topic>:<seq>`, every subscriber of a topic sees its events in the same order
+//! whatever its transport and node, and a client that comes back with the id of its last event
+//! is replayed what it missed, on any node, before live events and without duplicates:
+//!
+//! | transport | resumes with |
+//! | --- | --- |
+//! | Socket.IO | `io(url, { auth: (cb) => cb({ since: lastId }) })`: on connect the socket is subscribed to every topic of `since` (one id or a list) and replayed; or `emitWithAck("subscribe", { topics: ["prices"], since: lastId })` |
+//! | WebSocket | `{"subscribe": "prices", "since": "<id>"}` |
+//! | SSE | `Last-Event-ID`, as browsers send it |
+//!
+//! When history no longer reaches back, the client gets `resync` instead, the same on all three
+//! (`{"topics": ["prices"], "reason": "history_exceeded"}`; `unknown_id` for an id of another
+//! epoch; `history_unavailable` while Redis is away), and continues live from then on. The
+//! client code for each transport is in `docs/resume.md`.
+//!
+//! Without an SSE hub, a publish goes to each transport directly and carries no id: there is
+//! nothing to resume from.
+//!
+//! The payload is serialized to JSON once, for the history; each node reads it back once and
+//! serializes it once for all its Socket.IO recipients and once for all its WebSocket ones.
+//! Nothing is bridged by default: an app forwards what a client sends into a topic by calling
+//! [`Hub::publish`] from its handler.
 //!
 //! A topic is a Socket.IO room name with narrower rules, checked once by [`check_topic`] for
 //! every transport: 1 to [`MAX_TOPIC_LEN`] bytes of ASCII letters, digits, `-`, `_`, `.`, `/`
@@ -19,18 +41,27 @@
 //! The WebSocket and SSE hubs on their own accept more (see their docs); a `Hub` publishes only
 //! to names that pass.
 
-use crate::meters::HubTransport;
+#[cfg(feature = "sse")]
+mod event;
+#[cfg(feature = "sse")]
+pub(crate) mod feed;
+mod http;
+mod subscribe;
+#[cfg(feature = "sse")]
+mod target;
+
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::io::{Ack, Data, Io, Namespace, Socket};
+use crate::io::{Io, Namespace, Socket};
+use crate::meters::HubTransport;
+
+pub use subscribe::{MAX_SINCE_TOPICS, subscriptions};
 
 /// Default path of the HTTP publish endpoint.
 pub const DEFAULT_PUBLISH_PATH: &str = "/publish";
@@ -66,9 +97,13 @@ pub enum HubError {
     /// A transport refused the event (for example, SSE data over its size limit).
     #[error("a transport refused the event: {0}")]
     Refused(String),
+    /// The history is in Redis and Redis cannot be reached: the event was published nowhere.
+    #[error("the hub's history is unreachable: nothing was published")]
+    Unavailable,
 }
 
-/// What one publish reached.
+/// What one publish reached. With an SSE hub attached, the counts are this node's subscribers
+/// of the topic when the event was published; each node delivers it from the history.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Delivery {
@@ -79,6 +114,8 @@ pub struct Delivery {
     /// The SSE event id, when an SSE hub is attached and took the event: `None` when its
     /// history is in Redis and Redis was unreachable.
     pub sse: Option<String>,
+    /// The event's id on every transport (the SSE hub's), when an SSE hub is attached.
+    pub id: Option<String>,
 }
 
 /// One publish point for Socket.IO, WebSocket and SSE subscribers of a topic.
@@ -120,7 +157,6 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     io: Option<(Io, Vec<String>)>,
     #[cfg(feature = "ws")]
@@ -130,8 +166,21 @@ struct Inner {
     publish_path: String,
     publish_token: Option<String>,
     max_body: usize,
-    /// Held while one publish goes out on every transport, so that all see the same order.
+    /// Held while one publish goes out on every transport, so that all see the same order
+    /// (without an SSE hub: with one, its history orders the events).
     order: tokio::sync::Mutex<()>,
+    /// Feeds this node's Socket.IO and WebSocket subscribers from the SSE hub's history.
+    #[cfg(feature = "sse")]
+    feed: Option<feed::Feed>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("namespaces", &self.io.as_ref().map(|(_, ns)| ns))
+            .field("publish_path", &self.publish_path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds a [`Hub`].
@@ -159,7 +208,9 @@ impl HubBuilder {
         self
     }
 
-    /// Publishes to this SSE hub's topics.
+    /// Publishes to this SSE hub's topics, and makes its history the log of every topic: one
+    /// id and one order on every transport, and resume (see the [module docs](self)). An SSE
+    /// hub is the log of one `Hub` at most; a second one bound to it publishes directly.
     #[cfg(feature = "sse")]
     pub fn sse(mut self, hub: crate::sse::SseHub) -> Self {
         self.inner.sse = Some(hub);
@@ -185,11 +236,49 @@ impl HubBuilder {
         self
     }
 
-    /// Builds the hub.
-    pub fn build(self) -> Hub {
+    /// Builds the hub. With an SSE hub, this starts the node's feed: call it inside a Tokio
+    /// runtime.
+    #[cfg_attr(not(feature = "sse"), allow(unused_mut))]
+    pub fn build(mut self) -> Hub {
+        #[cfg(feature = "sse")]
+        {
+            self.inner.feed = self.start_feed();
+        }
         Hub {
             inner: Arc::new(self.inner),
         }
+    }
+
+    /// Starts feeding the bound transports from the SSE hub's history, and takes their
+    /// subscriptions.
+    #[cfg(feature = "sse")]
+    fn start_feed(&mut self) -> Option<feed::Feed> {
+        let sse = self.inner.sse.clone()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::error!(
+                "Hub built outside a Tokio runtime: it publishes without ids or resume"
+            );
+            return None;
+        }
+        let Some(feed) = feed::Feed::start(
+            sse,
+            self.inner.io.clone(),
+            #[cfg(feature = "ws")]
+            self.inner.ws.clone(),
+        ) else {
+            tracing::error!(
+                "this SSE hub is the log of another Hub already: this one publishes without ids or resume"
+            );
+            return None;
+        };
+        if let Some((io, _)) = &self.inner.io {
+            crate::sync::write(&io.shared.hub_feeds).push(feed.clone());
+        }
+        #[cfg(feature = "ws")]
+        if let Some(ws) = &self.inner.ws {
+            ws.take_topic_commands(Arc::new(feed.clone()));
+        }
+        Some(feed)
     }
 }
 
@@ -207,14 +296,18 @@ impl Hub {
                 publish_token: None,
                 max_body: DEFAULT_MAX_BODY,
                 order: tokio::sync::Mutex::new(()),
+                #[cfg(feature = "sse")]
+                feed: None,
             },
         }
     }
 
     /// A Socket.IO namespace whose clients manage their topics: `subscribe` and `unsubscribe`
-    /// take a topic or a list of topics and acknowledge `{"ok": [topics]}` or `{"error": "..."}`.
-    /// A client can never subscribe to a room of a socket id's shape (see [`check_topic`]),
-    /// which carries that socket's private messages.
+    /// take a topic, a list of topics, or `{"topics": ..., "since": <id or ids>}`, and
+    /// acknowledge `{"ok": [topics]}` or `{"error": "..."}` (after the replay, when resuming).
+    /// A socket whose handshake `auth` has `since` is subscribed to its topics on connect and
+    /// replayed from there. A client can never subscribe to a room of a socket id's shape (see
+    /// [`check_topic`]), which carries that socket's private messages.
     /// Use [`subscriptions`] to add the same listeners in a connect handler of your own.
     pub fn namespace() -> Namespace {
         Namespace::new(|socket: Socket| async move { subscriptions(&socket) })
@@ -237,12 +330,56 @@ impl Hub {
         check_topic(topic)?;
         check_event(event)?;
         let json = serde_json::to_string(payload).map_err(HubError::Encode)?;
+        #[cfg(feature = "sse")]
+        if let (Some(sse), Some(_)) = (&self.inner.sse, &self.inner.feed) {
+            return self.publish_logged(sse, topic, event, json).await;
+        }
         // Socket.IO gets the same JSON as a value: it always serializes, so no transport can
         // fail after another one was served (socketioxide's own serializer refuses some types
         // serde_json takes, such as `u128`).
         let value: serde_json::Value = serde_json::from_str(&json).map_err(HubError::Encode)?;
         let raw = RawValue::from_string(json).map_err(HubError::Encode)?;
         self.publish_json(topic, event, &value, &raw).await
+    }
+
+    /// Appends the event to the SSE hub's history; every node's feed delivers it from there.
+    #[cfg(feature = "sse")]
+    async fn publish_logged(
+        &self,
+        sse: &crate::sse::SseHub,
+        topic: &str,
+        event: &str,
+        json: String,
+    ) -> Result<Delivery, HubError> {
+        let id = match sse
+            .publish(topic, crate::sse::SseEvent::new(json).event(event))
+            .await
+        {
+            Ok(id) => id.to_string(),
+            Err(crate::sse::PublishError::Unavailable) => return Err(HubError::Unavailable),
+            Err(e) => return Err(HubError::Refused(e.to_string())),
+        };
+        let mut delivery = Delivery {
+            sse: Some(id.clone()),
+            id: Some(id),
+            ..Delivery::default()
+        };
+        self.count(HubTransport::Sse);
+        #[cfg(feature = "ws")]
+        if let Some(ws) = &self.inner.ws {
+            delivery.ws = ws.subscriber_count(topic);
+            self.count(HubTransport::Ws);
+        }
+        if let Some((io, namespaces)) = &self.inner.io {
+            io.shared.meters.hub_published(HubTransport::SocketIo);
+            for path in namespaces {
+                if let Some(ns) = io.of(path) {
+                    delivery.socketio += ns.within(topic.to_owned()).sockets().len();
+                }
+            }
+        }
+        tracing::trace!(%topic, %event, ?delivery, "published");
+        Ok(delivery)
     }
 
     #[cfg_attr(not(any(feature = "ws", feature = "sse")), allow(unused_variables))]
@@ -329,14 +466,15 @@ impl Hub {
     /// The HTTP publish endpoint: `POST` with `Authorization: Bearer <token>` and the JSON body
     /// `{"topic": "...", "event": "...", "data": <any JSON>}`; answers the [`Delivery`] as JSON.
     /// Errors are JSON `{"error": "..."}` with 401 (token), 400 (malformed JSON), 413 (too
-    /// large), 415 (not JSON) or 422 (topic or event refused). Merge it with
+    /// large), 415 (not JSON), 422 (topic or event refused) or 503 (the history is in Redis and
+    /// Redis is away: published nowhere). Merge it with
     /// [`Server::merge`](crate::Server::merge).
     pub fn router(&self) -> Router {
         if self.inner.publish_token.is_none() {
             return Router::new();
         }
         Router::new()
-            .route(&self.inner.publish_path, post(http_publish))
+            .route(&self.inner.publish_path, post(http::http_publish))
             .layer(DefaultBodyLimit::max(self.inner.max_body))
             .with_state(self.clone())
     }
@@ -348,61 +486,6 @@ struct Envelope<'a> {
     topic: &'a str,
     event: &'a str,
     data: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct PublishRequest {
-    topic: String,
-    event: String,
-    data: serde_json::Value,
-}
-
-async fn http_publish(
-    State(hub): State<Hub>,
-    headers: HeaderMap,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    fn error(status: StatusCode, message: impl Into<String>) -> Response {
-        (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
-    }
-    let expected = hub.inner.publish_token.as_deref().unwrap_or_default();
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given != Some(expected) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be application/json",
-        );
-    }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
-    };
-    let request: PublishRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) if e.is_data() => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
-    };
-    match hub
-        .publish(&request.topic, &request.event, &request.data)
-        .await
-    {
-        Ok(delivery) => Json(delivery).into_response(),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    }
 }
 
 /// Longest topic name, in bytes.
@@ -460,7 +543,7 @@ pub(crate) fn topic_problem(topic: &str) -> Option<&'static str> {
     None
 }
 
-fn check_event(event: &str) -> Result<(), HubError> {
+pub(crate) fn check_event(event: &str) -> Result<(), HubError> {
     if event.is_empty() || event.len() > 64 || event.chars().any(char::is_control) {
         return Err(HubError::InvalidEvent(
             "1 to 64 bytes without control characters".into(),
@@ -470,69 +553,6 @@ fn check_event(event: &str) -> Result<(), HubError> {
         return Err(HubError::InvalidEvent(format!("\"{event}\" is reserved")));
     }
     Ok(())
-}
-
-/// Adds the `subscribe` and `unsubscribe` listeners of [`Hub::namespace`] to a socket.
-///
-/// # Examples
-/// ```
-/// use tongxun::Socket;
-///
-/// async fn on_connect(socket: Socket) {
-///     tongxun::hub::subscriptions(&socket);
-///     // ... the app's own listeners
-/// }
-/// # let _ = tongxun::Server::builder().namespace("/live", on_connect);
-/// ```
-pub fn subscriptions(socket: &Socket) {
-    socket.on(
-        "subscribe",
-        |socket: Socket, Data(topics): Data<Topics>, ack: Ack| async move {
-            let joined = topics.checked().and_then(|topics| {
-                socket
-                    .join(topics.clone())
-                    .map_err(|e| HubError::InvalidTopic(e.to_string()))?;
-                Ok(topics)
-            });
-            match joined {
-                Ok(topics) => ack.send(&serde_json::json!({ "ok": topics })),
-                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
-            }
-        },
-    );
-    socket.on(
-        "unsubscribe",
-        |socket: Socket, Data(topics): Data<Topics>, ack: Ack| async move {
-            match topics.checked() {
-                Ok(topics) => {
-                    socket.leave(topics.clone());
-                    ack.send(&serde_json::json!({ "ok": topics }))
-                }
-                Err(e) => ack.send(&serde_json::json!({ "error": e.to_string() })),
-            }
-        },
-    );
-}
-
-/// One topic or a list of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Topics {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Topics {
-    fn checked(self) -> Result<Vec<String>, HubError> {
-        let topics = match self {
-            Topics::One(topic) => vec![topic],
-            Topics::Many(topics) => topics,
-        };
-        for topic in &topics {
-            check_topic(topic)?;
-        }
-        Ok(topics)
-    }
 }
 
 #[cfg(test)]

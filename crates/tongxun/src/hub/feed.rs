@@ -1,0 +1,565 @@
+//! One node's feed of hub events to its Socket.IO and WebSocket subscribers.
+//!
+//! The SSE hub is the log: a publish is appended there (in memory, or in Redis for every node),
+//! and each node reads every event back from it, each topic's in order, through its tap. The
+//! feed relays each event to the topic's room in the bound namespaces and to the WebSocket
+//! hub's subscribers of the topic, with the event's id. So every transport, on every node, sees
+//! one numbering and one order, and a subscriber that comes back with the id of its last event
+//! can be replayed from the same history.
+//!
+//! A subscriber that resumes is *waiting*: it is not in the room yet. Its replay is read from
+//! history and sent to it alone; events the feed relays meanwhile are queued for it. Once the
+//! replay and the queue are sent, it is ready at a position, and the feed itself puts it in
+//! the room just before relaying the first event past that position. Between the two, under one
+//! lock, no event can reach it twice or not at all.
+//!
+//! The feed notices a gap in a topic (an event lost on the way from Redis, or a tap too far
+//! behind) by its sequence numbers, and repairs it from history before relaying further; when
+//! history no longer holds the missing events, the topic's subscribers here get `resync`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::mpsc;
+
+use super::event::HubEvent;
+use super::target::{Target, Unsent};
+use crate::io::Io;
+use crate::sse::{Replay, ResyncReason, SseHub, Stored};
+use crate::sync::lock;
+
+/// A node's feed of one SSE hub's events to the Socket.IO and WebSocket subscribers of a
+/// [`Hub`](super::Hub). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Feed {
+    inner: Arc<FeedInner>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("namespaces", &self.inner.io.as_ref().map(|(_, ns)| ns))
+            .finish_non_exhaustive()
+    }
+}
+
+struct FeedInner {
+    sse: SseHub,
+    io: Option<(Io, Vec<String>)>,
+    #[cfg(feature = "ws")]
+    ws: Option<crate::ws::WsHub>,
+    state: Mutex<State>,
+    /// Topics whose last event the feed remembers, beyond those with waiting subscribers.
+    max_tracked: usize,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<Arc<str>, Track>,
+    /// Waiting subscribers over every topic, and the count at which the next sweep of the
+    /// disconnected ones runs.
+    waiting: usize,
+    sweep_at: usize,
+}
+
+/// What the feed knows of one topic.
+#[derive(Default)]
+struct Track {
+    /// The epoch and sequence number of the last event relayed here.
+    last: Option<(Arc<str>, u64)>,
+    waiting: Vec<Waiting>,
+}
+
+struct Waiting {
+    target: Target,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Its replay is being read and sent; what the feed relays meanwhile waits here.
+    Replaying(Vec<Arc<HubEvent>>),
+    /// It has every event up to this sequence number; it joins the room before the next.
+    Ready(u64),
+}
+
+/// Where a subscriber resumes in one topic: the epoch and sequence number of its last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) topic: Arc<str>,
+    pub(crate) epoch: Arc<str>,
+    pub(crate) seq: u64,
+}
+
+/// How draining a resuming subscriber's queue ended.
+enum Drain {
+    /// It is ready, or gone.
+    Done,
+    /// An event is missing before the queued ones.
+    Gap,
+    /// It could not take an event.
+    Failed,
+}
+
+/// What [`Feed::subscribe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subscribed {
+    /// The subscriber had the topic already, or is resuming into it: nothing changed.
+    Already,
+    /// It receives the topic's events from now on.
+    Live,
+    /// It is replayed from history; [`Feed::resume`] sends the replay.
+    Resuming,
+}
+
+impl Feed {
+    /// A feed of `sse`'s events to these transports, or `None` when another hub has `sse`'s tap
+    /// already.
+    pub(crate) fn start(
+        sse: SseHub,
+        io: Option<(Io, Vec<String>)>,
+        #[cfg(feature = "ws")] ws: Option<crate::ws::WsHub>,
+    ) -> Option<Self> {
+        let tap = sse.tap()?;
+        let max_tracked = sse.inner.config.max_live_topics.max(1);
+        let inner = Arc::new(FeedInner {
+            sse,
+            io,
+            #[cfg(feature = "ws")]
+            ws,
+            state: Mutex::default(),
+            max_tracked,
+        });
+        tokio::spawn(relay(Arc::downgrade(&inner), tap));
+        Some(Self { inner })
+    }
+
+    /// Whether the feed relays to Socket.IO namespace `path`.
+    pub(crate) fn serves(&self, path: &str) -> bool {
+        self.inner
+            .io
+            .as_ref()
+            .is_some_and(|(_, namespaces)| namespaces.iter().any(|ns| ns == path))
+    }
+
+    /// Subscribes `target` to `topic`, live from now or, with a `since` position, from there.
+    /// A resume registers here; the caller then runs [`resume`](Self::resume).
+    ///
+    /// # Errors
+    /// Why the subscriber cannot join the topic (too many topics, a reserved room).
+    pub(crate) fn subscribe(
+        &self,
+        target: &Target,
+        topic: &Arc<str>,
+        since: Option<&Position>,
+    ) -> Result<Subscribed, String> {
+        let mut state = lock(&self.inner.state);
+        let waiting = state
+            .topics
+            .get(topic)
+            .is_some_and(|track| track.waiting.iter().any(|w| w.target.is(target)));
+        if waiting || target.has(topic) {
+            return Ok(Subscribed::Already);
+        }
+        if since.is_none() {
+            target.join(topic)?;
+            return Ok(Subscribed::Live);
+        }
+        target.can_join(topic)?;
+        state.sweep_if_due();
+        state
+            .topics
+            .entry(topic.clone())
+            .or_default()
+            .waiting
+            .push(Waiting {
+                target: target.clone(),
+                stage: Stage::Replaying(Vec::new()),
+            });
+        state.waiting += 1;
+        Ok(Subscribed::Resuming)
+    }
+
+    /// Leaves `topic`, or stops resuming into it.
+    pub(crate) fn unsubscribe(&self, target: &Target, topic: &str) {
+        let mut state = lock(&self.inner.state);
+        if let Some(track) = state.topics.get_mut(topic) {
+            let before = track.waiting.len();
+            track.waiting.retain(|w| !w.target.is(target));
+            let removed = before - track.waiting.len();
+            state.waiting -= removed;
+        }
+        target.leave(topic);
+    }
+
+    /// Replays `topic` to `target` (registered by [`subscribe`](Self::subscribe)) from
+    /// `since`, then hands it to the live feed; sends `resync` instead when history does not
+    /// reach back that far.
+    pub(crate) async fn resume(&self, target: Target, since: Position) {
+        let Position { topic, epoch, seq } = since;
+        let mut sent = seq;
+        loop {
+            let read = self.inner.sse.history_after(&topic, &epoch, sent).await;
+            let replay = match read {
+                Ok((current, _, Replay::Events(events))) if current == epoch => events,
+                Ok((current, _, replay)) => {
+                    let reason = if current == epoch && matches!(replay, Replay::Behind) {
+                        ResyncReason::HistoryExceeded
+                    } else {
+                        ResyncReason::UnknownId
+                    };
+                    return self.resync_waiting(&target, &topic, reason);
+                }
+                Err(_) => {
+                    return self.resync_waiting(&target, &topic, ResyncReason::HistoryUnavailable);
+                }
+            };
+            for stored in replay {
+                sent = stored.seq;
+                let Some(event) = self.decode(&stored) else {
+                    continue;
+                };
+                if !send_paced(&target, &event).await {
+                    return self.give_up(&target, &topic);
+                }
+            }
+            match self.drain(&target, &topic, &epoch, &mut sent) {
+                Drain::Done => return,
+                Drain::Failed => return self.give_up(&target, &topic),
+                // Events were lost between the history read and the queue: read again.
+                Drain::Gap => {}
+            }
+        }
+    }
+
+    /// Sends what was queued for a resuming `target` past `sent`, and makes it ready when
+    /// nothing is missing.
+    fn drain(&self, target: &Target, topic: &str, epoch: &Arc<str>, sent: &mut u64) -> Drain {
+        let mut state = lock(&self.inner.state);
+        let Some(waiting) = state.waiting_mut(topic, target) else {
+            return Drain::Done; // unsubscribed meanwhile
+        };
+        let Stage::Replaying(queue) = &mut waiting.stage else {
+            return Drain::Done;
+        };
+        let queued = std::mem::take(queue);
+        for (at, event) in queued.iter().enumerate() {
+            if event.epoch != *epoch || event.seq > *sent + 1 {
+                queue.extend(queued[at..].iter().cloned());
+                return Drain::Gap;
+            }
+            if event.seq <= *sent {
+                continue;
+            }
+            if target.send(event).is_err() {
+                return Drain::Failed;
+            }
+            *sent = event.seq;
+        }
+        waiting.stage = Stage::Ready(*sent);
+        Drain::Done
+    }
+
+    /// After a `resync`, the subscriber goes on live: what was queued for it, then the room.
+    fn resync_waiting(&self, target: &Target, topic: &Arc<str>, reason: ResyncReason) {
+        target.resync(topic, reason);
+        let failed = {
+            let mut state = lock(&self.inner.state);
+            let Some(waiting) = state.waiting_mut(topic, target) else {
+                return;
+            };
+            let Stage::Replaying(queue) = &mut waiting.stage else {
+                return;
+            };
+            let queued = std::mem::take(queue);
+            let failed = queued.iter().any(|event| target.send(event).is_err());
+            waiting.stage = Stage::Ready(queued.last().map_or(0, |event| event.seq));
+            failed
+        };
+        if failed {
+            self.give_up(target, topic);
+        }
+    }
+
+    /// A subscriber that could not take its replay (its queue is full or it left) is let go:
+    /// out of the topic, and disconnected so that it comes back and resumes.
+    fn give_up(&self, target: &Target, topic: &str) {
+        tracing::warn!(%topic, "hub subscriber could not take its replay, disconnecting it");
+        self.unsubscribe(target, topic);
+        target.disconnect();
+    }
+
+    fn decode(&self, stored: &Stored) -> Option<Arc<HubEvent>> {
+        #[cfg(feature = "ws")]
+        let ws = self.inner.ws.is_some();
+        #[cfg(not(feature = "ws"))]
+        let ws = false;
+        let event = HubEvent::decode(stored, ws);
+        if event.is_none() {
+            tracing::warn!(topic = %stored.topic, seq = stored.seq, "unreadable hub event");
+        }
+        event.map(Arc::new)
+    }
+}
+
+/// How long a replay waits for a subscriber's queue to have room, between two tries, and how
+/// many tries it makes: 5 seconds in all.
+const PACE: std::time::Duration = std::time::Duration::from_millis(10);
+const PACE_TRIES: u32 = 500;
+
+/// Sends one replayed event at the pace `target` reads: `false` when it is gone, or has had no
+/// room for [`PACE_TRIES`] × [`PACE`].
+async fn send_paced(target: &Target, event: &HubEvent) -> bool {
+    for _ in 0..PACE_TRIES {
+        if target.has_room() {
+            match target.send(event) {
+                Ok(()) => return true,
+                Err(Unsent::Gone) => return false,
+                Err(Unsent::Full) => {}
+            }
+        }
+        tokio::time::sleep(PACE).await;
+    }
+    false
+}
+
+/// Relays what the tap gives, until the feed is gone; once it has caught up after the tap
+/// missed events, checks every topic against history.
+async fn relay(feed: Weak<FeedInner>, mut tap: mpsc::Receiver<Arc<Stored>>) {
+    let Some(topics) = feed.upgrade().map(|inner| inner.sse.inner.topics.clone()) else {
+        return;
+    };
+    loop {
+        let stored = tokio::select! {
+            stored = tap.recv() => match stored {
+                Some(stored) => Some(stored),
+                None => return,
+            },
+            () = topics.tap_wake.notified() => None,
+        };
+        let Some(inner) = feed.upgrade() else { return };
+        let feed = Feed { inner };
+        if let Some(event) = stored.as_deref().and_then(|stored| feed.decode(stored)) {
+            feed.relay(event).await;
+        }
+        if tap.is_empty() && topics.take_tap_lost() {
+            feed.catch_up().await;
+        }
+    }
+}
+
+impl Feed {
+    /// Relays one event from the tap, after repairing any gap before it.
+    async fn relay(&self, event: Arc<HubEvent>) {
+        enum Before {
+            Nothing,
+            Duplicate,
+            Repair(u64),
+            NewEpoch,
+        }
+        let before = {
+            let mut state = lock(&self.inner.state);
+            let track = state.track(&event.topic, self.inner.max_tracked);
+            match &track.last {
+                Some((epoch, last)) if *epoch == event.epoch => {
+                    if event.seq <= *last {
+                        Before::Duplicate // relayed already, by a repair
+                    } else if event.seq > last + 1 {
+                        Before::Repair(*last)
+                    } else {
+                        Before::Nothing
+                    }
+                }
+                // The history started a new life: nobody's position holds in it.
+                Some(_) => Before::NewEpoch,
+                // Nothing relayed here yet: repair only for a subscriber ready at a position.
+                None => track
+                    .waiting
+                    .iter()
+                    .filter_map(|w| match w.stage {
+                        Stage::Ready(seq) if seq > 0 && seq + 1 < event.seq => Some(seq),
+                        _ => None,
+                    })
+                    .min()
+                    .map_or(Before::Nothing, Before::Repair),
+            }
+        };
+        match before {
+            Before::Nothing => {}
+            Before::Duplicate => return,
+            Before::Repair(from) => self.repair(&event, from).await,
+            Before::NewEpoch => self.resync_all(&event.topic, ResyncReason::UnknownId).await,
+        }
+        self.deliver(&event).await;
+    }
+
+    /// Relays from history what every known topic published after its last event here.
+    async fn catch_up(&self) {
+        let known: Vec<(Arc<str>, Arc<str>, u64)> = lock(&self.inner.state)
+            .topics
+            .iter()
+            .filter_map(|(topic, track)| {
+                let (epoch, last) = track.last.clone()?;
+                Some((topic.clone(), epoch, last))
+            })
+            .collect();
+        tracing::debug!(
+            topics = known.len(),
+            "hub feed reading what it missed from history"
+        );
+        for (topic, epoch, last) in known {
+            match self.inner.sse.history_after(&topic, &epoch, last).await {
+                Ok((current, _, Replay::Events(events))) if current == epoch => {
+                    for stored in &events {
+                        if let Some(missed) = self.decode(stored) {
+                            self.relay(missed).await;
+                        }
+                    }
+                }
+                Ok(_) => self.resync_all(&topic, ResyncReason::HistoryExceeded).await,
+                Err(_) => {
+                    self.resync_all(&topic, ResyncReason::HistoryUnavailable)
+                        .await
+                }
+            }
+        }
+    }
+
+    /// Relays the events of `event`'s topic after `from` and before `event`, from history.
+    async fn repair(&self, event: &HubEvent, from: u64) {
+        let topic = &event.topic;
+        let read = self
+            .inner
+            .sse
+            .history_after(topic, &event.epoch, from)
+            .await;
+        match read {
+            Ok((epoch, _, Replay::Events(events))) if epoch == event.epoch => {
+                tracing::debug!(%topic, from, to = event.seq, "hub feed repaired a gap from history");
+                for stored in events.iter().filter(|s| s.seq < event.seq) {
+                    if let Some(missed) = self.decode(stored) {
+                        self.deliver(&missed).await;
+                    }
+                }
+            }
+            Ok(_) => self.resync_all(topic, ResyncReason::HistoryExceeded).await,
+            Err(_) => {
+                self.resync_all(topic, ResyncReason::HistoryUnavailable)
+                    .await
+            }
+        }
+    }
+
+    /// Hands over the waiting subscribers due at `event`, then sends it to the room and the
+    /// WebSocket subscribers of its topic.
+    async fn deliver(&self, event: &Arc<HubEvent>) {
+        {
+            let mut state = lock(&self.inner.state);
+            let track = state.track(&event.topic, self.inner.max_tracked);
+            let mut handed = 0;
+            track.waiting.retain_mut(|waiting| match &mut waiting.stage {
+                Stage::Replaying(queue) => {
+                    queue.push(event.clone());
+                    true
+                }
+                Stage::Ready(sent) if event.seq <= *sent => true,
+                Stage::Ready(_) => {
+                    if let Err(e) = waiting.target.join(&event.topic) {
+                        tracing::debug!(topic = %event.topic, "resumed subscriber not joined: {e}");
+                    }
+                    handed += 1;
+                    false
+                }
+            });
+            track.last = Some((event.epoch.clone(), event.seq));
+            state.waiting -= handed;
+        }
+        self.emit(event).await;
+    }
+
+    /// Sends `event` to this node's subscribers of its topic.
+    async fn emit(&self, event: &HubEvent) {
+        if let Some((io, namespaces)) = &self.inner.io
+            && event.for_socketio
+        {
+            let args = (&event.data, event.meta());
+            for path in namespaces {
+                let Some(ns) = io.of(path) else { continue };
+                let room = ns.within(event.topic.to_string()).local();
+                if let Err(e) = room.emit(&event.event, &args).await {
+                    let e = crate::error::Chain(&e);
+                    tracing::warn!(topic = %event.topic, ns = %path, "hub event not sent to Socket.IO: {e}");
+                }
+            }
+        }
+        #[cfg(feature = "ws")]
+        if let (Some(ws), Some(message)) = (&self.inner.ws, &event.ws) {
+            ws.publish_local(&event.topic, message);
+        }
+    }
+
+    /// Tells every subscriber of `topic` here that its position is lost.
+    async fn resync_all(&self, topic: &Arc<str>, reason: ResyncReason) {
+        tracing::warn!(%topic, reason = reason.as_str(), "hub subscribers of a topic must resync");
+        {
+            let mut state = lock(&self.inner.state);
+            if let Some(track) = state.topics.get_mut(topic) {
+                for waiting in &mut track.waiting {
+                    // A replay in progress finds the gap in its queue and resyncs by itself.
+                    if let Stage::Ready(sent) = &mut waiting.stage {
+                        waiting.target.resync(topic, reason);
+                        *sent = 0;
+                    }
+                }
+                track.last = None;
+            }
+        }
+        if let Some((io, namespaces)) = &self.inner.io {
+            let data = super::target::resync_data(topic, reason);
+            for path in namespaces {
+                if let Some(ns) = io.of(path) {
+                    let room = ns.within(topic.to_string()).local();
+                    room.emit("resync", &data).await.ok();
+                }
+            }
+        }
+        #[cfg(feature = "ws")]
+        if let Some(ws) = &self.inner.ws {
+            ws.publish_local(topic, &super::target::ws_resync(topic, reason));
+        }
+    }
+}
+
+impl State {
+    /// The track of `topic`, created if needed; past `max` tracks, those with nobody waiting
+    /// are forgotten first (they only lose gap repair until their next event).
+    fn track(&mut self, topic: &Arc<str>, max: usize) -> &mut Track {
+        if !self.topics.contains_key(topic) && self.topics.len() >= max {
+            self.topics.retain(|_, track| !track.waiting.is_empty());
+        }
+        self.topics.entry(topic.clone()).or_default()
+    }
+
+    fn waiting_mut(&mut self, topic: &str, target: &Target) -> Option<&mut Waiting> {
+        self.topics
+            .get_mut(topic)?
+            .waiting
+            .iter_mut()
+            .find(|w| w.target.is(target))
+    }
+
+    /// Drops the waiting subscribers that disconnected, each time their count doubled since
+    /// the last sweep: a topic that never publishes again cannot keep them.
+    fn sweep_if_due(&mut self) {
+        if self.waiting < self.sweep_at {
+            return;
+        }
+        let mut left = 0;
+        self.topics.retain(|_, track| {
+            track.waiting.retain(|w| w.target.connected());
+            left += track.waiting.len();
+            !track.waiting.is_empty() || track.last.is_some()
+        });
+        self.waiting = left;
+        self.sweep_at = (left * 2).max(64);
+    }
+}
