@@ -1,12 +1,14 @@
 // The WebSocket and SSE hubs across three nodes sharing a real redis-server: npm `ws` and
-// `eventsource` clients on different nodes receive every published event, an SSE subscriber that
-// drops and reconnects to another node resumes with no loss, and a Redis restart costs nothing
-// that was accepted.
+// `eventsource` clients on different nodes receive every published event, with the id its
+// publisher was told whichever node and transport delivers it, an SSE subscriber that drops and
+// reconnects to another node resumes with no loss, and a Redis restart costs nothing that was
+// accepted.
 import assert from "node:assert/strict";
-import { createConnection, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { EventSource } from "eventsource";
+import { balancer } from "./support/proxy.mjs";
 import { startRedis } from "./support/redis.mjs";
+import { SUBSCRIBERS } from "./support/resume.mjs";
 import { start } from "./support/server.mjs";
 import { PUBLISH_TOKEN, SUBSCRIBE_TOKEN, next, record, streamUrl } from "./support/sse-server.mjs";
 import { Client, TOKEN } from "./support/ws-server.mjs";
@@ -39,20 +41,23 @@ async function ssePublish(node, topic, data) {
   return { status: response.status, body: await response.json() };
 }
 
-/** `POST /publish` (the cross-transport hub) on `node`; resolves to the delivery report. */
-async function hubPublish(node, topic, data) {
+/**
+ * `POST /publish` (the cross-transport hub) on `node`; resolves to the delivery report (or, for
+ * another `status`, the error body).
+ */
+async function hubPublish(node, topic, data, status = 200) {
   const response = await fetch(`${node.url}/publish`, {
     method: "POST",
     headers: { authorization: `Bearer ${HUB_TOKEN}`, "content-type": "application/json" },
     body: JSON.stringify({ topic, event: "tick", data }),
   });
-  assert.equal(response.status, 200, await response.clone().text());
+  assert.equal(response.status, status, await response.clone().text());
   return response.json();
 }
 
 /**
- * A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads (`ticks`)
- * and every text it receives (`texts`). `until(check, ms)` resolves once `check(client)` holds
+ * A `ws` client on `node`, subscribed to `topic`, collecting the hub's `tick` payloads (`ticks`),
+ * their envelopes' ids (`ids`) and every text it receives (`texts`). `until(check, ms)` resolves once `check(client)` holds
  * and rejects after `ms`.
  */
 async function wsSubscriber(node, topic) {
@@ -61,6 +66,7 @@ async function wsSubscriber(node, topic) {
   await client.send(JSON.stringify({ subscribe: topic }));
   assert.deepEqual(JSON.parse(await client.nextText()), { subscribed: topic });
   client.ticks = [];
+  client.ids = [];
   client.texts = [];
   let waiters = [];
   client.ws.on("message", (data, isBinary) => {
@@ -69,7 +75,10 @@ async function wsSubscriber(node, topic) {
     client.texts.push(text);
     try {
       const frame = JSON.parse(text);
-      if (frame.topic === topic && frame.event === "tick") client.ticks.push(frame.data);
+      if (frame.topic === topic && frame.event === "tick") {
+        client.ticks.push(frame.data);
+        client.ids.push(frame.id);
+      }
     } catch {
       // not a hub envelope
     }
@@ -101,50 +110,18 @@ async function sseSubscriber(url) {
   return { source, events, ticks: () => events.of("tick").map((e) => e.data) };
 }
 
-/**
- * A stand-in for a load balancer: forwards each connection to the node it points at now, and
- * can cut every open connection, as a dying node or a failover would.
- */
-async function balancer(target) {
-  const open = new Set();
-  const server = createServer((client) => {
-    const upstream = createConnection({ host: "127.0.0.1", port: new URL(state.target.url).port });
-    open.add(client);
-    open.add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(client);
-      open.delete(upstream);
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-  });
-  const state = { target };
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  closers.push(() => server.close());
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    pointTo(node) {
-      state.target = node;
-    },
-    cut() {
-      for (const socket of open) socket.destroy();
-      open.clear();
-    },
-  };
-}
-
 describe("the hubs across three nodes", { timeout: 60_000 }, () => {
   test("ws clients on every node receive every published event, each node's in order", async () => {
     const subscribers = await Promise.all(nodes.map((node) => wsSubscriber(node, "ws-ticker")));
     const sent = [];
+    const ids = new Map();
     for (let i = 0; i < 30; i++) {
       const from = i % 3;
       sent.push({ from, i });
       const delivery = await hubPublish(nodes[from], "ws-ticker", { from, i });
       assert.equal(delivery.ws, 1, "the publishing node's own subscriber took it at once");
+      assert.equal(typeof delivery.id, "string");
+      ids.set(i, delivery.id);
     }
     for (const client of subscribers) {
       await client.until((c) => c.ticks.length >= sent.length);
@@ -156,6 +133,31 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
           `node ${from}'s events in the order it published them`,
         );
       }
+      assert.deepEqual(
+        client.ids,
+        client.ticks.map((t) => ids.get(t.i)),
+        "every envelope has the id /publish answered, whichever node relayed it",
+      );
+    }
+  });
+
+  test("one publish has one id on every node and transport", async () => {
+    const topic = "one-id";
+    const subscribers = nodes.flatMap((node, k) =>
+      Object.values(SUBSCRIBERS).map((make) => make(node, topic, `on node ${k}`)),
+    );
+    for (const subscriber of subscribers) closers.push(() => subscriber.close());
+    await Promise.all(subscribers.map(({ received }) => received.until((r) => r.subscribed >= 1, "subscribed")));
+    const ids = [undefined];
+    for (let n = 1; n <= 9; n++) ids.push((await hubPublish(nodes[n % 3], topic, { n })).id);
+    assert.equal(new Set(ids).size, 10, "one id per publish");
+    // Publishes from different nodes may interleave differently on each node and transport
+    // (the ws test above); what they carry may not.
+    for (const { received } of subscribers) {
+      await received.until((r) => [1, 2, 3, 4, 5, 6, 7, 8, 9].every((n) => r.has(n)), "ticks 1 to 9");
+      assert.deepEqual(received.log.toSorted((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9], received.name);
+      for (let n = 1; n <= 9; n++) assert.equal(received.ids.get(n), ids[n], `${received.name}: tick ${n}'s id`);
+      assert.deepEqual(received.problems, [], received.name);
     }
   });
 
@@ -192,6 +194,7 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
   test("an SSE subscriber that drops and reconnects to another node resumes with no loss", async () => {
     const topic = "sse-failover";
     const lb = await balancer(nodes[0]);
+    closers.push(() => lb.close());
     const { source, events, ticks } = await sseSubscriber(streamUrl(lb.url, [topic]));
     for (let i = 0; i < 10; i++) assert.equal((await ssePublish(nodes[i % 3], topic, `e${i}`)).status, 200);
     await events.until(() => ticks().length === 10, "the first 10 ticks");
@@ -211,7 +214,7 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
     assert.equal(events.of("ready").length, 2, "the stream was opened twice");
   });
 
-  test("Redis restarting: SSE refuses what it cannot record, WS stays local, then all resumes", async () => {
+  test("Redis restarting: SSE and the hub refuse what they cannot record, then all resumes", async () => {
     const topic = "sse-outage";
     const sse = await Promise.all(nodes.map((node) => sseSubscriber(streamUrl(node.url, [topic]))));
     const ws = await Promise.all(nodes.map((node) => wsSubscriber(node, topic)));
@@ -222,9 +225,9 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
     const refused = await ssePublish(nodes[1], topic, "during");
     assert.equal(refused.status, 503, "an event that cannot be recorded is refused, not lost");
     assert.match(refused.body.error, /Redis/);
-    const delivery = await hubPublish(nodes[1], topic, "during");
-    assert.equal(delivery.sse, null, "the hub reports that SSE did not take it");
-    assert.equal(delivery.ws, 1, "the node's own ws client still gets it");
+    // The hub's log is the SSE history: what it cannot record goes to no transport.
+    const hubRefused = await hubPublish(nodes[1], topic, "during", 503);
+    assert.match(hubRefused.error, /history is unreachable: nothing was published/);
 
     redis = await startRedis(port);
     // Nodes reconnect by themselves (a heartbeat every second, then backoff). Once a node is
@@ -241,18 +244,31 @@ describe("the hubs across three nodes", { timeout: 60_000 }, () => {
       assert.ok(!ticks().includes("during"), "nothing refused is delivered");
       assert.equal(ticks().filter((t) => t === "after").length, 1);
     }
-    // WebSocket relaying resumes too: each attempt waits for its own message on every node.
-    let relayed = false;
-    for (let attempt = 0; attempt < 10 && !relayed; attempt++) {
-      const text = `ws-after-${attempt}`;
-      await hubPublish(nodes[0], topic, text);
-      relayed = await Promise.all(ws.map((client) => client.until((c) => c.ticks.includes(text), 1000))).then(
-        () => true,
-        () => false,
-      );
+    // WebSocket subscribers are fed from the same log, on every node.
+    await hubPublish(nodes[0], topic, "ws-after");
+    await Promise.all(ws.map((client) => client.until((c) => c.ticks.includes("ws-after"))));
+    // This Redis kept nothing: its ids start again, in a new epoch, and a WebSocket subscriber is
+    // told to resync as an SSE stream is, then gets what was published after the restart.
+    for (const client of ws) {
+      assert.deepEqual(client.ticks, ["before", "after", "ws-after"], `nothing refused, nothing lost: ${client.texts}`);
+      const frames = client.texts.map((text) => JSON.parse(text));
+      const resync = frames.findIndex((frame) => frame.event === "resync");
+      assert.ok(resync > 0 && resync < frames.findIndex((frame) => frame.data === "after"), "resync first");
+      const [before, last] = [frames[0].id, frames.at(-1).id];
+      assert.notEqual(last.split(";")[0], before.split(";")[0], `a new epoch, so ids never repeat: ${client.texts}`);
     }
-    assert.ok(relayed, "ws relaying again");
-    assert.deepEqual(ws[1].ticks.filter((t) => t === "during"), ["during"]);
-    assert.ok(!ws[0].ticks.includes("during") && !ws[2].ticks.includes("during"), "the outage's gap");
+    // So a client that saw "before" and comes back with its id now is told to resync, on every
+    // transport, rather than taken to have seen "after".
+    const since = JSON.parse(ws[0].texts[0]).id;
+    const back = Object.values(SUBSCRIBERS).map((make) => make(nodes[2], topic, "back from before", { since }));
+    back.forEach((client) => closers.push(() => client.close()));
+    await Promise.all(back.map(({ received }) => received.until((r) => r.subscribed >= 1, "subscribed")));
+    await hubPublish(nodes[0], topic, { n: 99 });
+    await Promise.all(back.map(({ received }) => received.until((r) => r.has(99), "the event after the return")));
+    assert.deepEqual(
+      back.map(({ received }) => [received.name, received.log]),
+      back.map(({ received }) => [received.name, ["resync", 99]]),
+      `back with ${since}, the id of "before"`,
+    );
   });
 });

@@ -293,16 +293,20 @@ async fn a_replay_longer_than_the_clients_queues_goes_at_their_pace() {
     }
 }
 
+/// A configuration on this Redis.
+#[cfg(feature = "redis")]
+fn on(redis: &support::redis::RedisServer) -> Config {
+    let mut config = Config::default();
+    config.redis_url = Some(redis.url());
+    config
+}
+
 /// Two nodes on one Redis: a client that got its last event on one resumes on the other.
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn a_client_resumes_on_another_node() {
     let redis = support::redis::RedisServer::start().await;
-    let on_redis = || {
-        let mut config = Config::default();
-        config.redis_url = Some(redis.url());
-        config
-    };
+    let on_redis = || on(&redis);
     let (a, b) = (
         node_with(100, on_redis()).await,
         node_with(100, on_redis()).await,
@@ -332,5 +336,101 @@ async fn a_client_resumes_on_another_node() {
         assert_eq!(tick(&mut socket).await, expected);
         let envelope = frame(&mut ws_client).await;
         assert_eq!(envelope["id"], expected.1.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_since_naming_too_many_topics_or_not_an_id_gets_resync_and_nothing_else() {
+    let node = node(100).await;
+    let resync = json!({ "topics": [], "reason": "unknown_id" });
+    let too_many: Vec<String> = (0..=tongxun::hub::MAX_SINCE_TOPICS)
+        .map(|i| format!("0000ffff;made-up-{i}:0"))
+        .collect();
+    for since in [
+        json!(too_many),
+        json!("not an id"),
+        json!(["0000ffff;a b:1"]),
+    ] {
+        let mut socket = node.socket(Some(json!({ "since": since }))).await;
+        let event = within(socket.wait_for("resync")).await.unwrap();
+        assert_eq!(event.data::<Value>().unwrap(), resync, "{since}");
+        socket.disconnect().await;
+    }
+    assert_eq!(node.hub.resuming(), 0, "nothing registered");
+
+    // Sockets resuming into topics nobody publishes to wait for their next event; once they
+    // left, a sweep drops them: the count stays within about twice those still connected.
+    let mut peak = 0;
+    for round in 0..10 {
+        let mut sockets = Vec::new();
+        for i in 0..40 {
+            let id = format!("{};made-up-{round}-{i}:0", epoch_of(&node).await);
+            sockets.push(node.socket(Some(json!({ "since": id }))).await);
+        }
+        // The last one's registration is done once it answers an event after its connect.
+        let answer: Value = within(sockets[39].emit_with_ack("unsubscribe", "other"))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({ "ok": ["other"] }));
+        peak = peak.max(node.hub.resuming());
+        for socket in sockets {
+            socket.disconnect().await;
+        }
+    }
+    assert!(peak <= 2 * 40 + 64, "resuming subscribers held: {peak}");
+}
+
+/// The epoch of the node's history, from an event's id.
+async fn epoch_of(node: &Node) -> String {
+    let id = node
+        .hub
+        .publish("epoch-probe", "tick", &0)
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    id.split(';').next().unwrap().to_owned()
+}
+
+/// Redis drops one node's connections while the other one publishes: what the first node's
+/// feed missed meanwhile reaches its subscribers once Redis is back, without waiting for a
+/// later event; nothing twice, nothing out of order.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_node_cut_off_from_redis_delivers_what_it_missed_once_back() {
+    let redis = support::redis::RedisServer::start().await;
+    let on_redis = || on(&redis);
+    let clients = || -> Vec<String> {
+        redis
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("id=")?
+                    .split(' ')
+                    .next()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let a = node_with(100, on_redis()).await;
+    a.hub
+        .publish("warm-up", "tick", &0)
+        .await
+        .expect("A is connected");
+    let a_clients = clients();
+    let b = node_with(100, on_redis()).await;
+    let mut socket = b.socket(None).await;
+    subscribe(&socket, json!(TOPIC)).await;
+    a.publish(1).await;
+    assert_eq!(tick(&mut socket).await.0, 1);
+
+    for id in clients().iter().filter(|id| !a_clients.contains(id)) {
+        redis.cli(&["CLIENT", "KILL", "ID", id]);
+    }
+    for n in 2..=20 {
+        a.publish(n).await;
+    }
+    for n in 2..=20 {
+        assert_eq!(tick(&mut socket).await.0, n);
     }
 }

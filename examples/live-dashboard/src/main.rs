@@ -11,12 +11,36 @@
 //!      -d '{"topic": "metrics", "event": "sample", "data": {"seq": 0, "value": 50}}'
 //! ```
 //!
+//! # Resume
+//! Every event has one id on all three transports, `<epoch>;metrics:<seq>`, where `seq` numbers
+//! the topic's events 1, 2, 3, ... (see `tongxun::hub`). When a connection comes back, each
+//! panel resumes: it hands the server the id of the last event it got (Socket.IO in its
+//! handshake's `auth.since`, the WebSocket in `{"subscribe": "metrics", "since": ...}`, the
+//! EventSource in `Last-Event-ID`, by itself), and the server replays what it missed, in
+//! order, before going on live. Each panel shows the event number and counts what would betray
+//! a broken resume: gaps (a number skipped), duplicates (a number seen again) and resyncs (the
+//! server's word that its history no longer reaches back to the id). `docs/resume.md` explains
+//! the protocol and the client code; `static/dashboard.js` is that code, for one topic.
+//!
+//! To see it, start the dashboard with its history in Redis, so that it outlives the process,
+//! open the page, kill the server and start it again:
+//!
+//! ```sh
+//! ./scripts/dashboard.sh --redis-url redis://127.0.0.1:6379   # Ctrl-C, or kill -9 its pid
+//! ./scripts/dashboard.sh --redis-url redis://127.0.0.1:6379   # the same page catches up
+//! ```
+//!
+//! Every panel reconnects, catches up and stays at 0 gaps, 0 duplicates, 0 resyncs. Without
+//! `--redis-url` the history is in memory and dies with the process: after a restart each panel
+//! counts one resync and goes on live with the new numbering.
+//!
 //! The official Socket.IO Admin UI is at `/admin/ui/` (login `admin`, development password
 //! `tongxun-dev`, as the chat's).
 //! `GET /metrics` is the Prometheus scrape of all three transports (see `docs/operations.md`).
 
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
@@ -25,7 +49,7 @@ use tongxun::admin::{AdminUi, UiFiles};
 use tongxun::hub::Hub;
 use tongxun::sse::{SseConfig, SseHub};
 use tongxun::ws::WsHub;
-use tongxun::{ClientBundle, Server};
+use tongxun::{BuildError, ClientBundle, Config, Server};
 
 /// Where `npm ci --prefix examples/live-dashboard` puts the browser bundle.
 const DEFAULT_BUNDLE: &str = concat!(
@@ -47,6 +71,8 @@ const DEVELOPMENT_PASSWORD_HASH: &str =
 /// One published sample.
 #[derive(Debug, Clone, Serialize)]
 struct Sample {
+    /// This process's count of samples, from 1 at each start (the hub's id numbers the
+    /// topic's events across restarts).
     seq: u64,
     /// Milliseconds since the Unix epoch.
     at: u64,
@@ -55,21 +81,29 @@ struct Sample {
 }
 
 /// The server, and the hub its timer publishes to.
-fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
+///
+/// # Errors
+/// When `--redis-url` is not a Redis URL.
+fn app(bundle: ClientBundle, args: &Args) -> Result<(Server, Hub), BuildError> {
+    let mut config = Config::default();
+    // The SSE history, the log of all three transports: in Redis with --redis-url, so that it
+    // outlives this process and the panels resume from it after a restart.
+    config.redis_url = args.redis_url.clone();
     let ws = WsHub::default();
     let sse = SseHub::new(SseConfig::default());
     let server = Server::builder()
+        .config(config)
         .namespace_with("/live", Hub::namespace())
         .client_bundle(bundle)
         .ws(ws.clone())
         .sse(sse.clone())
         .admin_ui(AdminUi::basic_auth("admin", DEVELOPMENT_PASSWORD_HASH))
-        .build();
+        .try_build()?;
     let hub = Hub::builder()
         .socketio(server.io(), ["/live"])
         .ws(ws)
         .sse(sse)
-        .publish_token(token)
+        .publish_token(&args.token)
         .build();
     let page = Router::new()
         .route(
@@ -108,7 +142,7 @@ fn app(bundle: ClientBundle, token: &str) -> (Server, Hub) {
     // Prometheus metrics of all three transports (docs/operations.md).
     let metrics = server.metrics().router("/metrics");
     let server = server.merge(hub.router()).merge(page);
-    (server.merge(admin).merge(metrics), hub)
+    Ok((server.merge(admin).merge(metrics), hub))
 }
 
 /// Publishes a sample every `every` until the hub is shut down.
@@ -151,6 +185,10 @@ struct Args {
     /// The `dist/` folder of the installed socket.io-client package.
     #[arg(long, default_value = DEFAULT_BUNDLE)]
     bundle: std::path::PathBuf,
+    /// Keep the event history in this Redis (`redis://127.0.0.1:6379`), so that it survives a
+    /// restart of the dashboard and the panels resume where they were; in memory without it.
+    #[arg(long)]
+    redis_url: Option<String>,
 }
 
 #[tokio::main]
@@ -165,7 +203,8 @@ async fn main() -> anyhow::Result<()> {
     let bundle = ClientBundle::from_dir(&args.bundle).map_err(|e| {
         anyhow::anyhow!("the socket.io-client bundle is missing ({e}): run npm ci --prefix examples/live-dashboard")
     })?;
-    let (server, hub) = app(bundle, &args.token);
+    let (server, hub) =
+        app(bundle, &args).context("cannot start the dashboard: check --redis-url")?;
     tokio::spawn(ticker(hub, Duration::from_millis(args.every_ms.max(10))));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);

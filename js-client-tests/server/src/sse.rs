@@ -3,8 +3,9 @@
 //! - subscribe with `?token=test-subscribe-token`; `?token=test-stop-token` is answered with
 //!   `204` (and counted), anything else with `401`;
 //! - publish with `POST /events`, `Authorization: Bearer test-publish-token`;
-//! - history keeps 20 events per topic so that tests can exceed it; `retry` is 300 ms so that
-//!   reconnections are quick;
+//! - history keeps 20 events per topic so that tests can exceed it, or as many as the number in
+//!   `TONGXUN_SSE_HISTORY` (the resume test keeps 1,000 to outlast a node's death); `retry` is
+//!   300 ms so that reconnections are quick;
 //! - `POST /test/sse/drop` ends every open stream (clients reconnect and resume);
 //! - `GET /test/sse/stats` answers the hub's counters as JSON;
 //! - `GET /test/sse/page` is an empty same-origin page for the browser test.
@@ -32,7 +33,7 @@ pub(crate) fn hub() -> SseHub {
     HUB.get_or_init(|| {
         let mut config = SseConfig::default();
         config.retry = Duration::from_millis(300);
-        config.history_len = 20;
+        config.history_len = history_len();
         config.publish_token = Some(PUBLISH_TOKEN.to_owned());
         config.subscribe_auth = SubscribeAuth::custom(|request| match request.token() {
             Some(SUBSCRIBE_TOKEN) => Ok(()),
@@ -45,6 +46,17 @@ pub(crate) fn hub() -> SseHub {
         SseHub::new(config)
     })
     .clone()
+}
+
+/// Events kept per topic: `TONGXUN_SSE_HISTORY` when set (a number), else 20.
+fn history_len() -> usize {
+    match std::env::var("TONGXUN_SSE_HISTORY") {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("TONGXUN_SSE_HISTORY={value}: expected a number")),
+        Err(_) => 20,
+    }
 }
 
 /// Adds the test-only routes.

@@ -33,15 +33,6 @@ pub(crate) struct Meta<'a> {
     pub(crate) id: &'a str,
 }
 
-#[cfg(feature = "ws")]
-#[derive(Serialize)]
-struct Envelope<'a> {
-    topic: &'a str,
-    event: &'a str,
-    data: &'a RawValue,
-    id: &'a str,
-}
-
 impl HubEvent {
     /// Reads the event a hub published (or any SSE publish of the topic): its `event:` line
     /// (`message` without one) and its `data:` lines, JSON when they parse as JSON and a string
@@ -77,11 +68,11 @@ impl HubEvent {
         #[cfg(feature = "ws")]
         let ws = if ws {
             let data = RawValue::from_string(json).ok()?;
-            let envelope = Envelope {
+            let envelope = super::Envelope {
                 topic: &stored.topic,
                 event: &event,
                 data: &data,
-                id: &id,
+                id: Some(&id),
             };
             Some(crate::ws::WsMessage::text(
                 serde_json::to_string(&envelope).ok()?,

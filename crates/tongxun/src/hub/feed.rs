@@ -133,6 +133,12 @@ impl Feed {
         Some(Self { inner })
     }
 
+    /// Subscribers held as resuming: replayed now, or waiting for the topic's next event to
+    /// join it (disconnected ones until the next sweep).
+    pub(crate) fn resuming(&self) -> usize {
+        lock(&self.inner.state).waiting
+    }
+
     /// Whether the feed relays to Socket.IO namespace `path`.
     pub(crate) fn serves(&self, path: &str) -> bool {
         self.inner
@@ -198,7 +204,7 @@ impl Feed {
         let Position { topic, epoch, seq } = since;
         let mut sent = seq;
         loop {
-            let read = self.inner.sse.history_after(&topic, &epoch, sent).await;
+            let read = self.history_after(&topic, &epoch, sent).await;
             let replay = match read {
                 Ok((current, _, Replay::Events(events))) if current == epoch => events,
                 Ok((current, _, replay)) => {
@@ -288,6 +294,25 @@ impl Feed {
         target.disconnect();
     }
 
+    /// Reads the history after `after`; while Redis is away, tries again every
+    /// [`HISTORY_RETRY`] for [`HISTORY_PATIENCE`] (events can arrive again before the node
+    /// counts Redis as back).
+    async fn history_after(
+        &self,
+        topic: &str,
+        epoch: &str,
+        after: u64,
+    ) -> Result<(Arc<str>, u64, Replay), crate::sse::PublishError> {
+        let deadline = tokio::time::Instant::now() + HISTORY_PATIENCE;
+        loop {
+            let read = self.inner.sse.history_after(topic, epoch, after).await;
+            if read.is_ok() || tokio::time::Instant::now() >= deadline {
+                return read;
+            }
+            tokio::time::sleep(HISTORY_RETRY).await;
+        }
+    }
+
     fn decode(&self, stored: &Stored) -> Option<Arc<HubEvent>> {
         #[cfg(feature = "ws")]
         let ws = self.inner.ws.is_some();
@@ -300,6 +325,10 @@ impl Feed {
         event.map(Arc::new)
     }
 }
+
+/// How long a read of the history is tried again while Redis is away, and how often.
+const HISTORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+const HISTORY_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a replay waits for a subscriber's queue to have room, between two tries, and how
 /// many tries it makes: 5 seconds in all.
@@ -407,7 +436,7 @@ impl Feed {
             "hub feed reading what it missed from history"
         );
         for (topic, epoch, last) in known {
-            match self.inner.sse.history_after(&topic, &epoch, last).await {
+            match self.history_after(&topic, &epoch, last).await {
                 Ok((current, _, Replay::Events(events))) if current == epoch => {
                     for stored in &events {
                         if let Some(missed) = self.decode(stored) {
@@ -427,11 +456,7 @@ impl Feed {
     /// Relays the events of `event`'s topic after `from` and before `event`, from history.
     async fn repair(&self, event: &HubEvent, from: u64) {
         let topic = &event.topic;
-        let read = self
-            .inner
-            .sse
-            .history_after(topic, &event.epoch, from)
-            .await;
+        let read = self.history_after(topic, &event.epoch, from).await;
         match read {
             Ok((epoch, _, Replay::Events(events))) if epoch == event.epoch => {
                 tracing::debug!(%topic, from, to = event.seq, "hub feed repaired a gap from history");

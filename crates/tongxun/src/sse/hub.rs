@@ -12,7 +12,6 @@ use tokio_util::task::TaskTracker;
 
 use super::SseConfig;
 use super::event::{ForgetError, PublishError, SseEvent, check_topic};
-use super::history::Replay;
 use super::id::EventId;
 use super::resume::{Resume, Start};
 use super::stats::SseStats;
@@ -187,7 +186,7 @@ impl SseHub {
         if let Some(shared) = self.inner.shared.get() {
             // Delivered here, as on every node, when it comes back on the hub's channel.
             let (epoch, seq) = shared
-                .append(topic, &frame, &self.inner.epoch)
+                .append(topic, &frame, &new_epoch())
                 .await
                 .map_err(|e| {
                     tracing::warn!(%topic, "sse event not published, Redis is unreachable: {e}");
@@ -393,43 +392,6 @@ impl SseHub {
         }
     }
 
-    /// Where `topic` stands, and what its history holds after position `after` of `epoch`:
-    /// the current epoch, the topic's last sequence number, and the replay (meaningful only
-    /// when the epochs match).
-    ///
-    /// # Errors
-    /// [`PublishError::Unavailable`] when the history is in Redis and Redis cannot be reached.
-    pub(crate) async fn history_after(
-        &self,
-        topic: &str,
-        epoch: &str,
-        after: u64,
-    ) -> Result<(Arc<str>, u64, Replay), PublishError> {
-        let inner = &self.inner;
-        #[cfg(feature = "redis")]
-        if let Some(shared) = inner.shared.get() {
-            let (current, mut reads) = shared
-                .read(&[(topic, Some(after))], Some(epoch), &inner.epoch)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(%topic, "sse history unreachable: {e}");
-                    PublishError::Unavailable
-                })?;
-            let read = reads.pop().ok_or(PublishError::Unavailable)?;
-            let replay = read.replay.unwrap_or(Replay::Ahead);
-            return Ok((current, read.last, replay));
-        }
-        let _ = epoch;
-        let (last, replay) = inner.topics.replay_after(topic, after);
-        Ok((inner.epoch.clone(), last, replay))
-    }
-
-    /// Every event of every topic from now on, each topic's in order, for one reader: the
-    /// [`Hub`](crate::hub::Hub) bound to this hub. `None` when a reader has it already.
-    pub(crate) fn tap(&self) -> Option<mpsc::Receiver<Arc<super::history::Stored>>> {
-        self.inner.topics.open_tap()
-    }
-
     /// Opens a stream on `topics` (validated, without duplicates), resuming from `last_event_id`
     /// when given.
     ///
@@ -552,7 +514,7 @@ impl SseHub {
             .map(|name| (name.as_str(), resume.position(name)))
             .collect();
         // Dropping the future (the client left) or failing drops the registration.
-        match shared.read(&wanted, resume.epoch(), &inner.epoch).await {
+        match shared.read(&wanted, resume.epoch(), &new_epoch()).await {
             Ok((epoch, reads)) => {
                 let starts = reads
                     .into_iter()
@@ -568,8 +530,10 @@ impl SseHub {
     }
 }
 
-/// A short name for this run of the hub, different each time a hub is created.
-fn new_epoch() -> String {
+/// A short name for this run of the hub, different each time a hub is created; with Redis, the
+/// name a new life of the shared history takes if none is there (Redis lost its data), fresh at
+/// each call so that a new life never takes the name of an old one.
+pub(super) fn new_epoch() -> String {
     format!("{:08x}", crate::random_u64() & 0xffff_ffff)
 }
 

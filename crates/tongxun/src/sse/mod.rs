@@ -164,7 +164,8 @@
 //! (one topic's events in memory) are leaves; `resume.rs` places a new stream in its topics
 //! and writes its opening; `topics.rs` holds every topic with its history and streams;
 //! `stream.rs` is one stream's response body; `hub.rs` is [`SseHub`] over them, `http.rs` its
-//! routes, and `shared.rs` the history in Redis (feature `redis`).
+//! routes, `shared.rs` the history in Redis (feature `redis`), and `log.rs` what a
+//! cross-transport [`Hub`](crate::hub::Hub) reads of the hub.
 
 mod config;
 mod event;
@@ -172,6 +173,7 @@ mod history;
 mod http;
 mod hub;
 mod id;
+mod log;
 mod resume;
 #[cfg(feature = "redis")]
 mod shared;

@@ -57,6 +57,7 @@ impl WsClient {
 
     /// Whether its queue is less than half full, in messages and in bytes: a replay sends only
     /// then, so that it never meets the overflow policy.
+    #[cfg(feature = "sse")]
     pub(crate) fn has_room(&self) -> bool {
         let config = &self.hub.config;
         self.shared.queued() < config.queue_capacity / 2

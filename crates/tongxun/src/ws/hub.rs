@@ -174,11 +174,13 @@ impl WsHub {
 
     /// Hands the clients' topic commands to `taker` (a bound cross-transport hub); `false` when
     /// another one has them already.
+    #[cfg(feature = "sse")]
     pub(crate) fn take_topic_commands(&self, taker: Arc<dyn super::TopicCommands>) -> bool {
         self.inner.topic_commands.set(taker).is_ok()
     }
 
     /// [`publish`](Self::publish) to this node's subscribers only.
+    #[cfg(feature = "sse")]
     pub(crate) fn publish_local(&self, topic: &str, message: &WsMessage) -> usize {
         self.inner.publish_local(topic, message, None)
     }

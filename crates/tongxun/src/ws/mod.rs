@@ -47,9 +47,10 @@
 //! |-----------------------------|----------------------------------------------------|
 //! | `{"subscribe":"news"}`      | `{"subscribed":"news"}`, or `{"error":"too many topics","subscribe":"news"}` |
 //! | `{"unsubscribe":"news"}`    | `{"unsubscribed":"news"}`                          |
+//! | `{"subscribe":"news","since":"<id>"}` | `{"subscribed":"news"}`, then the events after `<id>`: resume, on a hub bound to a cross-transport [`Hub`](crate::hub::Hub) with a history (see `docs/resume.md`) |
 //!
-//! Only a JSON object with exactly that one key and a string value is a command; every other
-//! frame goes to `on_message`. Topic names are 1 to [`MAX_TOPIC_LEN`] bytes; a client holds at
+//! Only a JSON object with exactly one of those keys (and `since`, with `subscribe`) and string
+//! values is a command; every other frame goes to `on_message`. Topic names are 1 to [`MAX_TOPIC_LEN`] bytes; a client holds at
 //! most [`WsConfig::max_topics_per_client`] topics. Clients cannot publish to a topic directly:
 //! the app decides, in `on_message`, with [`WsClient::publish_others`] or [`WsHub::publish`].
 //! To decide who may subscribe to what, turn the commands off and call
@@ -128,6 +129,7 @@ pub use builder::WsHubBuilder;
 pub use client::WsClient;
 pub use client_id::ClientId;
 pub use close::WsDisconnectReason;
+#[cfg(feature = "sse")]
 pub(crate) use commands::{Replay as CommandReplay, TopicCommands};
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_BYTES,
