@@ -463,7 +463,50 @@ impl<'a> Bench<'a> {
             latencies.join(", ")
         );
         self.quiet().await?;
+        self.check_lost(&result);
         Ok(result)
+    }
+
+    /// Once the receivers went quiet after a trial that lost messages: notes the transports
+    /// whose receivers, still connected, never got some of them (lost, not late).
+    fn check_lost(&mut self, trial: &Trial) {
+        if trial
+            .tallies
+            .iter()
+            .all(|t| t.delivered == t.receivers * trial.total)
+        {
+            return;
+        }
+        let mut lost = Vec::new();
+        for transport in Transport::ALL {
+            let missing: u64 = self
+                .receivers
+                .list
+                .iter()
+                .filter(|(t, _)| *t == transport)
+                .map(|(_, seen)| lock(seen))
+                .filter(|seen| seen.error.is_none())
+                .map(|seen| trial.total.saturating_sub(seen.count))
+                .sum();
+            if missing > 0 {
+                lost.push(format!(
+                    "{} {}",
+                    transport.name(),
+                    thousands(missing as usize)
+                ));
+            }
+        }
+        if !lost.is_empty() {
+            let lost = lost.join(", ");
+            eprintln!(
+                "    {}/s: never arrived (lost, not late): {lost}",
+                trial.rate
+            );
+            self.odd.push(format!(
+                "at {}/s deliveries that never arrived (lost, not late): {lost}",
+                trial.rate
+            ));
+        }
     }
 
     /// Replaces the publish connection by a new one.
