@@ -23,7 +23,7 @@ use crate::stats::Histogram;
 
 use super::fanout::Search;
 use super::{Measured, REOPEN, search_method, thousands};
-use receivers::{EVENT, Receivers, Transport, lock};
+use receivers::{EVENT, Receivers, Tally, Transport, lock};
 
 /// How often the driver sends the publishes that are due.
 const SEND_TICK: Duration = Duration::from_millis(5);
@@ -54,28 +54,6 @@ pub(crate) struct HubFanout {
     pub(crate) ws: usize,
     /// SSE hub receivers.
     pub(crate) sse: usize,
-}
-
-/// What the receivers of one transport saw in a trial.
-#[derive(Debug, Default)]
-struct Tally {
-    receivers: u64,
-    delivered: u64,
-    duplicates: u64,
-    disorder: u64,
-    ended: u64,
-    latency: Histogram,
-}
-
-impl Tally {
-    /// A latency quantile in ms; NaN without receivers.
-    fn quantile_ms(&self, q: f64) -> f64 {
-        if self.receivers == 0 {
-            f64::NAN
-        } else {
-            self.latency.quantile_ms(q)
-        }
-    }
 }
 
 /// The outcome of publishing at one rate.
@@ -377,17 +355,7 @@ impl<'a> Bench<'a> {
             }
         }
         let server_cpu = self.peer.cpu_secs()? - cpu_before;
-        let mut tallies: [Tally; 3] = Default::default();
-        for (transport, seen) in &self.receivers.list {
-            let tally = &mut tallies[*transport as usize];
-            let seen = lock(seen);
-            tally.receivers += 1;
-            tally.delivered += seen.count;
-            tally.duplicates += seen.duplicates;
-            tally.disorder += seen.disorder;
-            tally.ended += u64::from(seen.error.is_some());
-            tally.latency.merge(&seen.latency);
-        }
+        let tallies = self.receivers.tallies();
         let mut problems = Vec::new();
         let mut odd = Vec::new();
         for (transport, tally) in Transport::ALL.iter().zip(&tallies) {

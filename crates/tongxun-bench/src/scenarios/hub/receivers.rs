@@ -97,6 +97,28 @@ pub(super) fn lock(seen: &Shared) -> MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What the receivers of one transport saw in a trial.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    pub(super) receivers: u64,
+    pub(super) delivered: u64,
+    pub(super) duplicates: u64,
+    pub(super) disorder: u64,
+    pub(super) ended: u64,
+    pub(super) latency: Histogram,
+}
+
+impl Tally {
+    /// A latency quantile in ms; NaN without receivers.
+    pub(super) fn quantile_ms(&self, q: f64) -> f64 {
+        if self.receivers == 0 {
+            f64::NAN
+        } else {
+            self.latency.quantile_ms(q)
+        }
+    }
+}
+
 /// Every receiver, with its transport, and the tasks reading them.
 #[derive(Debug)]
 pub(super) struct Receivers {
@@ -155,6 +177,23 @@ impl Receivers {
             let seen = lock(seen);
             seen.count >= total || seen.error.is_some()
         })
+    }
+
+    /// What each transport's receivers saw in the trial being counted, in [`Transport::ALL`]
+    /// order.
+    pub(super) fn tallies(&self) -> [Tally; 3] {
+        let mut tallies: [Tally; 3] = Default::default();
+        for (transport, seen) in &self.list {
+            let tally = &mut tallies[*transport as usize];
+            let seen = lock(seen);
+            tally.receivers += 1;
+            tally.delivered += seen.count;
+            tally.duplicates += seen.duplicates;
+            tally.disorder += seen.disorder;
+            tally.ended += u64::from(seen.error.is_some());
+            tally.latency.merge(&seen.latency);
+        }
+        tallies
     }
 
     /// Messages of any trial, over every receiver.
