@@ -22,6 +22,7 @@ const TOPIC: &str = "prices";
 struct Node {
     server: TestServer,
     hub: Hub,
+    sse: SseHub,
 }
 
 /// A server with `/live` bound to a hub whose SSE history keeps `history` events per topic.
@@ -55,10 +56,10 @@ async fn node_queued(history: usize, mut config: Config, queue: usize) -> Node {
     let hub = Hub::builder()
         .socketio(server.io(), ["/live"])
         .ws(ws)
-        .sse(sse)
+        .sse(sse.clone())
         .build();
     let server = TestServer::start(server).await.expect("a loopback port");
-    Node { server, hub }
+    Node { server, hub, sse }
 }
 
 impl Node {
@@ -257,13 +258,13 @@ async fn a_feed_that_fell_behind_repairs_the_gap_from_history() {
     let mut socket = node.socket(None).await;
     subscribe(&socket, json!(TOPIC)).await;
     let mut ws_client = ws(&node, json!({ "subscribe": TOPIC })).await;
-    // On this one-thread runtime the feed cannot run during the loop: past its tap's 8,192
-    // events, the rest reach only the history.
+    // Published to the SSE hub directly (a hub publish waits for the feed), on this one-thread
+    // runtime: the feed cannot run during the loop, and past its tap's 8,192 events the rest
+    // reach only the history.
     for n in 1..=10_000 {
-        node.hub
-            .publish(TOPIC, "tick", &json!({ "n": n }))
-            .await
-            .unwrap();
+        let data = json!({ "n": n }).to_string();
+        let event = tongxun::sse::SseEvent::new(data).event("tick");
+        node.sse.publish(TOPIC, event).await.unwrap();
     }
     node.publish(10_001).await;
     for n in 1..=10_001 {

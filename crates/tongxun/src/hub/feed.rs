@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::event::HubEvent;
 use super::target::{Target, Unsent};
@@ -68,6 +68,8 @@ struct Track {
     /// The epoch and sequence number of the last event relayed here.
     last: Option<(Arc<str>, u64)>,
     waiting: Vec<Waiting>,
+    /// Publishes of this node waiting for their event to be relayed here.
+    publishers: Vec<(u64, oneshot::Sender<()>)>,
 }
 
 struct Waiting {
@@ -326,6 +328,9 @@ impl Feed {
     }
 }
 
+/// The longest a publish waits for its event to be relayed on its own node.
+const RELAY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a read of the history is tried again while Redis is away, and how often.
 const HISTORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 const HISTORY_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
@@ -499,6 +504,33 @@ impl Feed {
             state.waiting -= handed;
         }
         self.emit(event).await;
+        let mut state = lock(&self.inner.state);
+        if let Some(track) = state.topics.get_mut(&event.topic) {
+            track.publishers.retain(|(seq, _)| *seq > event.seq);
+        }
+    }
+
+    /// Waits until the event `seq` of `topic` (in `epoch`) was relayed to this node's
+    /// subscribers, for [`RELAY_WAIT`] at most: a publish returns once its own node has
+    /// delivered it, so that a publisher never runs ahead of the feed.
+    pub(crate) async fn relayed(&self, topic: &str, epoch: &str, seq: u64) {
+        let relayed = {
+            let mut state = lock(&self.inner.state);
+            let name: Arc<str> = topic.into();
+            let track = state.track(&name, self.inner.max_tracked);
+            if track
+                .last
+                .as_ref()
+                .is_some_and(|(last_epoch, last)| &**last_epoch == epoch && *last >= seq)
+            {
+                return;
+            }
+            let (done, relayed) = oneshot::channel();
+            track.publishers.push((seq, done));
+            relayed
+        };
+        // A sender dropped (the track was forgotten, or the event relayed) ends the wait too.
+        tokio::time::timeout(RELAY_WAIT, relayed).await.ok();
     }
 
     /// Sends `event` to this node's subscribers of its topic.
@@ -559,7 +591,8 @@ impl State {
     /// are forgotten first (they only lose gap repair until their next event).
     fn track(&mut self, topic: &Arc<str>, max: usize) -> &mut Track {
         if !self.topics.contains_key(topic) && self.topics.len() >= max {
-            self.topics.retain(|_, track| !track.waiting.is_empty());
+            self.topics
+                .retain(|_, track| !track.waiting.is_empty() || !track.publishers.is_empty());
         }
         self.topics.entry(topic.clone()).or_default()
     }

@@ -320,12 +320,19 @@ impl Hub {
 
     /// Publishes `payload` (any serde value) as `event` on `topic`, to every attached transport.
     ///
+    /// With an SSE hub, the event is appended to its history, and the call returns once this
+    /// node's feed has handed it to its Socket.IO and WebSocket subscribers (1 second at most):
+    /// a publisher never runs ahead of its own node's delivery. Other nodes deliver it from the
+    /// history at their pace.
+    ///
     /// # Errors
     /// [`HubError`] when the topic, the event name or the payload is refused; nothing is sent
-    /// then.
+    /// then. [`HubError::Unavailable`] when the history is in Redis and Redis is away: the event
+    /// was published nowhere.
     ///
     /// # Cancel safety
-    /// Not cancel-safe: a publish dropped midway may have reached some transports only.
+    /// Not cancel-safe: without an SSE hub, a publish dropped midway may have reached some
+    /// transports only; with one, an event already appended is delivered everywhere.
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         topic: &str,
@@ -360,10 +367,14 @@ impl Hub {
             .publish(topic, crate::sse::SseEvent::new(json).event(event))
             .await
         {
-            Ok(id) => id.to_string(),
+            Ok(id) => id,
             Err(crate::sse::PublishError::Unavailable) => return Err(HubError::Unavailable),
             Err(e) => return Err(HubError::Refused(e.to_string())),
         };
+        if let Some(feed) = &self.inner.feed {
+            feed.relayed(topic, &id.epoch, id.seq()).await;
+        }
+        let id = id.to_string();
         let mut delivery = Delivery {
             sse: Some(id.clone()),
             id: Some(id),
