@@ -1,7 +1,8 @@
 //! tongxun's benchmark suite: a Socket.IO / WebSocket / Server-Sent Events load generator and
 //! the peer servers it measures (tongxun, bare socketioxide, Node `socket.io`, tongxun's WS hub
 //! and a bare tokio-tungstenite floor, tongxun's SSE hub and a minimal axum SSE floor), and
-//! two tongxun nodes sharing a room through Redis (feature `redis`).
+//! two tongxun nodes sharing a room through Redis (feature `redis`), and one
+//! `tongxun::hub::Hub` publishing to all three transports at once.
 //!
 //! ```text
 //! cargo run -p tongxun-bench --release -- suite   # everything; writes docs/benchmarks.md
@@ -9,6 +10,9 @@
 //! cargo run -p tongxun-bench --release -- run --scenario ack-echo --peer tongxun
 //! cargo run -p tongxun-bench --release --features redis -- run --scenario redis-broadcast
 //! cargo run -p tongxun-bench --release -- serve --peer bare --port 3000
+//! # two builds of tongxun side by side, run after run (the peers served by each build's bench):
+//! tongxun-bench run --scenario hub-fanout \
+//!     --peer-bin before=/path/to/old/tongxun-bench --peer-bin after=/path/to/new/tongxun-bench
 //! ```
 
 mod client;
@@ -108,6 +112,11 @@ struct Selection {
     /// A peer to run (repeatable).
     #[arg(long = "peer", value_enum)]
     peers: Vec<Peer>,
+    /// `NAME=PATH`: serves the Rust peers from the bench binary at PATH (another build, such as
+    /// one of a previous commit), shown as `NAME` (repeatable: one row per build, run after run
+    /// in alternating order, ratios to the first build).
+    #[arg(long = "peer-bin", value_name = "NAME=PATH", value_parser = suite::Build::parse)]
+    peer_bins: Vec<suite::Build>,
 }
 
 /// Overrides of the full sizes, for a shorter run; the report states the sizes used.
@@ -160,6 +169,24 @@ struct SizeArgs {
     /// Seconds the Redis scenario's measured trial sends for [default: 10].
     #[arg(long)]
     room_secs: Option<f64>,
+    /// Socket.IO receivers of the hub fan-out [default: 300].
+    #[arg(long)]
+    hub_socketio: Option<usize>,
+    /// WebSocket receivers of the hub fan-out [default: 300].
+    #[arg(long)]
+    hub_ws: Option<usize>,
+    /// SSE receivers of the hub fan-out [default: 300].
+    #[arg(long)]
+    hub_sse: Option<usize>,
+    /// First hub publish rate tried [default: 50].
+    #[arg(long)]
+    hub_start_rate: Option<u32>,
+    /// Highest hub publish rate tried [default: 16000].
+    #[arg(long)]
+    hub_max_rate: Option<u32>,
+    /// The hub fan-out's reference rate, where its latencies are measured [default: 200].
+    #[arg(long)]
+    hub_reference_rate: Option<u32>,
 }
 
 impl SizeArgs {
@@ -180,6 +207,12 @@ impl SizeArgs {
             sse_max_rate,
             room_rate,
             room_secs,
+            hub_socketio,
+            hub_ws,
+            hub_sse,
+            hub_start_rate,
+            hub_max_rate,
+            hub_reference_rate,
         } = self;
         sizes.repeats = repeats.unwrap_or(sizes.repeats).max(1);
         sizes.fanout_clients = fanout_clients.unwrap_or(sizes.fanout_clients);
@@ -196,6 +229,12 @@ impl SizeArgs {
         sizes.sse_max_rate = sse_max_rate.unwrap_or(sizes.sse_max_rate);
         sizes.room_rate = room_rate.unwrap_or(sizes.room_rate).max(1);
         sizes.room_secs = room_secs.unwrap_or(sizes.room_secs);
+        sizes.hub_socketio = hub_socketio.unwrap_or(sizes.hub_socketio);
+        sizes.hub_ws = hub_ws.unwrap_or(sizes.hub_ws);
+        sizes.hub_sse = hub_sse.unwrap_or(sizes.hub_sse);
+        sizes.hub_start_rate = hub_start_rate.unwrap_or(sizes.hub_start_rate);
+        sizes.hub_max_rate = hub_max_rate.unwrap_or(sizes.hub_max_rate);
+        sizes.hub_reference_rate = hub_reference_rate.or(sizes.hub_reference_rate);
         sizes
     }
 }
@@ -262,7 +301,8 @@ async fn bench(command: Command) -> anyhow::Result<()> {
         } => {
             let sizes = sizes.apply(Sizes::full());
             check_fd_limit(limit, &sizes);
-            let plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
+            let mut plan = suite::Plan::new(&selection.scenarios, &selection.peers, sizes);
+            plan.with_builds(&selection.peer_bins)?;
             let results = plan.run().await;
             let text = report::render(&results, note.as_deref());
             if let Some(dir) = out.parent() {
@@ -275,6 +315,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
         Command::Smoke { no_node, out } => {
             let mut peers = vec![
                 Peer::Tongxun,
+                Peer::TongxunHub,
                 Peer::Bare,
                 Peer::WsHub,
                 Peer::WsFloor,
@@ -323,6 +364,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             if let (Some(addr), Some(pid)) = (addr, pid) {
                 plan.use_external(addr, pid)?;
             }
+            plan.with_builds(&selection.peer_bins)?;
             if let Some(filter) = peer_log {
                 plan.log_peers(filter);
             }
@@ -339,7 +381,8 @@ fn check_fd_limit(limit: u64, sizes: &Sizes) {
         .idle_conns
         .max(sizes.connect_conns)
         .max(sizes.fanout_clients)
-        .max(sizes.sse_subscribers) as u64
+        .max(sizes.sse_subscribers)
+        .max(sizes.hub_socketio + sizes.hub_ws + sizes.hub_sse) as u64
         + 256;
     if limit < needed {
         eprintln!(

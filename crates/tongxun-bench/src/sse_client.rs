@@ -18,7 +18,9 @@ use tokio::net::TcpStream;
 pub(crate) const PATH: &str = "/events";
 /// The one topic of the scenario.
 pub(crate) const TOPIC: &str = "bench";
-/// The bearer token both SSE peers expect on a `POST`.
+/// The endpoint of a `tongxun::hub::Hub` (the hub peer): `POST` publishes to every transport.
+pub(crate) const HUB_PATH: &str = "/publish";
+/// The bearer token both SSE peers (and the hub peer) expect on a `POST`.
 pub(crate) const PUBLISH_TOKEN: &str = "bench-publish-token";
 
 /// Initial read buffer of one subscriber; it grows only for an event larger than about this.
@@ -318,13 +320,16 @@ pub(crate) async fn connect_many(
         .await
 }
 
-/// Publishes events with `POST /events` on one keep-alive connection. Requests are pipelined:
-/// [`publish`](Self::publish) only writes, and the answers are read by
-/// [`service`](Self::service), so that a slow answer never delays the next send.
+/// Publishes events with `POST /events` (or, [`hub`](Self::hub), `POST /publish`) on one
+/// keep-alive connection. Requests are pipelined: [`publish`](Self::publish) only writes, and
+/// the answers are read by [`service`](Self::service), so that a slow answer never delays the
+/// next send.
 #[derive(Debug)]
 pub(crate) struct Publisher {
     stream: TcpStream,
     addr: SocketAddr,
+    /// Where requests go: [`PATH`], or [`HUB_PATH`].
+    path: &'static str,
     buf: Vec<u8>,
     head: usize,
     tail: usize,
@@ -334,8 +339,18 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    /// Connects to the peer.
+    /// Connects to the peer, to publish with `POST /events`.
     pub(crate) async fn connect(addr: SocketAddr) -> Result<Publisher> {
+        Self::connect_to(addr, PATH).await
+    }
+
+    /// Connects to a `tongxun::hub::Hub`'s endpoint, to publish with `POST /publish` and
+    /// [`post`](Self::post) (same bearer token).
+    pub(crate) async fn hub(addr: SocketAddr) -> Result<Publisher> {
+        Self::connect_to(addr, HUB_PATH).await
+    }
+
+    async fn connect_to(addr: SocketAddr, path: &'static str) -> Result<Publisher> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .context("tcp connect timed out")??;
@@ -343,6 +358,7 @@ impl Publisher {
         Ok(Publisher {
             stream,
             addr,
+            path,
             buf: vec![0; READ_BUFFER],
             head: 0,
             tail: 0,
@@ -365,17 +381,23 @@ impl Publisher {
             body.push(b);
         }
         body.extend_from_slice(b"\"}");
+        self.post(&body).await
+    }
+
+    /// Sends `body`, a JSON text, as it is.
+    pub(crate) async fn post(&mut self, body: &[u8]) -> Result<()> {
         self.out.clear();
         self.out.extend_from_slice(
             format!(
-                "POST {PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {PUBLISH_TOKEN}\r\n\
+                "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {PUBLISH_TOKEN}\r\n\
                  Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                self.path,
                 self.addr,
                 body.len()
             )
             .as_bytes(),
         );
-        self.out.extend_from_slice(&body);
+        self.out.extend_from_slice(body);
         self.stream.write_all(&self.out).await?;
         self.pending += 1;
         Ok(())

@@ -6,6 +6,7 @@
 //! peer is two such tongxun processes and the `redis-server` they share ([`redis`]).
 
 pub(crate) mod bare;
+pub(crate) mod hub;
 pub(crate) mod node;
 pub(crate) mod redis;
 pub(crate) mod sse_floor;
@@ -16,6 +17,7 @@ pub(crate) mod ws_hub;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +39,8 @@ const REDIS_LOST: &str = "lost Redis";
 pub(crate) enum Peer {
     /// tongxun's Socket.IO layer.
     Tongxun,
+    /// One `tongxun::hub::Hub` publishing to Socket.IO, WebSocket and SSE subscribers.
+    TongxunHub,
     /// Two tongxun nodes sharing rooms and broadcasts through a `redis-server` the bench
     /// starts (`Config::redis_url`; the bench's feature `redis`).
     TongxunRedis,
@@ -59,6 +63,7 @@ impl Peer {
     pub(crate) fn key(self) -> &'static str {
         match self {
             Peer::Tongxun => "tongxun",
+            Peer::TongxunHub => "tongxun-hub",
             Peer::TongxunRedis => "tongxun-redis",
             Peer::Bare => "bare",
             Peer::Node => "node",
@@ -73,6 +78,7 @@ impl Peer {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Peer::Tongxun => "tongxun",
+            Peer::TongxunHub => "tongxun Hub",
             Peer::TongxunRedis => "tongxun, two nodes via Redis",
             Peer::Bare => "bare socketioxide",
             Peer::Node => "Node socket.io",
@@ -83,10 +89,12 @@ impl Peer {
         }
     }
 
-    /// What its clients speak.
+    /// What its clients speak (the hub peer's speak all three; its scenario opens each kind).
     pub(crate) fn protocol(self) -> Protocol {
         match self {
-            Peer::Tongxun | Peer::TongxunRedis | Peer::Bare | Peer::Node => Protocol::SocketIo,
+            Peer::Tongxun | Peer::TongxunHub | Peer::TongxunRedis | Peer::Bare | Peer::Node => {
+                Protocol::SocketIo
+            }
             Peer::WsFloor | Peer::WsHub => Protocol::RawWs,
             Peer::SseHub | Peer::SseFloor => Protocol::Sse,
         }
@@ -143,8 +151,9 @@ struct Cluster {
 impl Running {
     /// Starts `peer` on a free loopback port and waits for its `listening on` line; for the
     /// two-node peer, starts `redis-server` first, then both nodes. A Rust peer logs on stderr
-    /// with the `tracing` filter `log`, if given.
-    pub(crate) fn start(peer: Peer, log: Option<&str>) -> Result<Running> {
+    /// with the `tracing` filter `log`, if given, and is served by the bench binary `bin`
+    /// (`tongxun-bench serve`; this process's own by default), to compare builds.
+    pub(crate) fn start(peer: Peer, log: Option<&str>, bin: Option<&Path>) -> Result<Running> {
         let mut args = Vec::new();
         if let Some(filter) = log {
             args.extend(["--log", filter]);
@@ -161,21 +170,24 @@ impl Running {
             let stderr = Stderr::Watch {
                 copy: log.is_some(),
             };
-            let mut a = Running::spawn(Peer::Tongxun, &args, stderr)?;
-            let other = Box::new(Running::spawn(Peer::Tongxun, &args, stderr)?);
+            let mut a = Running::spawn(Peer::Tongxun, &args, stderr, bin)?;
+            let other = Box::new(Running::spawn(Peer::Tongxun, &args, stderr, bin)?);
             a.peer = peer;
             a.cluster = Some(Cluster { other, redis });
             return Ok(a);
         }
-        Running::spawn(peer, &args, Stderr::Inherit)
+        Running::spawn(peer, &args, Stderr::Inherit, bin)
     }
 
-    /// Starts one peer process, with `extra` arguments to `serve`.
-    fn spawn(peer: Peer, extra: &[&str], stderr: Stderr) -> Result<Running> {
+    /// Starts one peer process, with `extra` arguments to `serve` of bench binary `bin`.
+    fn spawn(peer: Peer, extra: &[&str], stderr: Stderr, bin: Option<&Path>) -> Result<Running> {
         let mut command = match peer {
             Peer::Node => node::command(),
             _ => {
-                let mut command = Command::new(std::env::current_exe()?);
+                let mut command = match bin {
+                    Some(bin) => Command::new(bin),
+                    None => Command::new(std::env::current_exe()?),
+                };
                 command.args([
                     "serve",
                     "--peer",
@@ -378,6 +390,7 @@ pub(crate) fn serve(
         println!("listening on http://{}", listener.local_addr()?);
         match peer {
             Peer::Tongxun => tongxun::serve(listener, redis_url).await,
+            Peer::TongxunHub => hub::serve(listener).await,
             Peer::TongxunRedis => {
                 bail!("the two-node peer runs as two `--peer tongxun --redis-url URL` nodes")
             }

@@ -85,7 +85,8 @@ fn write_method(out: &mut String, sizes: &Sizes) {
          socket. The WS fan-out compares tongxun's `WsHub` with a bare tokio-tungstenite relay \
          (its floor), the SSE fan-out tongxun's `SseHub` with a minimal axum SSE server (its \
          floor); the same bench client (raw WebSocket frames, or HTTP/1.1 for SSE) drives \
-         both.\n\
+         both. The hub fan-out runs one tongxun process whose `tongxun::hub::Hub` publishes to \
+         all three transports at once.\n\
          - **Figures** are medians over {} per scenario and peer; runs are interleaved \
          peer by peer. Every run is listed under each table.\n\
          - **Ratios** (tongxun / another peer, in the targets and under each table) are the \

@@ -45,7 +45,9 @@ pub(super) fn write_scenario(out: &mut String, scenario: Scenario, rows: &[&Row]
         out.push('\n');
     }
     out.push('\n');
-    if scenario == Scenario::RedisBroadcast {
+    if rows.iter().any(|r| r.build.is_some()) {
+        write_build_ratios(out, scenario, rows);
+    } else if scenario == Scenario::RedisBroadcast {
         write_redis_ratios(out, rows);
     } else {
         write_ratios(out, scenario, rows);
@@ -86,6 +88,53 @@ fn write_redis_ratios(out: &mut String, rows: &[&Row]) {
             parts.join("; ")
         );
     }
+}
+
+/// With several builds (`--peer-bin`): each build's ratio to the first build's, peer by peer,
+/// the median of the per-run ratios (the builds' runs of one repeat are measured back to back).
+fn write_build_ratios(out: &mut String, scenario: Scenario, rows: &[&Row]) {
+    for row in rows {
+        let Some(build) = row.build.as_ref().filter(|b| b.index > 0) else {
+            continue;
+        };
+        let Some((first, first_name)) = rows.iter().find_map(|r| {
+            let b = r
+                .build
+                .as_ref()
+                .filter(|b| b.index == 0 && r.peer == row.peer)?;
+            Some((*r, b.name.as_str()))
+        }) else {
+            continue;
+        };
+        let mut runs = 0;
+        let parts: Vec<String> = scenario
+            .metrics()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let (ratio, pairs) = paired_ratio(row, first, i)?;
+                runs = runs.max(pairs);
+                let better = if m.higher_is_better {
+                    "higher"
+                } else {
+                    "lower"
+                };
+                let name = m.name.split(" (").next()?;
+                Some(format!("{name} {ratio:.2}× ({better} is better)"))
+            })
+            .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(
+                out,
+                "- {}, {} / {first_name} (median of the per-run ratios over {}): {}",
+                row.peer.label(),
+                build.name,
+                plural(runs, "paired run"),
+                parts.join("; ")
+            );
+        }
+    }
+    out.push('\n');
 }
 
 fn write_ratios(out: &mut String, scenario: Scenario, rows: &[&Row]) {

@@ -3,6 +3,7 @@
 pub(crate) mod ack;
 pub(crate) mod connect;
 pub(crate) mod fanout;
+pub(crate) mod hub;
 pub(crate) mod idle;
 pub(crate) mod room;
 
@@ -11,6 +12,7 @@ use anyhow::Result;
 use crate::peers::{Peer, Running};
 
 use fanout::Search;
+use hub::HubFanout;
 use room::Room;
 
 /// One thing the suite measures.
@@ -30,6 +32,8 @@ pub(crate) enum Scenario {
     SseFanout,
     /// Room broadcast at a fixed rate, on one node and across two nodes through Redis.
     RedisBroadcast,
+    /// `Hub::publish` to Socket.IO, WebSocket and SSE subscribers of one topic at once.
+    HubFanout,
 }
 
 /// A measured quantity of a scenario.
@@ -79,6 +83,23 @@ const ROOM_METRICS: &[Metric] = &[
     metric("nodes' CPU per delivery (µs)", false, 3),
     metric("Redis CPU per broadcast (µs)", false, 1),
     metric("times a node took Redis for away", false, 0),
+];
+
+const HUB_METRICS: &[Metric] = &[
+    metric("highest rate with no loss (publishes/s)", true, 0),
+    metric("deliveries/s", true, 0),
+    metric("server CPU per delivery (µs)", false, 3),
+    metric("Socket.IO p50 (ms)", false, 1),
+    metric("Socket.IO p99 (ms)", false, 1),
+    metric("WS p50 (ms)", false, 1),
+    metric("WS p99 (ms)", false, 1),
+    metric("SSE p50 (ms)", false, 1),
+    metric("SSE p99 (ms)", false, 1),
+    metric(
+        "server CPU per delivery at the reference rate (µs)",
+        false,
+        3,
+    ),
 ];
 
 const ACK_METRICS: &[Metric] = &[
@@ -160,6 +181,17 @@ pub(crate) struct Sizes {
     pub(crate) room_rate: u32,
     /// Seconds its measured trial sends for, after a warm-up of a tenth of that.
     pub(crate) room_secs: f64,
+    /// The hub fan-out's receivers: Socket.IO sockets, WS clients and SSE streams.
+    pub(crate) hub_socketio: usize,
+    pub(crate) hub_ws: usize,
+    pub(crate) hub_sse: usize,
+    /// First hub publish rate tried (publishes/s); the rest of the search is the broadcast's.
+    pub(crate) hub_start_rate: u32,
+    /// Highest hub publish rate tried.
+    pub(crate) hub_max_rate: u32,
+    /// The rate at which the hub fan-out's latencies are measured (see
+    /// `fanout_reference_rate`); without one, they are the highest passing rate's.
+    pub(crate) hub_reference_rate: Option<u32>,
     /// Smoke mode: one broadcast trial at the start rate, which must lose nothing.
     pub(crate) smoke: bool,
 }
@@ -168,7 +200,8 @@ impl Sizes {
     /// The sizes of the issue: 1,000 broadcast and WS receivers, 100 ack clients, 10,000 idle
     /// connections, connects and SSE subscribers; five runs (about 20 minutes in all on 2
     /// cores, of which the WS and SSE fan-outs take about 9, and the room broadcast through
-    /// Redis, 200/s for 10 s, about 3 more).
+    /// Redis, 200/s for 10 s, about 3 more). The hub fan-out, 300 receivers on each
+    /// transport, adds about 3 minutes (about 30 s a run).
     pub(crate) fn full() -> Self {
         Self {
             repeats: 5,
@@ -192,6 +225,12 @@ impl Sizes {
             sse_reference_rate: Some(10),
             room_rate: 200,
             room_secs: 10.0,
+            hub_socketio: 300,
+            hub_ws: 300,
+            hub_sse: 300,
+            hub_start_rate: 50,
+            hub_max_rate: 16_000,
+            hub_reference_rate: Some(200),
             smoke: false,
         }
     }
@@ -220,6 +259,12 @@ impl Sizes {
             sse_reference_rate: None,
             room_rate: 100,
             room_secs: 1.0,
+            hub_socketio: 5,
+            hub_ws: 5,
+            hub_sse: 5,
+            hub_start_rate: 100,
+            hub_max_rate: 100,
+            hub_reference_rate: None,
             smoke: true,
         }
     }
@@ -254,6 +299,22 @@ impl Sizes {
         }
     }
 
+    /// The hub fan-out: the broadcast's search, with its own receivers and rates.
+    pub(crate) fn hub(&self) -> HubFanout {
+        HubFanout {
+            search: Search {
+                receivers: self.hub_socketio + self.hub_ws + self.hub_sse,
+                start_rate: self.hub_start_rate,
+                max_rate: self.hub_max_rate,
+                reference_rate: self.hub_reference_rate,
+                ..self.fanout_search()
+            },
+            socketio: self.hub_socketio,
+            ws: self.hub_ws,
+            sse: self.hub_sse,
+        }
+    }
+
     /// The search of the SSE fan-out: the broadcast's, with its own receivers and rates.
     pub(crate) fn sse_search(&self) -> Search {
         Search {
@@ -268,7 +329,7 @@ impl Sizes {
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub(crate) const ALL: [Scenario; 7] = [
+    pub(crate) const ALL: [Scenario; 8] = [
         Scenario::Broadcast,
         Scenario::AckEcho,
         Scenario::IdleMemory,
@@ -276,6 +337,7 @@ impl Scenario {
         Scenario::WsFanout,
         Scenario::SseFanout,
         Scenario::RedisBroadcast,
+        Scenario::HubFanout,
     ];
 
     /// The report's heading.
@@ -309,6 +371,12 @@ impl Scenario {
                 "Room broadcast to {} Socket.IO clients: one node, and two nodes via Redis",
                 thousands(sizes.fanout_clients)
             ),
+            Scenario::HubFanout => format!(
+                "Hub fan-out to {} Socket.IO, {} WebSocket and {} SSE subscribers",
+                thousands(sizes.hub_socketio),
+                thousands(sizes.hub_ws),
+                thousands(sizes.hub_sse)
+            ),
         }
     }
 
@@ -322,6 +390,7 @@ impl Scenario {
             Scenario::IdleMemory => sizes.idle_conns,
             Scenario::ConnectRate => sizes.connect_conns,
             Scenario::SseFanout => sizes.sse_subscribers,
+            Scenario::HubFanout => sizes.hub_socketio + sizes.hub_ws + sizes.hub_sse,
         }
     }
 
@@ -384,6 +453,7 @@ impl Scenario {
                 search = search_method(&sizes.sse_search()),
             ),
             Scenario::RedisBroadcast => room_method(&sizes.room()),
+            Scenario::HubFanout => hub::method(&sizes.hub()),
         }
     }
 
@@ -397,6 +467,7 @@ impl Scenario {
             Scenario::WsFanout => &[Peer::WsHub, Peer::WsFloor],
             Scenario::SseFanout => &[Peer::SseHub, Peer::SseFloor],
             Scenario::RedisBroadcast => &[Peer::Tongxun, Peer::TongxunRedis],
+            Scenario::HubFanout => &[Peer::TongxunHub],
         }
     }
 
@@ -406,6 +477,7 @@ impl Scenario {
             Scenario::Broadcast | Scenario::WsFanout => FANOUT_METRICS,
             Scenario::SseFanout => SSE_METRICS,
             Scenario::RedisBroadcast => ROOM_METRICS,
+            Scenario::HubFanout => HUB_METRICS,
             Scenario::AckEcho => ACK_METRICS,
             Scenario::IdleMemory => IDLE_METRICS,
             Scenario::ConnectRate => CONNECT_METRICS,
@@ -420,6 +492,7 @@ impl Scenario {
             }
             Scenario::SseFanout => fanout::run(peer, &sizes.sse_search()).await,
             Scenario::RedisBroadcast => room::run(peer, &sizes.room()).await,
+            Scenario::HubFanout => hub::run(peer, &sizes.hub()).await,
             Scenario::AckEcho => ack::run(peer, sizes).await.map(Measured::from),
             Scenario::IdleMemory => idle::run(peer, sizes).await.map(Measured::from),
             Scenario::ConnectRate => connect::run(peer, sizes).await.map(Measured::from),
