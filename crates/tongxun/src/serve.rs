@@ -160,7 +160,7 @@ impl Conn {
             addr,
             idle_timeout,
         } = self;
-        let (in_flight, counts) = watch::channel(0_usize);
+        let (in_flight, counts) = watch::channel(Requests::default());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let request = InFlight::new(in_flight.clone());
             // What `Router::into_make_service_with_connect_info::<SocketAddr>` would insert.
@@ -188,18 +188,25 @@ impl Conn {
     }
 }
 
-/// Completes once `counts` (the requests in flight on a connection) stayed at zero for
-/// `timeout`.
-async fn idle(mut counts: watch::Receiver<usize>, timeout: Duration) {
+/// A connection's requests: in flight now, and started since it opened.
+#[derive(Debug, Default, Clone, Copy)]
+struct Requests {
+    in_flight: usize,
+    started: u64,
+}
+
+/// Completes once a connection had no request in flight, and started none, for `timeout`.
+///
+/// Both counts matter: a request answered within one poll of the connection's task raises and
+/// lowers `in_flight` before this future looks, so only `started` shows it came.
+async fn idle(mut counts: watch::Receiver<Requests>, timeout: Duration) {
     loop {
-        if counts.wait_for(|&n| n == 0).await.is_err() {
+        let Ok(now) = counts.wait_for(|r| r.in_flight == 0).await.map(|r| *r) else {
             // The connection is gone with its service; its own future ends the task.
             return std::future::pending().await;
-        }
-        if tokio::time::timeout(timeout, counts.wait_for(|&n| n > 0))
-            .await
-            .is_err()
-        {
+        };
+        let busy = counts.wait_for(|r| r.in_flight > 0 || r.started != now.started);
+        if tokio::time::timeout(timeout, busy).await.is_err() {
             return;
         }
     }
@@ -207,18 +214,21 @@ async fn idle(mut counts: watch::Receiver<usize>, timeout: Duration) {
 
 /// A request in flight on its connection, from the moment hyper hands it over until its
 /// response body is dropped.
-struct InFlight(watch::Sender<usize>);
+struct InFlight(watch::Sender<Requests>);
 
 impl InFlight {
-    fn new(counts: watch::Sender<usize>) -> Self {
-        counts.send_modify(|n| *n += 1);
+    fn new(counts: watch::Sender<Requests>) -> Self {
+        counts.send_modify(|r| {
+            r.in_flight += 1;
+            r.started += 1;
+        });
         Self(counts)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        self.0.send_modify(|r| r.in_flight -= 1);
     }
 }
 

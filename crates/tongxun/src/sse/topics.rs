@@ -167,9 +167,10 @@ impl Topics {
                     .history
                     .append(epoch, &topic.name, order, frame, &self.history_budget);
             state.last_active = Instant::now();
-            self.fan_out(&topic, &mut state, &stored);
-            // Under the topic's lock, so that the tap sees the topic's events in order.
+            // Under the topic's lock, so that the tap sees the topic's events in order; before
+            // the streams, so that the feed is not woken behind all of them.
             self.tap_event(&stored);
+            self.fan_out(&topic, &mut state, &stored);
             drop(state);
             if dropped > 0 {
                 self.history_dropped(&topic.name, dropped);

@@ -243,6 +243,34 @@ async fn idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_busy_with_quick_requests_is_never_taken_for_idle() {
+    let server = TestServer::start(server()).await;
+    let mut stream = within(TcpStream::connect(server.addr)).await.unwrap();
+    let request = "GET /nothing-here HTTP/1.1\r\nHost: tongxun.test\r\n\r\n";
+    // Request after request, each answered at once, until a silent probe opened now was
+    // closed: the busy connection has outlived the header-read timeout meanwhile.
+    let passed = tokio::spawn(timeout_passed(server.addr));
+    let mut answered = 0;
+    while !passed.is_finished() {
+        within(stream.write_all(request.as_bytes())).await.unwrap();
+        assert_eq!(
+            read_response(&mut stream).await.status,
+            404,
+            "request {answered}"
+        );
+        answered += 1;
+    }
+    passed.await.unwrap();
+    within(stream.write_all(request.as_bytes())).await.unwrap();
+    assert_eq!(
+        read_response(&mut stream).await.status,
+        404,
+        "after {answered} requests"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn long_poll_outlasting_the_header_read_timeout_is_answered() {
     let server = TestServer::start(server()).await;
     let sid = polling_session(server.addr).await;
