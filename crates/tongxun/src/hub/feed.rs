@@ -56,6 +56,9 @@ struct FeedInner {
     /// Told when the tap holds [`TAP_LOW`] events or fewer: publishers waiting in
     /// [`Feed::keep_up`] go on.
     caught_up: Notify,
+    /// Every event of the SSE hub, each topic's in order. Whoever holds it relays: the feed's
+    /// task, or a publisher of this node right after its append ([`Feed::relay_now`]).
+    tap: tokio::sync::Mutex<mpsc::Receiver<Arc<Stored>>>,
 }
 
 #[derive(Default)]
@@ -124,8 +127,9 @@ impl Feed {
             state: Mutex::default(),
             max_tracked,
             caught_up: Notify::new(),
+            tap: tokio::sync::Mutex::new(tap),
         });
-        tokio::spawn(relay(Arc::downgrade(&inner), tap));
+        tokio::spawn(run(Arc::downgrade(&inner)));
         Some(Self { inner })
     }
 
@@ -236,35 +240,63 @@ const TAP_LOW: usize = crate::sse::TAP_QUEUE / 4;
 const HISTORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 const HISTORY_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Relays what the tap gives, until the feed is gone; once it has caught up after the tap
-/// missed events, checks every topic against history.
-async fn relay(feed: Weak<FeedInner>, mut tap: mpsc::Receiver<Arc<Stored>>) {
+/// Relays what the tap gives whenever no publisher of this node does, until the feed is gone;
+/// once it has caught up after the tap missed events, checks every topic against history.
+async fn run(feed: Weak<FeedInner>) {
     let Some(topics) = feed.upgrade().map(|inner| inner.sse.inner.topics.clone()) else {
         return;
     };
     loop {
-        let stored = tokio::select! {
-            stored = tap.recv() => match stored {
-                Some(stored) => Some(stored),
-                None => return,
-            },
-            () = topics.tap_wake.notified() => None,
-        };
+        tokio::select! {
+            () = topics.tap_ready.notified() => {}
+            () = topics.tap_wake.notified() => {}
+        }
         let Some(inner) = feed.upgrade() else { return };
         let feed = Feed { inner };
-        if let Some(event) = stored.as_deref().and_then(|stored| feed.decode(stored)) {
-            feed.relay(event).await;
+        let tap = feed.inner.tap.lock().await;
+        if !feed.drain_tap(tap).await {
+            return;
         }
-        if tap.len() <= TAP_LOW {
-            feed.inner.caught_up.notify_waiters();
-        }
-        if tap.is_empty() && topics.take_tap_lost() {
+        if topics.take_tap_lost() {
             feed.catch_up().await;
         }
     }
 }
 
 impl Feed {
+    /// Relays what the tap holds, in its order; `false` once the tap is closed.
+    async fn drain_tap(
+        &self,
+        mut tap: tokio::sync::MutexGuard<'_, mpsc::Receiver<Arc<Stored>>>,
+    ) -> bool {
+        loop {
+            let stored = match tap.try_recv() {
+                Ok(stored) => stored,
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            };
+            if let Some(event) = self.decode(&stored) {
+                self.relay(event).await;
+            }
+            if tap.len() <= TAP_LOW {
+                self.inner.caught_up.notify_waiters();
+            }
+        }
+    }
+
+    /// Relays, in the publisher's own task, what the tap holds right after this node appended
+    /// an event, unless someone else relays already (who then relays it too): the common case
+    /// costs no hop to another task. Only with the history in memory, where the event is in
+    /// the tap once appended.
+    pub(crate) async fn relay_now(&self) {
+        if self.inner.sse.is_shared() {
+            return;
+        }
+        if let Ok(tap) = self.inner.tap.try_lock() {
+            self.drain_tap(tap).await;
+        }
+    }
+
     /// Relays one event from the tap, after repairing any gap before it.
     async fn relay(&self, event: Arc<HubEvent>) {
         enum Before {

@@ -372,6 +372,7 @@ impl Hub {
             Err(e) => return Err(HubError::Refused(e.to_string())),
         };
         if let Some(feed) = &self.inner.feed {
+            feed.relay_now().await;
             feed.keep_up().await;
         }
         let id = id.to_string();

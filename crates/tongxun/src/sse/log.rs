@@ -46,6 +46,15 @@ impl SseHub {
         Ok((inner.epoch.clone(), last, replay))
     }
 
+    /// Whether the history is in Redis, shared with other nodes.
+    pub(crate) fn is_shared(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.inner.shared.get().is_some() {
+            return true;
+        }
+        false
+    }
+
     /// Every event of every topic from now on, each topic's in order, for one reader: the
     /// [`Hub`](crate::hub::Hub) bound to this hub. `None` when a reader has it already.
     pub(crate) fn tap(&self) -> Option<mpsc::Receiver<Arc<Stored>>> {

@@ -79,6 +79,8 @@ pub(crate) struct Topics {
     /// topics against history once it has caught up, woken by `tap_wake`.
     tap_lost: AtomicBool,
     pub(crate) tap_wake: tokio::sync::Notify,
+    /// Told each time the tap takes an event.
+    pub(crate) tap_ready: tokio::sync::Notify,
 }
 
 /// Events the tap holds for its reader; past it an event is dropped, and the reader repairs
@@ -110,6 +112,7 @@ impl Topics {
             tap: OnceLock::new(),
             tap_lost: AtomicBool::new(false),
             tap_wake: tokio::sync::Notify::new(),
+            tap_ready: tokio::sync::Notify::new(),
         })
     }
 
@@ -251,10 +254,12 @@ impl Topics {
     /// Offers `stored` to the tap, if one is open; drops it when the tap is full, and tells the
     /// reader to check its topics against history.
     fn tap_event(&self, stored: &Arc<Stored>) {
-        if let Some(tap) = self.tap.get()
-            && tap.try_send(stored.clone()).is_err()
-            && !self.tap_lost.load(Ordering::Relaxed)
-        {
+        let Some(tap) = self.tap.get() else {
+            return;
+        };
+        if tap.try_send(stored.clone()).is_ok() {
+            self.tap_ready.notify_one();
+        } else if !self.tap_lost.load(Ordering::Relaxed) {
             tracing::warn!(
                 topic = %stored.topic,
                 seq = stored.seq,
