@@ -22,10 +22,11 @@ use super::Measured;
 
 /// How often the driver sends the messages that are due: at high rates several leave at once.
 const SEND_TICK: Duration = Duration::from_millis(5);
-/// How long the server must stay quiet between two trials.
-const QUIET: Duration = Duration::from_millis(200);
+/// How long the server (its receivers) must stay quiet between two trials; every fan-out
+/// scenario waits so.
+pub(crate) const QUIET: Duration = Duration::from_millis(200);
 /// The longest wait for the server to go quiet.
-const QUIET_MAX: Duration = Duration::from_secs(10);
+pub(crate) const QUIET_MAX: Duration = Duration::from_secs(10);
 /// How long the Socket.IO driver waits for an acknowledgement of its `echo` before sending
 /// another (one sent before the peer listened is never answered).
 const ECHO_RETRY: Duration = Duration::from_millis(100);

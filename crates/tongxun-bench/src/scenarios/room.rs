@@ -23,14 +23,11 @@ use crate::client::{self, Conn, Incoming, Protocol, json_u64, now_us};
 use crate::peers::Running;
 use crate::stats::Histogram;
 
+use super::fanout::{QUIET, QUIET_MAX};
 use super::{Measured, thousands};
 
 /// How often the sender sends the messages that are due.
 const SEND_TICK: Duration = Duration::from_millis(5);
-/// How long the receivers must stay quiet after the warm-up.
-const QUIET: Duration = Duration::from_millis(200);
-/// The longest wait for them to go quiet.
-const QUIET_MAX: Duration = Duration::from_secs(10);
 
 /// The parameters of a room broadcast, taken from [`Sizes`](super::Sizes).
 #[derive(Debug, Clone)]

@@ -21,24 +21,20 @@ use crate::peers::Running;
 use crate::sse_client::{Publisher, TOPIC};
 use crate::stats::Histogram;
 
-use super::fanout::Search;
+use super::fanout::{QUIET, QUIET_MAX, Search};
 use super::{Measured, REOPEN, search_method, thousands};
 use receivers::{EVENT, Receivers, Tally, Transport, lock};
 
 /// How often the driver sends the publishes that are due.
 const SEND_TICK: Duration = Duration::from_millis(5);
-/// How long the receivers must stay quiet between two trials.
-const QUIET: Duration = Duration::from_millis(200);
-/// The longest wait for them to go quiet.
-const QUIET_MAX: Duration = Duration::from_secs(10);
 /// Publishes of the warm-up, one every [`PROBE_EVERY`] until every receiver got one.
 const PROBES: u64 = 200;
 const PROBE_EVERY: Duration = Duration::from_millis(25);
-/// How long one publish connection is used. tongxun's `Server::serve` closes a keep-alive
-/// connection it takes for idle 10 s (`Config::header_read_timeout`) after it opened, however
-/// busy, when each request is answered within one poll of the connection's task (its idle
-/// watch never sees a request in flight), so the driver opens a new one before that: at the
-/// start of every trial, and within a long one after its answers are all in, to keep the order.
+/// How long one publish connection is used. Builds of tongxun before 8af8cb2 close a busy
+/// keep-alive connection as idle 10 s (`Config::header_read_timeout`) after it opened, when
+/// each request is answered within one poll of the connection's task, so that the same
+/// scenario measures them too the driver opens a new one before that: at the start of every
+/// trial, and within a long one after its answers are all in, to keep the order.
 const PUBLISHER_AGE: Duration = Duration::from_secs(5);
 /// The longest wait for the answers of the publish connection being replaced.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
