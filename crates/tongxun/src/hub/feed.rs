@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{Notify, mpsc};
 
-use super::event::HubEvent;
 mod replay;
 
+use super::event::HubEvent;
 use super::target::Target;
 use crate::io::Io;
 use crate::sse::{Replay, ResyncReason, SseHub, Stored};
@@ -56,8 +56,9 @@ struct FeedInner {
     /// Told when the tap holds [`TAP_LOW`] events or fewer: publishers waiting in
     /// [`Feed::keep_up`] go on.
     caught_up: Notify,
-    /// Every event of the SSE hub, each topic's in order. Whoever holds it relays: the feed's
-    /// task, or a publisher of this node right after its append ([`Feed::relay_now`]).
+    /// Every event of the SSE hub, each topic's in order. Whoever holds it relays (nobody
+    /// relays without it): the feed's task, or a publisher of this node right after its append
+    /// ([`Feed::relay_now`]).
     tap: tokio::sync::Mutex<mpsc::Receiver<Arc<Stored>>>,
 }
 
@@ -253,8 +254,9 @@ async fn run(feed: Weak<FeedInner>) {
         }
         let Some(inner) = feed.upgrade() else { return };
         let feed = Feed { inner };
-        let tap = feed.inner.tap.lock().await;
-        if !feed.drain_tap(tap).await {
+        // Held while relaying, the catch-up included: one relays at a time, in order.
+        let mut tap = feed.inner.tap.lock().await;
+        if !feed.drain_tap(&mut tap).await {
             return;
         }
         if topics.take_tap_lost() {
@@ -265,10 +267,7 @@ async fn run(feed: Weak<FeedInner>) {
 
 impl Feed {
     /// Relays what the tap holds, in its order; `false` once the tap is closed.
-    async fn drain_tap(
-        &self,
-        mut tap: tokio::sync::MutexGuard<'_, mpsc::Receiver<Arc<Stored>>>,
-    ) -> bool {
+    async fn drain_tap(&self, tap: &mut mpsc::Receiver<Arc<Stored>>) -> bool {
         loop {
             let stored = match tap.try_recv() {
                 Ok(stored) => stored,
@@ -292,8 +291,8 @@ impl Feed {
         if self.inner.sse.is_shared() {
             return;
         }
-        if let Ok(tap) = self.inner.tap.try_lock() {
-            self.drain_tap(tap).await;
+        if let Ok(mut tap) = self.inner.tap.try_lock() {
+            self.drain_tap(&mut tap).await;
         }
     }
 
