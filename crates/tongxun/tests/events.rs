@@ -66,6 +66,43 @@ async fn a_burst_of_events_is_handled_in_arrival_order_while_handlers_await() {
     assert_eq!(received, (0..1000).collect::<Vec<_>>());
 }
 
+/// Most events are handled on the receive path itself, with no task; one whose handler waits
+/// moves on to a task, and the events behind it queue. A handler that yields wakes the waker of
+/// the poll it was given; that the inline poll's no-op waker loses the wake-up must not matter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_that_finish_at_once_and_handlers_that_wait_keep_arrival_order() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = start(server_with(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on("n", move |Data(n): Data<u64>, ack: Ack| {
+                let tx = tx.clone();
+                async move {
+                    match n % 4 {
+                        0 | 1 => {}
+                        2 => tokio::task::yield_now().await,
+                        _ => tokio::time::sleep(Duration::from_micros(200)).await,
+                    }
+                    tx.send(n).unwrap();
+                    ack.send(&n)
+                }
+            });
+        }
+    }))
+    .await;
+    let client = client(&server).await;
+    for n in 0..2000u64 {
+        client.emit("n", &n).unwrap();
+    }
+    // The last one asks for an acknowledgement: it is answered after every other was handled.
+    assert_eq!(ask(&client, "n", &2000u64).await, json!(2000));
+    let mut received = Vec::new();
+    while received.len() < 2001 {
+        received.push(within(rx.recv()).await.unwrap());
+    }
+    assert_eq!(received, (0..=2000).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn events_sent_while_the_connect_handler_awaits_are_not_lost() {
     let server = start(server_with(|socket: Socket| async move {

@@ -1,12 +1,14 @@
 //! Per-socket event dispatch.
 //!
 //! socketioxide calls a socket's message handler synchronously, in arrival order, from the
-//! socket's receive path. tongxun registers one [`Dispatcher`] there: it queues each event and a
-//! single drain task per socket runs the listeners, so events from one socket are handled in the
-//! order they arrived even when handlers await. A namespace may trade that for concurrency
-//! ([`Dispatch`]): start handlers in order but let them finish in any, or run each event in a
-//! task of its own. The drain task only exists while events are waiting: an idle socket costs
-//! no task.
+//! socket's receive path. tongxun registers one [`Dispatcher`] there. When the socket has nothing
+//! queued or running, the event's listeners run right there, up to their first `.await` that is
+//! not ready; that is the common case, and it costs no task. A listener that has to wait moves
+//! on to a task, and the socket's next events queue behind it: that task drains the queue, so
+//! events from one socket are handled in the order they arrived even when handlers await. A
+//! namespace may trade that for concurrency ([`Dispatch`]): start handlers in order but let them
+//! finish in any, or run each event in a task of its own. The drain task only exists while
+//! events are waiting: an idle socket costs no task.
 //!
 //! Before the listeners, the socket's middleware (Node's `socket.use`) sees each event and may
 //! refuse it: the listeners do not run and the client's acknowledgement gets the refusal.
@@ -17,7 +19,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
 use futures_util::FutureExt;
 use socketioxide::extract::Event as RawEvent;
@@ -226,6 +228,22 @@ impl SocketState {
             self.refuse(raw, ack_id, pending);
             return;
         }
+        if queue.ready && !queue.running && queue.jobs.is_empty() {
+            // Nothing of this socket is waiting or running: no queue, no task.
+            match self.ns.dispatch {
+                Dispatch::Parallel => {
+                    drop(queue);
+                    let handled = self.clone().handle_event(raw, value, ack_id, cost);
+                    self.ns.server.tasks.spawn(handled);
+                }
+                Dispatch::Ordered | Dispatch::OrderedStart => {
+                    queue.running = true;
+                    drop(queue);
+                    self.handle_inline(raw, value, ack_id, cost);
+                }
+            }
+            return;
+        }
         queue.jobs.push_back(Job::Event {
             raw,
             value,
@@ -234,6 +252,56 @@ impl SocketState {
         });
         meters.queued();
         self.start_drain(&mut queue);
+    }
+
+    /// Handles an event on the receive path itself, which socketioxide calls in arrival order:
+    /// the common case of ordered dispatch, a socket with nothing queued, then costs what a
+    /// synchronous handler costs, with no task spawned. Only a handler that awaits something not
+    /// yet ready moves on to a task; the socket's events that arrive meanwhile queue behind it.
+    /// The caller has marked the queue as running.
+    fn handle_inline(
+        self: &Arc<Self>,
+        raw: Arc<RawSocket>,
+        value: Value,
+        ack_id: Option<i64>,
+        cost: usize,
+    ) {
+        let mut handled = Box::pin(self.clone().handle_event(raw, value, ack_id, cost));
+        let mut cx = Context::from_waker(Waker::noop());
+        if handled.as_mut().poll(&mut cx).is_pending() {
+            // The task polls the future again at once, so a wake-up registered with the no-op
+            // waker above is not lost: a future registers the waker of its latest poll.
+            let state = self.clone();
+            match self.ns.dispatch {
+                Dispatch::Ordered => {
+                    self.ns.server.tasks.spawn(async move {
+                        handled.await;
+                        state.drain().await;
+                    });
+                    return;
+                }
+                Dispatch::OrderedStart | Dispatch::Parallel => {
+                    self.ns.server.tasks.spawn(handled);
+                }
+            }
+        }
+        let mut queue = self.queue();
+        queue.running = false;
+        // A disconnect queued while the handler ran.
+        self.start_drain(&mut queue);
+    }
+
+    /// Runs an event's middleware and listeners, then gives back what it held of its client's
+    /// pending budget.
+    async fn handle_event(
+        self: Arc<Self>,
+        raw: Arc<RawSocket>,
+        value: Value,
+        ack_id: Option<i64>,
+        cost: usize,
+    ) {
+        self.clone().run_event(raw, value, ack_id).await;
+        self.seat.client().refund(cost);
     }
 
     /// Refuses an event past the pending bounds, as `Config::pending_overflow` says.
@@ -314,11 +382,7 @@ impl SocketState {
                     cost,
                 } => {
                     self.ns.meters.dequeued();
-                    let state = self.clone();
-                    let handled = async move {
-                        state.clone().run_event(raw, value, ack_id).await;
-                        state.seat.client().refund(cost);
-                    };
+                    let handled = self.clone().handle_event(raw, value, ack_id, cost);
                     match self.ns.dispatch {
                         Dispatch::Ordered => handled.await,
                         Dispatch::Parallel => {
