@@ -6,6 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -326,6 +327,19 @@ pub(crate) struct NamespaceHandler {
 type MiddlewareFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(), Box<dyn Display + Send>>> + Send + 'a>>;
 
+/// Once the connect handler returned (or panicked): the socket's queued events may run.
+fn connected(
+    state: &Arc<SocketState>,
+    sid: socketioxide::socket::Sid,
+    outcome: std::thread::Result<()>,
+) {
+    if let Err(panic) = outcome {
+        let ns = &state.ns.path;
+        tracing::error!(%sid, %ns, panic = %panic_message(panic), "connect handler panicked");
+    }
+    state.mark_ready();
+}
+
 impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
     fn call(&self, s: Arc<RawSocket>, _: Option<Value>) {
         let Some(state) = s.extensions.get::<Arc<SocketState>>() else {
@@ -339,14 +353,21 @@ impl ConnectHandler<RawAdapter, NamespaceHandler> for NamespaceHandler {
         if let Some(feed) = self.shared.server.admin_feed() {
             feed.connected(&socket);
         }
-        let on_connect = self.on_connect.clone();
-        self.shared.server.tasks.spawn(async move {
-            let (sid, ns) = (socket.id(), socket.ns().to_owned());
-            if let Err(panic) = AssertUnwindSafe(on_connect(socket)).catch_unwind().await {
-                tracing::error!(%sid, %ns, panic = %panic_message(panic), "connect handler panicked");
+        // The connect handler runs here up to its first `.await` that is not ready, and usually
+        // to its end (it registers listeners): only one that waits goes on in a task, polled
+        // again at once there, so that the wake-up registered with the no-op waker is not lost.
+        let sid = socket.id();
+        let mut connecting = AssertUnwindSafe((self.on_connect)(socket)).catch_unwind();
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut connecting).poll(&mut cx) {
+            Poll::Ready(outcome) => connected(&state, sid, outcome),
+            Poll::Pending => {
+                self.shared.server.tasks.spawn(async move {
+                    let outcome = connecting.await;
+                    connected(&state, sid, outcome);
+                });
             }
-            state.mark_ready();
-        });
+        }
     }
 
     fn call_middleware<'a>(
