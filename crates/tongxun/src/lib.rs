@@ -229,6 +229,7 @@ mod io;
 mod meters;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod runtime;
 mod serve;
 mod server;
 pub mod shared;
@@ -302,6 +303,7 @@ pub mod extract {
 pub mod handler {
     pub use crate::io::{EventHandler, HandlerError, IntoHandlerResult};
 }
+pub use runtime::runtime;
 pub use server::{Server, ServerBuilder};
 pub use socketioxide::TransportType;
 pub use socketioxide::socket::{DisconnectReason, Sid};
