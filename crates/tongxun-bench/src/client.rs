@@ -426,8 +426,8 @@ impl Conn {
 
 /// The source address of the `n`th connection this process opens (from 0): 127.0.0.2 for the
 /// first [`CONNS_PER_SOURCE`], 127.0.0.3 for the next, and on through 127.0.0.0/8. A block is
-/// never used again, so the ports that closed connections leave in `TIME_WAIT` (on the
-/// bench's side, which closes first) are never wanted again either.
+/// never used again in a process, so the ports that its closed connections left in `TIME_WAIT`
+/// (on the bench's side, which closes first) are not wanted again either.
 fn source_address(n: u64) -> Ipv4Addr {
     const FIRST: u32 = u32::from_be_bytes([127, 0, 0, 2]);
     const LAST: u32 = u32::from_be_bytes([127, 255, 255, 254]);
@@ -441,9 +441,12 @@ fn next_block(n: u64) -> u64 {
 }
 
 /// A TCP connection to `addr`; to a loopback IPv4 address, from the source address of
-/// [`source_address`] (bound before `connect`), so that more than one address's ephemeral
-/// ports' worth of connections can be open at once. A source address without a free port
-/// (one a bench that ran just before left in `TIME_WAIT`) is skipped for the next block.
+/// [`source_address`], so that more than one address's ephemeral ports' worth of connections
+/// can be open at once. The socket is bound to that address with `IP_BIND_ADDRESS_NO_PORT`:
+/// `connect` then picks the port for the whole 4-tuple, as for an unbound socket (a plain
+/// `bind` to port 0 searches the address's ports one by one, slower and slower as they fill
+/// up, and never takes one a closed connection left in `TIME_WAIT`). An address whose ports
+/// are all taken is skipped for the next block.
 pub(crate) async fn tcp_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     static OPENED: AtomicU64 = AtomicU64::new(0);
     if !(addr.is_ipv4() && addr.ip().is_loopback()) {
@@ -453,16 +456,21 @@ pub(crate) async fn tcp_connect(addr: SocketAddr) -> std::io::Result<TcpStream> 
     for _ in 0..SOURCE_ATTEMPTS {
         let n = OPENED.fetch_add(1, Ordering::Relaxed);
         let socket = TcpSocket::new_v4()?;
-        match socket.bind(SocketAddr::from((source_address(n), 0))) {
-            Ok(()) => return socket.connect(addr).await,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        )?;
+        socket.bind(SocketAddr::from((source_address(n), 0)))?;
+        match socket.connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
                 OPENED.fetch_max(next_block(n), Ordering::Relaxed);
                 last = Some(e);
             }
-            Err(e) => return Err(e),
+            connected => return connected,
         }
     }
-    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrNotAvailable.into()))
 }
 
 /// Opens `n` connections, at most `concurrency` handshakes at a time.

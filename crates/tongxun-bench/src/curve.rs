@@ -13,11 +13,13 @@ use crate::report::CpuSample;
 use crate::scenarios::{Measured, Metric, Scenario, Sizes, bytes, thousands};
 use crate::suite;
 
-/// The broadcast curve's rate: one every Node run held without loss at 20,000 receivers on
-/// this 2-CPU machine (Node's fan-out is about 100,000 deliveries/s).
-pub(crate) const BROADCAST_RATE: u32 = 2;
-/// Seconds each broadcast point sends for.
-const BROADCAST_SECS: f64 = 5.0;
+/// The broadcast curve's rate, low enough for Node at 20,000 receivers: in a pinned run on a
+/// shared 2-CPU machine, Node lost 29% of the deliveries at 2/s to 19,000 receivers (38,000
+/// deliveries/s) and tongxun's and bare socketioxide's p99 passed 700 ms there. A loss is
+/// reported (`delivered`), not hidden.
+pub(crate) const BROADCAST_RATE: u32 = 1;
+/// Seconds each broadcast point sends for: ten broadcasts at [`BROADCAST_RATE`].
+const BROADCAST_SECS: f64 = 10.0;
 /// Ack echo clients of the payload curve.
 pub(crate) const PAYLOAD_CLIENTS: usize = 100;
 /// Seconds of ack echo measured per point.
@@ -146,7 +148,7 @@ impl Curve {
             Curve::IdleMemory => "Idle memory by number of connections".to_owned(),
             Curve::ConnectRate => "Connection setup rate by number of connections".to_owned(),
             Curve::Broadcast => {
-                format!("Broadcast latency by number of receivers, {BROADCAST_RATE} broadcasts/s")
+                format!("Broadcast latency by number of receivers, at {BROADCAST_RATE}/s")
             }
             Curve::AckClients => "Ack echo by number of clients".to_owned(),
             Curve::AckPayload => format!(
@@ -403,7 +405,12 @@ impl CurvePlan {
                             continue;
                         }
                         if let Some(why) = too_few_files(run.curve.connections(&self.base, size)) {
-                            eprintln!("curve {} at {}: {why}", run.curve.key(), size);
+                            eprintln!(
+                                "curve {} at {} · {}: {why}",
+                                run.curve.key(),
+                                run.curve.size_label(size),
+                                line.peer.label()
+                            );
                             *failed = Some(size);
                             line.points[at].push(PointRun::Failed(why));
                             continue;

@@ -527,8 +527,9 @@ fn check_curve_limits(limit: u64, connections: usize) {
     let needed = connections as u64 + 256;
     if limit < needed {
         eprintln!(
-            "warning: the open-file limit is {limit}, below the {needed} the curves need; run as \
-             root or raise the hard limit (ulimit -Hn)"
+            "warning: the open-file limit is {limit}, below the {needed} the curves need: raise the \
+             hard limit (ulimit -Hn, or run with CAP_SYS_RESOURCE); the larger points will be \
+             recorded as failed"
         );
     }
     let conntrack = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")

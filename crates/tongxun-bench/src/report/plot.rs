@@ -47,7 +47,8 @@ pub(crate) fn line_chart(axes: Axes<'_>, series: &[Series]) -> Result<String> {
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .filter(|y| y.is_finite())
         .fold(0.0f64, f64::max);
-    let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
+    // Headroom above the highest point for the legend, in the upper left.
+    let y_max = if y_max > 0.0 { y_max * 1.4 } else { 1.0 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
