@@ -6,20 +6,27 @@
 //! answered (`3`) inside [`Conn::recv`] and [`Conn::service`]; the caller only sees events
 //! (`42[...]`), acknowledgements (`43N[...]`) and raw text messages.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Initial read buffer of one connection; it grows only for a frame larger than this.
 const READ_BUFFER: usize = 8 * 1024;
 /// Time allowed for one connection's whole handshake (TCP, WebSocket, Engine.IO, Socket.IO).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Connections per loopback source address. One address's connections share the ephemeral
+/// ports of Linux's default range (32768–60999, 28,232 ports): past about 28,000 connections
+/// from one address, `connect` runs out of them.
+const CONNS_PER_SOURCE: u64 = 20_000;
+/// Source addresses tried for one connection when the first ones have no free port left.
+const SOURCE_ATTEMPTS: usize = 8;
 
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
@@ -129,7 +136,7 @@ impl Conn {
             Protocol::RawWs => "/ws".to_owned(),
             Protocol::Sse => bail!("an SSE peer takes no WebSocket connections"),
         };
-        let stream = TcpStream::connect(addr).await.context("tcp connect")?;
+        let stream = tcp_connect(addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
         let mut conn = Conn {
             stream,
@@ -417,6 +424,55 @@ impl Conn {
     }
 }
 
+/// The source address of the `n`th connection this process opens (from 0): 127.0.0.2 for the
+/// first [`CONNS_PER_SOURCE`], 127.0.0.3 for the next, and on through 127.0.0.0/8. A block is
+/// never used again in a process, so the ports that its closed connections left in `TIME_WAIT`
+/// (on the bench's side, which closes first) are not wanted again either.
+fn source_address(n: u64) -> Ipv4Addr {
+    const FIRST: u32 = u32::from_be_bytes([127, 0, 0, 2]);
+    const LAST: u32 = u32::from_be_bytes([127, 255, 255, 254]);
+    let block = u32::try_from(n / CONNS_PER_SOURCE).unwrap_or(u32::MAX);
+    Ipv4Addr::from(FIRST.saturating_add(block).min(LAST))
+}
+
+/// Where the next connection's block starts, once block `n / CONNS_PER_SOURCE` is full.
+fn next_block(n: u64) -> u64 {
+    (n / CONNS_PER_SOURCE + 1) * CONNS_PER_SOURCE
+}
+
+/// A TCP connection to `addr`; to a loopback IPv4 address, from the source address of
+/// [`source_address`], so that more than one address's ephemeral ports' worth of connections
+/// can be open at once. The socket is bound to that address with `IP_BIND_ADDRESS_NO_PORT`:
+/// `connect` then picks the port for the whole 4-tuple, as for an unbound socket (a plain
+/// `bind` to port 0 searches the address's ports one by one, slower and slower as they fill
+/// up, and never takes one a closed connection left in `TIME_WAIT`). An address whose ports
+/// are all taken is skipped for the next block.
+pub(crate) async fn tcp_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    if !(addr.is_ipv4() && addr.ip().is_loopback()) {
+        return TcpStream::connect(addr).await;
+    }
+    let mut last = None;
+    for _ in 0..SOURCE_ATTEMPTS {
+        let n = OPENED.fetch_add(1, Ordering::Relaxed);
+        let socket = TcpSocket::new_v4()?;
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        )?;
+        socket.bind(SocketAddr::from((source_address(n), 0)))?;
+        match socket.connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                OPENED.fetch_max(next_block(n), Ordering::Relaxed);
+                last = Some(e);
+            }
+            connected => return connected,
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrNotAvailable.into()))
+}
+
 /// Opens `n` connections, at most `concurrency` handshakes at a time.
 pub(crate) async fn connect_many(
     addr: SocketAddr,
@@ -491,6 +547,20 @@ mod tests {
         ));
         assert!(matches!(classify(b"41"), Kind::Closed(_)));
         assert!(matches!(classify(b"6"), Kind::Ignored));
+    }
+
+    #[test]
+    fn spreads_connections_over_loopback_source_addresses() {
+        assert_eq!(source_address(0), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_address(19_999), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_address(20_000), Ipv4Addr::new(127, 0, 0, 3));
+        // 100,000 connections: five addresses, each well under its 28,232 ports.
+        assert_eq!(source_address(99_999), Ipv4Addr::new(127, 0, 0, 6));
+        assert_eq!(source_address(254 * 20_000), Ipv4Addr::new(127, 0, 1, 0));
+        assert_eq!(source_address(u64::MAX), Ipv4Addr::new(127, 255, 255, 254));
+        assert_eq!(next_block(0), 20_000);
+        assert_eq!(next_block(20_000), 40_000);
+        assert_eq!(next_block(39_999), 40_000);
     }
 
     #[test]

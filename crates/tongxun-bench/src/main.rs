@@ -10,13 +10,28 @@
 //! cargo run -p tongxun-bench --release -- run --scenario ack-echo --peer tongxun
 //! cargo run -p tongxun-bench --release --features redis -- run --scenario redis-broadcast
 //! cargo run -p tongxun-bench --release -- serve --peer bare --port 3000
+//! # the same, every server on CPU 0 and the load generator on CPU 1 (src/pin.rs):
+//! cargo run -p tongxun-bench --release -- suite --pin \
+//!     --scenario ack-echo --scenario connect-rate --scenario broadcast --scenario idle-memory
+//! # scale curves: writes docs/benchmarks-curves.md and docs/images/curve-*.svg (src/curve.rs)
+//! cargo run -p tongxun-bench --release -- curve --pin
+//! cargo run -p tongxun-bench --release -- curve --curve idle-memory --peer tongxun --repeats 1
 //! # two builds of tongxun side by side, run after run (the peers served by each build's bench):
 //! tongxun-bench run --scenario hub-fanout \
 //!     --peer-bin before=/path/to/old/tongxun-bench --peer-bin after=/path/to/new/tongxun-bench
 //! ```
+//!
+//! The curves are a subcommand of their own rather than a flag of `suite`: they run other
+//! sizes, write another file (which `benchmarks.md` links to) and take much longer; each point
+//! is one of the suite's scenarios at one size. Their largest points hold 100,000 connections:
+//! the bench raises its open-file limit to 250,000 for itself and the peers, which needs the
+//! hard limit that high or `CAP_SYS_RESOURCE` (a point that cannot fit is recorded as failed,
+//! with the reason).
 
 mod client;
+mod curve;
 mod peers;
+mod pin;
 mod report;
 mod scenarios;
 mod sse_client;
@@ -54,6 +69,8 @@ enum Command {
         selection: Selection,
         #[command(flatten)]
         sizes: SizeArgs,
+        #[command(flatten)]
+        pin: PinArg,
     },
     /// Runs every scenario once with tiny sizes; exits non-zero on any loss or error.
     Smoke {
@@ -63,6 +80,8 @@ enum Command {
         /// Also writes the report here.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        pin: PinArg,
     },
     /// Runs scenarios and prints the figures, without writing the report.
     Run {
@@ -81,6 +100,32 @@ enum Command {
         /// as `tongxun=info`, to see why messages were lost).
         #[arg(long)]
         peer_log: Option<String>,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Runs scale curves (each a scenario at several sizes, tongxun, bare socketioxide and
+    /// Node side by side) and writes their report and plots.
+    Curve {
+        /// A curve to run (repeatable) [default: all].
+        #[arg(long = "curve", value_enum)]
+        curves: Vec<curve::Curve>,
+        /// A peer to run (repeatable) [default: tongxun, bare, node].
+        #[arg(long = "peer", value_enum)]
+        peers: Vec<Peer>,
+        /// Runs of every point.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Sizes to use instead of each curve's own, comma-separated (for a short run).
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Where to write the report; the plots go to `images/` beside it.
+        #[arg(long, default_value_os_t = default_curves_path())]
+        out: PathBuf,
+        /// A remark printed at the top of the report.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        pin: PinArg,
     },
     /// Serves one Rust peer (the bench starts its peers this way).
     Serve {
@@ -101,6 +146,15 @@ enum Command {
         #[arg(long)]
         redis_url: Option<String>,
     },
+}
+
+/// `--pin`, for every command that measures.
+#[derive(Debug, Args)]
+struct PinArg {
+    /// Runs every peer server on the first CPU and the load generator on the second (see
+    /// `src/pin.rs`); fails on a machine with fewer than 2 CPUs.
+    #[arg(long)]
+    pin: bool,
 }
 
 /// Which scenarios and peers to run (all by default).
@@ -239,6 +293,10 @@ impl SizeArgs {
     }
 }
 
+fn default_curves_path() -> PathBuf {
+    default_report_path().with_file_name("benchmarks-curves.md")
+}
+
 fn default_report_path() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -246,17 +304,23 @@ fn default_report_path() -> PathBuf {
     ))
 }
 
-/// Raises this process's open-file limit as far as allowed (children inherit it); returns the
-/// soft limit now in force.
+/// Raises this process's open-file limit as far as allowed (children, the peers, inherit it);
+/// returns the soft limit now in force. The scale curves hold 100,000 connections, a file
+/// each on both sides: 250,000 leaves room, within the kernel's `fs.nr_open` (1,048,576 by
+/// default).
 pub(crate) fn raise_fd_limit() -> u64 {
-    const WANTED: u64 = 65_536;
+    const WANTED: u64 = 250_000;
+    let wanted = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .map_or(WANTED, |max| WANTED.min(max));
     // Root may lift the hard limit too; anyone may lift the soft limit up to the hard one.
     if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
-        && hard < WANTED
+        && hard < wanted
     {
-        rlimit::Resource::NOFILE.set(soft, WANTED).ok();
+        rlimit::Resource::NOFILE.set(soft, wanted).ok();
     }
-    rlimit::increase_nofile_limit(WANTED).unwrap_or(0)
+    rlimit::increase_nofile_limit(wanted).unwrap_or(0)
 }
 
 fn main() -> ExitCode {
@@ -277,8 +341,8 @@ fn main() -> ExitCode {
             }
             peers::serve(peer, port, exit_with_stdin, redis_url)
         }
-        command => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
+        command => pin_if_asked(&command)
+            .and_then(|()| Ok(tokio::runtime::Runtime::new()?))
             .and_then(|runtime| runtime.block_on(bench(command))),
     };
     match outcome {
@@ -290,6 +354,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Pins this process with `--pin`, before its runtime exists (see `src/pin.rs`).
+fn pin_if_asked(command: &Command) -> anyhow::Result<()> {
+    pin::record_machine_cpus();
+    let asked = match command {
+        Command::Suite { pin, .. }
+        | Command::Smoke { pin, .. }
+        | Command::Run { pin, .. }
+        | Command::Curve { pin, .. } => pin.pin,
+        Command::Serve { .. } => false,
+    };
+    if asked {
+        let pinning = pin::pin_bench()?;
+        eprintln!(
+            "pinned: servers on CPU {}, load generator on CPU {}",
+            pinning.server_cpu, pinning.bench_cpu
+        );
+    }
+    Ok(())
+}
+
 async fn bench(command: Command) -> anyhow::Result<()> {
     let limit = raise_fd_limit();
     match command {
@@ -298,6 +382,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             note,
             selection,
             sizes,
+            pin: _,
         } => {
             let sizes = sizes.apply(Sizes::full());
             check_fd_limit(limit, &sizes);
@@ -312,7 +397,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        Command::Smoke { no_node, out } => {
+        Command::Smoke { no_node, out, .. } => {
             let mut peers = vec![
                 Peer::Tongxun,
                 Peer::TongxunHub,
@@ -340,7 +425,28 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             if let Some(out) = out {
                 std::fs::write(&out, text)?;
             }
-            let failures = results.failures();
+            let mut failures = results.failures();
+            // Every curve at two tiny sizes, and its report and plots drawn (not written).
+            let curves = curve::CurvePlan {
+                curves: Vec::new(),
+                peers: peers
+                    .iter()
+                    .copied()
+                    .filter(|p| curve::Curve::PEERS.contains(p))
+                    .collect(),
+                sizes: None,
+                repeats: 1,
+                base: curve::smoke_base_sizes(),
+                smoke: true,
+            }
+            .run()
+            .await;
+            report::render_curves(&curves, None, "images");
+            let plots =
+                std::env::temp_dir().join(format!("tongxun-bench-smoke-{}", std::process::id()));
+            report::write_curve_plots(&curves, &plots)?;
+            std::fs::remove_dir_all(&plots).ok();
+            failures.extend(curves.failures());
             if failures.is_empty() {
                 eprintln!("smoke: every scenario ran without loss or error");
                 Ok(())
@@ -357,6 +463,7 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             addr,
             pid,
             peer_log,
+            pin: _,
         } => {
             let sizes = sizes.apply(Sizes::full());
             check_fd_limit(limit, &sizes);
@@ -372,7 +479,69 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             print!("{}", report::render_results_only(&results));
             Ok(())
         }
+        Command::Curve {
+            curves,
+            peers,
+            repeats,
+            sizes,
+            out,
+            note,
+            pin: _,
+        } => {
+            if let Some(peer) = peers.iter().find(|p| !curve::Curve::PEERS.contains(p)) {
+                anyhow::bail!(
+                    "the curves compare tongxun, bare and node, not {}",
+                    peer.key()
+                );
+            }
+            let plan = curve::CurvePlan {
+                curves,
+                peers,
+                sizes: (!sizes.is_empty()).then_some(sizes),
+                repeats: repeats.max(1),
+                base: curve::base_sizes(),
+                smoke: false,
+            };
+            check_curve_limits(limit, plan.most_connections());
+            let results = plan.run().await;
+            let text = report::render_curves(&results, note.as_deref(), "images");
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+                report::write_curve_plots(&results, &dir.join("images"))?;
+            }
+            std::fs::write(&out, text)?;
+            eprintln!("wrote {}", out.display());
+            for failure in results.failures() {
+                eprintln!("curve failure: {failure}");
+            }
+            Ok(())
+        }
         Command::Serve { .. } => unreachable!("served without a runtime"),
+    }
+}
+
+/// Warns when the open-file limit or the kernel's connection tracking table is too small for
+/// `connections` connections (each one a file on both sides, and one tracked connection, which
+/// stays tracked a while after it closes).
+fn check_curve_limits(limit: u64, connections: usize) {
+    let needed = connections as u64 + 256;
+    if limit < needed {
+        eprintln!(
+            "warning: the open-file limit is {limit}, below the {needed} the curves need: raise the \
+             hard limit (ulimit -Hn, or run with CAP_SYS_RESOURCE); the larger points will be \
+             recorded as failed"
+        );
+    }
+    let conntrack = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    if let Some(max) = conntrack.filter(|&max| max < 3 * connections as u64) {
+        eprintln!(
+            "warning: net.netfilter.nf_conntrack_max is {max}: connections closed less than two \
+             minutes ago still count against it, so running {} connections twice in a row may \
+             fill it (the kernel then drops new connections; raise it with sysctl)",
+            scenarios::thousands(connections)
+        );
     }
 }
 

@@ -89,7 +89,9 @@ impl Subscriber {
     }
 
     async fn connect_inner(addr: SocketAddr) -> Result<Subscriber> {
-        let mut stream = TcpStream::connect(addr).await.context("tcp connect")?;
+        let mut stream = crate::client::tcp_connect(addr)
+            .await
+            .context("tcp connect")?;
         stream.set_nodelay(true)?;
         let request = format!(
             "GET {PATH}?topic={TOPIC} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
@@ -351,7 +353,7 @@ impl Publisher {
     }
 
     async fn connect_to(addr: SocketAddr, path: &'static str) -> Result<Publisher> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, crate::client::tcp_connect(addr))
             .await
             .context("tcp connect timed out")??;
         stream.set_nodelay(true)?;

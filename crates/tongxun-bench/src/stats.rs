@@ -12,6 +12,8 @@ const BUCKETS: usize = (SUB + (MAX_EXP - SUB_BITS + 1) as u64 * SUB) as usize;
 pub(crate) struct Histogram {
     counts: Vec<u32>,
     total: u64,
+    /// The sum of the recorded values, exact, for the mean.
+    sum: u64,
 }
 
 impl Default for Histogram {
@@ -19,6 +21,7 @@ impl Default for Histogram {
         Self {
             counts: vec![0; BUCKETS],
             total: 0,
+            sum: 0,
         }
     }
 }
@@ -52,6 +55,7 @@ impl Histogram {
         let slot = &mut self.counts[bucket(micros)];
         *slot = slot.saturating_add(1);
         self.total += 1;
+        self.sum = self.sum.saturating_add(micros);
     }
 
     /// Adds another histogram's values to this one.
@@ -60,17 +64,27 @@ impl Histogram {
             *a = a.saturating_add(*b);
         }
         self.total += other.total;
+        self.sum = self.sum.saturating_add(other.sum);
     }
 
     /// Forgets every value.
     pub(crate) fn clear(&mut self) {
         self.counts.fill(0);
         self.total = 0;
+        self.sum = 0;
     }
 
     /// How many values were recorded.
     pub(crate) fn len(&self) -> u64 {
         self.total
+    }
+
+    /// The mean of the values, in milliseconds (exact, not from the buckets); 0 when empty.
+    pub(crate) fn mean_ms(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        self.sum as f64 / self.total as f64 / 1000.0
     }
 
     /// The value at quantile `q` (0..=1), in milliseconds; 0 when empty.
@@ -134,6 +148,13 @@ mod tests {
         }
         assert!((h.quantile_ms(0.5) - 500.0).abs() < 16.0);
         assert!((h.quantile_ms(0.99) - 990.0).abs() < 32.0);
+        assert!((h.mean_ms() - 500.5).abs() < 1e-9);
+        let mut other = Histogram::default();
+        other.record(2_000_000);
+        h.merge(&other);
+        assert!((h.mean_ms() - (500_500.0 + 2000.0) / 1001.0).abs() < 1e-9);
+        h.clear();
+        assert_eq!(h.mean_ms(), 0.0);
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&[]), None);

@@ -266,7 +266,8 @@ impl Plan {
     }
 }
 
-async fn run_one(
+/// Starts `peer` (or uses the external server), runs `scenario` once, stops the peer.
+pub(crate) async fn run_one(
     scenario: Scenario,
     peer: Peer,
     sizes: &Sizes,

@@ -18,7 +18,7 @@ pub(crate) mod ws_hub;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -185,8 +185,8 @@ impl Running {
             Peer::Node => node::command(),
             _ => {
                 let mut command = match bin {
-                    Some(bin) => Command::new(bin),
-                    None => Command::new(std::env::current_exe()?),
+                    Some(bin) => crate::pin::server_command(bin),
+                    None => crate::pin::server_command(std::env::current_exe()?),
                 };
                 command.args([
                     "serve",

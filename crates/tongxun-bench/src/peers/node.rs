@@ -23,9 +23,9 @@ pub(crate) fn unavailable() -> Option<String> {
     }
 }
 
-/// The command that starts the Node peer on a free port.
+/// The command that starts the Node peer on a free port (pinned with `--pin`).
 pub(crate) fn command() -> Command {
-    let mut command = Command::new("node");
+    let mut command = crate::pin::server_command("node");
     command.arg(dir().join("server.mjs")).args(["--port", "0"]);
     command
 }

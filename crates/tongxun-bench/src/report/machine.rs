@@ -53,8 +53,17 @@ fn others_share(before: CpuSample, after: CpuSample) -> Option<f64> {
     (total > 0).then(|| busy.saturating_sub(ours) as f64 / total as f64)
 }
 pub(super) fn write_caveat(out: &mut String, results: &Results, note: Option<&str>) {
+    write_cpu_caveat(out, (results.cpu_before, results.cpu_after), note);
+}
+
+/// The note, and how much of the CPU other processes took between the two samples.
+pub(super) fn write_cpu_caveat(
+    out: &mut String,
+    samples: (Option<CpuSample>, Option<CpuSample>),
+    note: Option<&str>,
+) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let share = match (results.cpu_before, results.cpu_after) {
+    let share = match samples {
         (Some(before), Some(after)) => others_share(before, after),
         _ => None,
     };
@@ -86,14 +95,14 @@ pub(super) fn write_caveat(out: &mut String, results: &Results, note: Option<&st
     }
 }
 
-pub(super) fn write_machine(out: &mut String, _results: &Results) {
+pub(super) fn write_machine(out: &mut String) {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
         .find_map(|l| l.strip_prefix("model name"))
         .map(|m| m.trim_start_matches([' ', '\t', ':']).trim().to_owned())
         .unwrap_or_else(|| "unknown".to_owned());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = crate::pin::machine_cpus();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kib: u64 = meminfo
         .lines()

@@ -15,7 +15,7 @@ use super::Sizes;
 /// The longest wait for one acknowledgement before the run counts as failed.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Returns acks/s, p50 and p99 in ms, and server CPU µs per ack.
+/// Returns acks/s, the mean, p50 and p99 in ms, p99 / mean, and server CPU µs per ack.
 pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     let conns = client::connect_many(
         peer.addr,
@@ -30,8 +30,9 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     let end = measure_from + measure;
     let cpu_before = peer.cpu_secs()?;
     let mut tasks = JoinSet::new();
+    let padding: std::sync::Arc<str> = "x".repeat(sizes.ack_payload).into();
     for conn in conns {
-        tasks.spawn(echo_loop(conn, start, measure_from, end));
+        tasks.spawn(echo_loop(conn, start, measure_from, end, padding.clone()));
     }
     let mut latency = Histogram::default();
     let mut acks = 0;
@@ -45,25 +46,31 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     if latency.len() == 0 {
         bail!("no acknowledgement arrived in the measured window");
     }
+    let mean = latency.mean_ms();
+    let p99 = latency.quantile_ms(0.99);
     Ok(vec![
         latency.len() as f64 / measure.as_secs_f64(),
+        mean,
         latency.quantile_ms(0.50),
-        latency.quantile_ms(0.99),
+        p99,
+        p99 / mean,
         server_cpu * 1e6 / acks.max(1) as f64,
     ])
 }
 
 /// One client's loop; returns the latency of round trips started in the measured window, and
-/// how many round trips it made in all.
+/// how many round trips it made in all. Each echo carries `padding` (maybe empty) as `"p"`,
+/// which the acknowledgement must bring back whole.
 async fn echo_loop(
     mut conn: Conn,
     start: Instant,
     measure_from: Instant,
     end: Instant,
+    padding: std::sync::Arc<str>,
 ) -> Result<(Histogram, u64)> {
     tokio::time::sleep_until(start.into()).await;
     let mut latency = Histogram::default();
-    let mut body = Vec::with_capacity(64);
+    let mut body = Vec::with_capacity(64 + padding.len());
     let mut id = 0;
     loop {
         let sent_at = Instant::now();
@@ -72,7 +79,15 @@ async fn echo_loop(
         }
         id += 1;
         body.clear();
-        write!(body, "[\"echo\",{{\"t\":{},\"s\":{id}}}]", now_us())?;
+        if padding.is_empty() {
+            write!(body, "[\"echo\",{{\"t\":{},\"s\":{id}}}]", now_us())?;
+        } else {
+            write!(
+                body,
+                "[\"echo\",{{\"t\":{},\"s\":{id},\"p\":\"{padding}\"}}]",
+                now_us()
+            )?;
+        }
         conn.emit(&body, Some(id)).await?;
         tokio::time::timeout(ACK_TIMEOUT, async {
             loop {
@@ -80,6 +95,15 @@ async fn echo_loop(
                     if got == id {
                         if json_u64(args, b"\"s\":") != Some(id) {
                             bail!("acknowledgement {id} did not echo its argument");
+                        }
+                        // `[{"t":..,"s":..,"p":"` padding `"}]`: the padding and 8 more at least.
+                        if args.len() < padding.len() + 8 {
+                            bail!(
+                                "acknowledgement {id} carried {} bytes, short of its {} of \
+                                 padding",
+                                args.len(),
+                                padding.len()
+                            );
                         }
                         return Ok::<_, anyhow::Error>(());
                     }

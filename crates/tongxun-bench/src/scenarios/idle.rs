@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
 use crate::client::{self, Conn};
@@ -22,17 +23,16 @@ pub(crate) async fn run(peer: &Running, sizes: &Sizes) -> Result<Vec<f64>> {
     drop(warm);
     let base = settled_rss(peer).await?;
 
-    let conns = client::connect_many(
-        peer.addr,
-        protocol,
-        sizes.idle_conns,
-        sizes.connect_concurrency,
-    )
-    .await?;
+    // Each connection answers pings from the moment it is open: opening 100,000 can take
+    // longer than a Socket.IO server waits for the first pong (25 s + 20 s by default).
     let mut tasks = JoinSet::new();
-    for conn in conns {
-        tasks.spawn(idle(conn));
+    let mut opening = futures_util::stream::iter(0..sizes.idle_conns)
+        .map(|_| Conn::connect(peer.addr, protocol))
+        .buffer_unordered(sizes.connect_concurrency.max(1));
+    while let Some(conn) = opening.next().await {
+        tasks.spawn(idle(conn?));
     }
+    drop(opening);
     let rss = settled_rss(peer).await?;
     if let Some(ended) = tasks.try_join_next() {
         let why = match ended {

@@ -104,8 +104,10 @@ const HUB_METRICS: &[Metric] = &[
 
 const ACK_METRICS: &[Metric] = &[
     metric("acks/s", true, 0),
+    metric("mean latency (ms)", false, 2),
     metric("p50 latency (ms)", false, 2),
     metric("p99 latency (ms)", false, 2),
+    metric("p99 / mean", false, 2),
     metric("server CPU per ack (µs)", false, 2),
 ];
 
@@ -163,6 +165,8 @@ pub(crate) struct Sizes {
     pub(crate) ack_clients: usize,
     /// Seconds of ack echo measured, after a warm-up of a fifth of that.
     pub(crate) ack_secs: f64,
+    /// Bytes of padding each echo carries (and its ack carries back); 0 for none.
+    pub(crate) ack_payload: usize,
     /// Idle connections whose memory is measured.
     pub(crate) idle_conns: usize,
     /// Connections opened in the connection-rate scenario.
@@ -216,6 +220,7 @@ impl Sizes {
             fanout_reference_rate: Some(400),
             ack_clients: 100,
             ack_secs: 5.0,
+            ack_payload: 0,
             idle_conns: 10_000,
             connect_conns: 10_000,
             connect_concurrency: 100,
@@ -250,6 +255,7 @@ impl Sizes {
             fanout_reference_rate: None,
             ack_clients: 20,
             ack_secs: 0.5,
+            ack_payload: 0,
             idle_conns: 20,
             connect_conns: 20,
             connect_concurrency: 10,
@@ -347,6 +353,11 @@ impl Scenario {
                 "Broadcast fan-out to {} Socket.IO clients",
                 thousands(sizes.fanout_clients)
             ),
+            Scenario::AckEcho if sizes.ack_payload > 0 => format!(
+                "Ack echo, {} clients in a loop, {} of padding",
+                thousands(sizes.ack_clients),
+                bytes(sizes.ack_payload)
+            ),
             Scenario::AckEcho => format!(
                 "Ack echo, {} clients in a loop",
                 thousands(sizes.ack_clients)
@@ -408,10 +419,19 @@ impl Scenario {
             }
             Scenario::AckEcho => format!(
                 "Each client emits `echo` with an ack and waits for it before the next, for {} s \
-                 after a {} s warm-up. The server's handler acknowledges with its argument. \
-                 Latency is per round trip; server CPU is per acknowledgement over the whole run.",
+                 after a {} s warm-up. The argument is `{{\"t\":<µs>,\"s\":<seq>}}`{}; the \
+                 server's handler acknowledges with its argument. Latency is per round trip \
+                 (mean, and p99 / mean, per run); server CPU is per acknowledgement over the \
+                 whole run.",
                 sizes.ack_secs,
-                sizes.ack_secs / 5.0
+                sizes.ack_secs / 5.0,
+                match sizes.ack_payload {
+                    0 => String::new(),
+                    n => format!(
+                        " with a field `\"p\"` of {} of `x`, which the ack carries back",
+                        bytes(n)
+                    ),
+                }
             ),
             Scenario::IdleMemory => format!(
                 "The server's `VmRSS` (from `/proc/<pid>/status`) after {} connections joined \
@@ -559,6 +579,15 @@ fn room_method(room: &Room) -> String {
         half = thousands(room.receivers / 2),
         grace = room.grace_ms,
     )
+}
+
+/// `65536` as `64 KiB`, `64` as `64 B`.
+pub(crate) fn bytes(n: usize) -> String {
+    if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB", thousands(n / 1024))
+    } else {
+        format!("{} B", thousands(n))
+    }
 }
 
 /// `10000` as `10,000`.
