@@ -27,6 +27,10 @@
 //! the bench raises its open-file limit to 250,000 for itself and the peers, which needs the
 //! hard limit that high or `CAP_SYS_RESOURCE` (a point that cannot fit is recorded as failed,
 //! with the reason).
+//!
+//! tongxun's peers serve on [`tongxun::runtime`], the others on tokio's default runtime, and the
+//! load generator on `tongxun::runtime` too; `TONGXUN_BENCH_RUNTIME=tokio` or `=tongxun` puts
+//! every peer on one of the two, to measure what the runtime alone changes.
 
 mod client;
 mod curve;
@@ -341,8 +345,9 @@ fn main() -> ExitCode {
             }
             peers::serve(peer, port, exit_with_stdin, redis_url)
         }
+        // The load generator serves a thousand connections as fairly as the servers it measures.
         command => pin_if_asked(&command)
-            .and_then(|()| Ok(tokio::runtime::Runtime::new()?))
+            .and_then(|()| Ok(tongxun::runtime().build()?))
             .and_then(|runtime| runtime.block_on(bench(command))),
     };
     match outcome {

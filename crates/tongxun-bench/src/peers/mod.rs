@@ -384,7 +384,7 @@ pub(crate) fn serve(
             std::process::exit(0);
         });
     }
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = runtime_for(peer)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("listening on http://{}", listener.local_addr()?);
@@ -401,5 +401,26 @@ pub(crate) fn serve(
             Peer::SseFloor => sse_floor::serve(listener).await,
             Peer::Node => bail!("the Node peer runs with `node node/server.mjs`"),
         }
+    })
+}
+
+/// The runtime a peer serves on: tongxun's peers on [`::tongxun::runtime`], as tongxun's docs tell a
+/// server to, the others on tokio's default. `TONGXUN_BENCH_RUNTIME=tokio` (or `=tongxun`) puts
+/// every peer on that one, to measure what the runtime alone changes.
+fn runtime_for(peer: Peer) -> Result<tokio::runtime::Runtime> {
+    let tongxuns = matches!(
+        peer,
+        Peer::Tongxun | Peer::TongxunHub | Peer::WsHub | Peer::SseHub
+    );
+    let tongxun_runtime = match std::env::var("TONGXUN_BENCH_RUNTIME").as_deref() {
+        Ok("tokio") => false,
+        Ok("tongxun") => true,
+        Ok(other) => bail!("TONGXUN_BENCH_RUNTIME: expected tokio or tongxun, got {other:?}"),
+        Err(_) => tongxuns,
+    };
+    Ok(if tongxun_runtime {
+        ::tongxun::runtime().build()?
+    } else {
+        tokio::runtime::Runtime::new()?
     })
 }

@@ -47,6 +47,7 @@ impl SseHub {
     }
 
     /// Whether the history is in Redis, shared with other nodes.
+    #[cfg_attr(not(feature = "redis"), allow(clippy::unused_self))]
     pub(crate) fn is_shared(&self) -> bool {
         #[cfg(feature = "redis")]
         if self.inner.shared.get().is_some() {
