@@ -155,6 +155,7 @@ impl SocketState {
         once: bool,
         handler: BoxedHandler,
     ) -> ListenerId {
+        let event = event.map(|event| self.ns.event_names.get(event));
         self.listeners().add(event, once, handler)
     }
 
@@ -191,6 +192,11 @@ impl SocketState {
         if !self.opened.swap(true, Ordering::Relaxed) {
             self.ns.meters.connected(raw.transport_type().into());
         }
+    }
+
+    /// Frees the listener table's spare room, once the connect handler registered its listeners.
+    pub(crate) fn trim_listeners(&self) {
+        self.listeners().shrink();
     }
 
     /// Called once the connect handler returned: queued events may now be dispatched.
