@@ -5,7 +5,8 @@
 #   crates/tongxun-bench/profile.sh callgrind <peer> <bench run args...>  # exact user-space instructions
 #
 # heap: the peer runs under heaptrack while the idle-memory scenario holds N connections (2,000 by
-# default); prints the heap peak's biggest allocation sites, per connection.
+# default); prints the heap peak's biggest allocation sites, per connection, then what tongxun's
+# own code allocated, by its line.
 # callgrind: the peer runs under valgrind --tool=callgrind, instrumented only while the bench
 # runs (for example `--scenario ack-echo --ack-clients 10 --ack-secs 4`); prints the total
 # instruction count, to divide by the operations the bench reports.
@@ -60,6 +61,49 @@ rows.sort(key=lambda r: -r[0])
 print(f"heap at peak: {sum(r[0] for r in rows) / n:.0f} bytes per connection")
 for cost, frames in rows[:25]:
     print(f"{cost / n:7.0f} B  " + " <- ".join(f[:48] for f in frames[::-1][:6]))
+EOF
+  # Then what tongxun's own code allocated, by its line: each backtrace of the peak (with paths,
+  # unmerged) goes to the first frame above the allocator, the collections and the crates
+  # tongxun calls into.
+  heaptrack_print -f "$out/heap.zst" --merge-backtraces 0 --print-peaks 1 --peak-limit 5000 \
+    --print-allocators 0 --print-temporary 0 --print-leaks 0 >"$out/peaks.txt" 2>/dev/null
+  python3 - "$out/peaks.txt" "$conns" <<'EOF'
+import re, sys
+from collections import defaultdict
+units = {'': 1, 'K': 1e3, 'M': 1e6, 'G': 1e9}
+n = int(sys.argv[2])
+blocks, cur = [], None
+for line in open(sys.argv[1]):
+    line = line.rstrip('\n')
+    m = re.match(r'^([\d.]+)([KMG]?) peak memory consumed over (\d+) calls from', line)
+    if m:
+        cur = [float(m.group(1)) * units[m.group(2)], int(m.group(3)), []]
+        blocks.append(cur)
+    elif cur is not None and re.match(r'^  \S', line):
+        cur[2].append([line.strip(), ''])
+    elif cur is not None and cur[2] and line.startswith('    at '):
+        cur[2][-1][1] = line[7:]
+# Frames of the allocator, collections and the crates tongxun calls into; the first frame
+# past them names who asked for the bytes.
+passive = re.compile(r'/rustc/|^library/|hashbrown|smallvec|/socketioxide-|/http-|/bytes-|^src/(bytes|sid)\.rs')
+sites = defaultdict(lambda: [0.0, 0])
+for peak, calls, frames in blocks:
+    for name, path in frames:
+        if passive.search(path):
+            continue
+        m = re.search(r'crates/(tongxun/src/.*)', path)
+        if m:
+            sites[m.group(1)][0] += peak
+            sites[m.group(1)][1] += calls
+        break
+# Allocations per connection made, warm-up ones included: every Engine.IO connection makes two
+# in `ClientShare::attach` (io/limits.rs), the share and its place in the request's extensions.
+made = next((c / 2 for s, (_, c) in sites.items() if 'io/limits.rs' in s), n)
+print("tongxun's own at the peak, by the line of tongxun that allocates")
+print("(bytes per connection, allocations per connection made):")
+for site, (peak, calls) in sorted(sites.items(), key=lambda s: -s[1][0]):
+    print(f"{peak / n:7.1f} B {calls / made:5.2f}  {site}")
+print(f"{sum(s[0] for s in sites.values()) / n:7.1f} B in all")
 EOF
   ;;
 callgrind)

@@ -9,19 +9,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Reads `lock` even when it is poisoned, as [`lock`] does.
-#[cfg_attr(
-    not(feature = "ws"),
-    allow(dead_code, reason = "only the WebSocket hub uses RwLocks")
-)]
 pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Writes `lock` even when it is poisoned, as [`lock`] does.
-#[cfg_attr(
-    not(feature = "ws"),
-    allow(dead_code, reason = "only the WebSocket hub uses RwLocks")
-)]
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }

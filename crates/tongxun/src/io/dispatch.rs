@@ -17,8 +17,8 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Context, Poll, Waker};
 
 use futures_util::FutureExt;
@@ -54,9 +54,41 @@ enum Job {
     },
 }
 
+/// The jobs waiting for a socket's drain task, allocated only while there are some: most
+/// sockets never queue, and an idle one holds nothing.
+#[derive(Default)]
+#[allow(
+    clippy::box_collection,
+    reason = "the box keeps an idle socket's queue to 8 bytes, a `VecDeque` takes 32"
+)]
+struct Jobs(Option<Box<VecDeque<Job>>>);
+
+impl Jobs {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |jobs| jobs.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push_back(&mut self, job: Job) {
+        self.0.get_or_insert_default().push_back(job);
+    }
+
+    fn pop_front(&mut self) -> Option<Job> {
+        let jobs = self.0.as_mut()?;
+        let job = jobs.pop_front();
+        if jobs.is_empty() {
+            self.0 = None;
+        }
+        job
+    }
+}
+
 #[derive(Default)]
 struct Queue {
-    jobs: VecDeque<Job>,
+    jobs: Jobs,
     /// A drain task is running.
     running: bool,
     /// The connect handler has finished registering listeners.
@@ -71,8 +103,9 @@ pub(crate) struct SocketState {
     pub(crate) ns: Arc<NamespaceShared>,
     /// The socket's place in its client's namespace count (and its dynamic namespace's).
     pub(crate) seat: Seat,
-    /// The `auth` payload of the client's CONNECT, for [`Handshake`](super::Handshake).
-    pub(crate) auth: Option<Value>,
+    /// The `auth` payload of the client's CONNECT, for [`Handshake`](super::Handshake); boxed,
+    /// as most clients send none.
+    pub(crate) auth: Option<Box<Value>>,
     /// When the socket joined its namespace.
     pub(crate) connected_at: std::time::SystemTime,
     listeners: RwLock<Listeners>,
@@ -80,16 +113,19 @@ pub(crate) struct SocketState {
     /// The rooms the socket was in when it disconnected. socketioxide may drop them before the
     /// disconnect listeners ran (when a client's namespace DISCONNECT and its transport close
     /// race); the listeners read this copy instead.
-    rooms_at_disconnect: Mutex<Option<Vec<String>>>,
-    /// Whether [`Listeners::middleware`] has any, read without the lock for every event.
-    has_middleware: AtomicBool,
-    /// Set when the socket disconnects, to end waits on its acknowledgements at once.
-    closed: AtomicBool,
-    /// Set when the socket joined its namespace (its connect was not refused), so that its
-    /// disconnect is counted once, and only then.
-    opened: AtomicBool,
+    rooms_at_disconnect: OnceLock<Box<[String]>>,
+    /// [`HAS_MIDDLEWARE`], [`CLOSED`] and [`OPENED`].
+    flags: AtomicU8,
     closed_notify: Notify,
 }
+
+/// Whether [`Listeners::middleware`] has any, read without the lock for every event.
+const HAS_MIDDLEWARE: u8 = 1;
+/// Set when the socket disconnects, to end waits on its acknowledgements at once.
+const CLOSED: u8 = 2;
+/// Set when the socket joined its namespace (its connect was not refused), so that its
+/// disconnect is counted once, and only then.
+const OPENED: u8 = 4;
 
 impl std::fmt::Debug for SocketState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,16 +148,28 @@ impl SocketState {
             store: Store::new(ns.server.live_stores.clone()),
             ns,
             seat,
-            auth,
+            auth: auth.map(Box::new),
             connected_at: std::time::SystemTime::now(),
             listeners: RwLock::default(),
             queue: Mutex::default(),
-            rooms_at_disconnect: Mutex::default(),
-            has_middleware: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            opened: AtomicBool::new(false),
+            rooms_at_disconnect: OnceLock::new(),
+            flags: AtomicU8::new(0),
             closed_notify: Notify::new(),
         })
+    }
+
+    /// Sets `flag`; whether it was set already.
+    fn set_flag(&self, flag: u8) -> bool {
+        self.flags.fetch_or(flag, Ordering::AcqRel) & flag != 0
+    }
+
+    /// Clears `flag`; whether it was set.
+    fn clear_flag(&self, flag: u8) -> bool {
+        self.flags.fetch_and(!flag, Ordering::AcqRel) & flag != 0
+    }
+
+    fn has_flag(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::Acquire) & flag != 0
     }
 
     fn listeners(&self) -> std::sync::RwLockWriteGuard<'_, Listeners> {
@@ -133,16 +181,13 @@ impl SocketState {
         let notified = self.closed_notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if !self.closed.load(Ordering::Acquire) {
+        if !self.has_flag(CLOSED) {
             notified.await;
         }
     }
 
     pub(crate) fn rooms_at_disconnect(&self) -> Option<Vec<String>> {
-        self.rooms_at_disconnect
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.rooms_at_disconnect.get().map(|rooms| rooms.to_vec())
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -155,6 +200,7 @@ impl SocketState {
         once: bool,
         handler: BoxedHandler,
     ) -> ListenerId {
+        let event = event.map(|event| self.ns.event_names.get(event));
         self.listeners().add(event, once, handler)
     }
 
@@ -179,7 +225,7 @@ impl SocketState {
 
     pub(crate) fn add_middleware(&self, handler: BoxedHandler) {
         self.listeners().middleware.push(handler);
-        self.has_middleware.store(true, Ordering::Release);
+        self.set_flag(HAS_MIDDLEWARE);
     }
 
     pub(crate) fn add_disconnect(&self, handler: BoxedDisconnect) {
@@ -188,9 +234,14 @@ impl SocketState {
 
     /// Called when the socket joined its namespace, for the metrics.
     pub(crate) fn mark_connected(&self, raw: &RawSocket) {
-        if !self.opened.swap(true, Ordering::Relaxed) {
+        if !self.set_flag(OPENED) {
             self.ns.meters.connected(raw.transport_type().into());
         }
+    }
+
+    /// Frees the listener table's spare room, once the connect handler registered its listeners.
+    pub(crate) fn trim_listeners(&self) {
+        self.listeners().shrink();
     }
 
     /// Called once the connect handler returned: queued events may now be dispatched.
@@ -331,11 +382,11 @@ impl SocketState {
     /// (socketioxide drops them when the socket leaves its namespace) and ends the waits on its
     /// acknowledgements. Returns whether this was the first call.
     pub(crate) fn begin_disconnect(&self, raw: &RawSocket) -> bool {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.set_flag(CLOSED) {
             return false;
         }
         let rooms = raw.rooms().into_iter().map(|r| r.to_string()).collect();
-        *crate::lock(&self.rooms_at_disconnect) = Some(rooms);
+        self.rooms_at_disconnect.set(rooms).ok();
         self.closed_notify.notify_waiters();
         true
     }
@@ -435,8 +486,7 @@ impl SocketState {
             },
         };
         let middleware = self
-            .has_middleware
-            .load(Ordering::Acquire)
+            .has_flag(HAS_MIDDLEWARE)
             .then(|| self.listeners().middleware.clone());
         if let Some(middleware) = middleware {
             let socket = Socket::new(raw.clone(), self.clone());
@@ -502,7 +552,7 @@ impl SocketState {
     }
 
     async fn run_disconnect(self: Arc<Self>, raw: Arc<RawSocket>, reason: DisconnectReason) {
-        if self.opened.swap(false, Ordering::Relaxed) {
+        if self.clear_flag(OPENED) {
             let transport = raw.transport_type().into();
             self.ns.meters.disconnected(transport, reason.into());
         }

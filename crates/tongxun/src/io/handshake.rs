@@ -80,7 +80,8 @@ impl Handshake {
     /// # let _ = Namespace::new(|_: tongxun::Socket| async {}).auth(check);
     /// ```
     pub fn auth<T: DeserializeOwned>(&self) -> Result<T, ExtractError> {
-        socketioxide::extract::Data::<T>::from_connect_parts(&self.raw, &self.state.auth)
+        let auth = self.state.auth.as_deref().cloned();
+        socketioxide::extract::Data::<T>::from_connect_parts(&self.raw, &auth)
             .map(|data| data.0)
             .map_err(|e| ExtractError::Decode {
                 event: "connect".to_owned(),

@@ -207,7 +207,8 @@ impl DynamicNamespaces {
 /// never disconnect, when it is dropped).
 pub(crate) struct Seat {
     client: Arc<ClientShare>,
-    dynamic: Option<DynamicSeat>,
+    /// Boxed: only the sockets of dynamic namespaces have one.
+    dynamic: Option<Box<DynamicSeat>>,
     released: AtomicBool,
 }
 
@@ -238,11 +239,11 @@ impl Seat {
             Some(registry) => {
                 let io = raw_io(raw);
                 registry.enter(&io, raw)?;
-                Some(DynamicSeat {
+                Some(Box::new(DynamicSeat {
                     registry: registry.clone(),
                     io,
                     path: raw.ns().into(),
-                })
+                }))
             }
             None => None,
         };

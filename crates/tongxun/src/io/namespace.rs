@@ -82,6 +82,8 @@ pub(crate) struct NamespaceShared {
     pub(crate) server: Arc<ServerShared>,
     /// The namespace's metric handles, labelled with `path` (the pattern of a dynamic one).
     pub(crate) meters: crate::meters::NsMeters,
+    /// The event names its sockets listen to.
+    pub(crate) event_names: super::listeners::EventNames,
 }
 
 type ConnectFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -249,6 +251,7 @@ impl Namespace {
                 dispatch: self.dispatch,
                 dynamic,
                 meters: server.meters.namespace(path),
+                event_names: super::listeners::EventNames::default(),
                 server,
             }),
             on_connect: self.on_connect,
@@ -337,6 +340,7 @@ fn connected(
         let ns = &state.ns.path;
         tracing::error!(%sid, %ns, panic = %panic_message(panic), "connect handler panicked");
     }
+    state.trim_listeners();
     state.mark_ready();
 }
 

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+type Entries = HashMap<String, serde_json::Value>;
+
 /// Why a stored value could not be written or read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,7 +58,8 @@ pub enum StoreError {
 /// ```
 #[derive(Debug)]
 pub struct Store {
-    entries: Mutex<HashMap<String, serde_json::Value>>,
+    /// Allocated with the first entry: most sockets store nothing.
+    entries: Mutex<Option<Box<Entries>>>,
     live: Arc<AtomicUsize>,
 }
 
@@ -69,8 +72,13 @@ impl Store {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, serde_json::Value>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Option<Box<Entries>>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `read` on the entries, none when nothing was ever stored.
+    fn read<R>(&self, read: impl FnOnce(Option<&Entries>) -> R) -> R {
+        read(self.entries().as_deref())
     }
 
     /// Stores `value` under `key`, replacing what was there.
@@ -99,7 +107,7 @@ impl Store {
             key: key.clone(),
             source,
         })?;
-        self.entries().insert(key, value);
+        self.entries().get_or_insert_default().insert(key, value);
         Ok(())
     }
 
@@ -124,9 +132,7 @@ impl Store {
     /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, StoreError> {
         let value = self
-            .entries()
-            .get(key)
-            .cloned()
+            .read(|entries| entries?.get(key).cloned())
             .ok_or_else(|| StoreError::NotFound(key.to_owned()))?;
         serde_json::from_value(value).map_err(|source| StoreError::WrongType {
             key: key.to_owned(),
@@ -136,27 +142,28 @@ impl Store {
 
     /// Removes the value under `key`, returning it as JSON if there was one.
     pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
-        self.entries().remove(key)
+        self.entries().as_mut()?.remove(key)
     }
 
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> bool {
-        self.entries().contains_key(key)
+        self.read(|entries| entries.is_some_and(|e| e.contains_key(key)))
     }
 
     /// The keys in use, in no particular order.
     pub fn keys(&self) -> Vec<String> {
-        self.entries().keys().cloned().collect()
+        self.read(|entries| entries.map(|e| e.keys().cloned().collect()))
+            .unwrap_or_default()
     }
 
     /// Removes every entry.
     pub fn clear(&self) {
-        self.entries().clear();
+        *self.entries() = None;
     }
 
     /// A copy of every entry, as JSON.
     pub fn snapshot(&self) -> HashMap<String, serde_json::Value> {
-        self.entries().clone()
+        self.read(|entries| entries.cloned()).unwrap_or_default()
     }
 }
 
