@@ -123,8 +123,12 @@ struct Args {
     server_id: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // tokio's runtime, tuned so that a busy server serves its connections in turn.
+    tongxun::runtime().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
