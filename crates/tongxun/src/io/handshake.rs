@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use socketioxide::handler::FromConnectParts;
 use socketioxide::socket::Sid;
 
-use super::dispatch::SocketState;
 use super::extract::ExtractError;
 use super::socket::RawSocket;
+use super::socket_state::SocketState;
 use super::store::Store;
 
 /// What a client sent when it joined a namespace: its `auth` payload, the HTTP request that

@@ -14,6 +14,7 @@ mod listeners;
 mod namespace;
 mod rooms;
 mod socket;
+mod socket_state;
 mod state;
 mod store;
 
@@ -32,9 +33,9 @@ pub(crate) use state::States;
 pub use state::{Extension, State};
 pub use store::{Store, StoreError};
 
-use dispatch::SocketState;
 pub(crate) use limits::{ClientShare, Refusal};
 pub(crate) use namespace::ServerShared;
+use socket_state::SocketState;
 
 /// The adapter socketioxide runs with.
 #[cfg(not(feature = "redis"))]

@@ -15,10 +15,11 @@ use socketioxide_core::Value;
 use tokio_util::task::TaskTracker;
 
 use super::RawAdapter;
-use super::dispatch::{Dispatcher, SocketState, panic_message};
+use super::dispatch::{Dispatcher, panic_message};
 use super::handshake::Handshake;
 use super::limits::{ClientShare, DynamicNamespaces, Seat};
 use super::socket::{RawSocket, Socket};
+use super::socket_state::SocketState;
 use crate::Config;
 
 /// What every namespace of one server shares.

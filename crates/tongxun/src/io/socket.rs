@@ -11,10 +11,10 @@ use socketioxide::extract::SocketRef;
 use socketioxide::socket::{DisconnectReason, Sid};
 
 use super::args::Outgoing;
-use super::dispatch::SocketState;
 use super::handler::{EventHandler, boxed};
 use super::handshake::Handshake;
 use super::listeners::{DisconnectFuture, ListenerId};
+use super::socket_state::SocketState;
 use super::store::Store;
 use super::{Io, RawAdapter};
 use crate::error::{AckError, SendError};
