@@ -145,6 +145,10 @@ async fn run() -> anyhow::Result<()> {
                  ./scripts/chat.sh or npm ci --prefix examples/chat (or point --bundle at the \
                  dist/ folder of socket.io-client)"
             );
+            #[allow(
+                clippy::exit,
+                reason = "a message for the user, not an error's debug output"
+            )]
             std::process::exit(1);
         }
     };
