@@ -85,6 +85,7 @@ impl Jobs {
     }
 }
 
+/// A socket's waiting jobs, and whether they may run and are running.
 #[derive(Default)]
 pub(super) struct Queue {
     jobs: Jobs,

@@ -42,7 +42,7 @@ pub(crate) struct SocketState {
 /// Whether [`Listeners::middleware`] has any, read without the lock for every event.
 pub(super) const HAS_MIDDLEWARE: u8 = 1;
 /// Set when the socket disconnects, to end waits on its acknowledgements at once.
-pub(super) const CLOSED: u8 = 2;
+const CLOSED: u8 = 2;
 /// Set when the socket joined its namespace (its connect was not refused), so that its
 /// disconnect is counted once, and only then.
 pub(super) const OPENED: u8 = 4;
